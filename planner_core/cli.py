@@ -1,0 +1,49 @@
+"""`sla-planner` entry point: one subcommand per module in :mod:`planner_core.commands`.
+
+Each command module exposes ``register(subparsers)`` which adds its parser and sets
+``func`` (a callable taking the parsed namespace and returning an exit code).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from planner_core.config import ConfigError
+from planner_core.profiles import ProfileError
+
+COMMAND_MODULES = (
+    "planner_core.commands.size",
+)
+
+
+class UsageError(Exception):
+    """Bad input given on the command line; printed without a traceback, exit code 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sla-planner",
+        description="SLA-driven autoscaling planner for disaggregated LLM inference.",
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    subparsers.required = True
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except (ConfigError, ProfileError, UsageError) as exc:
+        print(f"sla-planner {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

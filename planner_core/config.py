@@ -1,0 +1,334 @@
+"""Every planner setting in one typed model, spelled as NVIDIA Dynamo's planner spells it.
+
+The same :class:`PlannerConfig` is built from three sources, so a Dynamo user can switch
+without renaming anything:
+
+* command-line flags (``--adjustment-interval``, ``--max-gpu-budget``, ``--ttft`` ...), see
+  :func:`add_config_arguments` / :func:`config_from_args`;
+* environment variables (``DYN_NAMESPACE``, ``PROMETHEUS_ENDPOINT``,
+  ``PLANNER_PROMETHEUS_PORT`` as Dynamo reads them, and ``PLANNER_<FIELD>`` for every field),
+  see :func:`config_from_env`;
+* a Prefect parameter object: the model itself is a pydantic model, so a flow can take it as a
+  parameter and the Prefect UI renders a form.
+
+Validation errors name the field and say how to fix it (:class:`ConfigError`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Mapping, Sequence
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+BUNDLED_PROFILE_DIR = Path(__file__).parent / "data" / "profiles" / "h200_llama31_8b_fp8_tp1"
+BUNDLED_TRACE = Path(__file__).parent / "data" / "traces" / "azure_conv_2023.csv"
+DEFAULT_PROMETHEUS_ENDPOINT = (
+    "http://prometheus-kube-prometheus-prometheus.monitoring.svc.cluster.local:9090"
+)
+
+
+class Environment(StrEnum):
+    KUBERNETES = "kubernetes"
+    VIRTUAL = "virtual"
+
+
+class Backend(StrEnum):
+    VLLM = "vllm"
+    SGLANG = "sglang"
+    TRTLLM = "trtllm"
+    MOCKER = "mocker"
+
+
+class Mode(StrEnum):
+    DISAGG = "disagg"
+    PREFILL = "prefill"
+    DECODE = "decode"
+
+
+class Policy(StrEnum):
+    """Sizing policy. ``dynamo`` reproduces Dynamo's arithmetic; ``default`` is ours."""
+
+    DEFAULT = "default"
+    DYNAMO = "dynamo"
+
+
+class ComponentNames(NamedTuple):
+    prefill: str
+    decode: str
+
+
+# Kubernetes service names of the worker components, per backend (Dynamo's current names).
+COMPONENT_NAMES: dict[Backend, ComponentNames] = {
+    Backend.VLLM: ComponentNames("VllmPrefillWorker", "VllmDecodeWorker"),
+    Backend.SGLANG: ComponentNames("prefill", "decode"),
+    Backend.TRTLLM: ComponentNames("prefill", "decode"),
+    Backend.MOCKER: ComponentNames("prefill", "decode"),
+}
+
+LOAD_PREDICTORS = ("constant", "arima", "kalman", "prophet", "seasonal", "holt_winters", "auto")
+
+
+class ConfigError(ValueError):
+    """A setting is missing or out of range. The message names the field and the fix."""
+
+
+class PlannerConfig(BaseModel):
+    """All planner settings. Field names carry units; CLI flags keep Dynamo's spelling."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, use_enum_values=False)
+
+    # Where and what we plan.
+    environment: Environment = Field(
+        Environment.KUBERNETES, description="kubernetes (scale a DynamoGraphDeployment) or virtual"
+    )
+    namespace: str = Field("dynamo", min_length=1, description="Dynamo namespace (DYN_NAMESPACE)")
+    backend: Backend = Field(Backend.VLLM, description="inference backend: vllm|sglang|trtllm|mocker")
+    mode: Mode = Field(Mode.DISAGG, description="plan both pools (disagg) or one (prefill|decode)")
+    model_name: str | None = Field(None, description="served model name used to filter metrics")
+    no_operation: bool = Field(False, description="compute and record decisions, never scale")
+    log_dir: str | None = Field(None, description="directory for planner logs")
+
+    # Cadence and capacity limits.
+    adjustment_interval_s: int = Field(180, gt=0, description="seconds between planning cycles")
+    max_gpu_budget: int = Field(8, gt=0, description="most GPUs prefill and decode may use together")
+    min_endpoint: int = Field(1, ge=0, description="fewest replicas of each planned component")
+    prefill_engine_num_gpu: int = Field(1, gt=0, description="GPUs per prefill engine")
+    decode_engine_num_gpu: int = Field(1, gt=0, description="GPUs per decode engine")
+    prefill_max_replicas: int | None = Field(None, gt=0, description="cap on prefill replicas")
+    decode_max_replicas: int | None = Field(None, gt=0, description="cap on decode replicas")
+
+    # Performance model and targets.
+    profile_results_dir: str | None = Field(
+        None, description="Dynamo profiling results directory; empty = bundled H200 profile"
+    )
+    ttft_ms: float = Field(500.0, gt=0, description="time-to-first-token SLA, milliseconds")
+    itl_ms: float = Field(50.0, gt=0, description="inter-token latency SLA, milliseconds")
+    isl: int = Field(3000, gt=0, description="default input sequence length, tokens")
+    osl: int = Field(150, gt=0, description="default output sequence length, tokens")
+    no_correction: bool = Field(False, description="ignore how the live system compares to profile")
+    policy: Policy = Field(Policy.DEFAULT, description="sizing policy: default (ours) or dynamo")
+
+    # Load prediction.
+    load_predictor: str = Field("arima", description="one of " + ", ".join(LOAD_PREDICTORS))
+    load_predictor_log1p: bool = Field(False, description="fit predictors in log1p space")
+    load_prediction_window_size: int = Field(50, gt=1, description="points an ARIMA fit sees")
+    prophet_window_size: int = Field(50, gt=1, description="points a Prophet fit sees")
+    load_predictor_warmup_trace: str | None = Field(
+        None, description="Mooncake-style JSONL trace fed to the predictors before live data"
+    )
+    kalman_q_level: float = Field(1.0, gt=0, description="Kalman process noise of the level")
+    kalman_q_trend: float = Field(0.1, gt=0, description="Kalman process noise of the trend")
+    kalman_r: float = Field(10.0, gt=0, description="Kalman measurement noise")
+    kalman_min_points: int = Field(5, gt=0, description="points before the Kalman filter is used")
+
+    # Metrics in and out.
+    metric_pulling_prometheus_endpoint: str = Field(
+        DEFAULT_PROMETHEUS_ENDPOINT, description="Prometheus to read frontend metrics from"
+    )
+    metric_reporting_prometheus_port: int = Field(
+        0, ge=0, le=65535, description="port for the planner's own metrics; 0 = off"
+    )
+
+    @model_validator(mode="after")
+    def _check_consistency(self) -> PlannerConfig:
+        if self.load_predictor not in LOAD_PREDICTORS:
+            raise ValueError(
+                f"load_predictor: unknown predictor {self.load_predictor!r}; "
+                f"choose one of {', '.join(LOAD_PREDICTORS)}"
+            )
+        needed = self.minimum_gpus()
+        if self.max_gpu_budget < needed:
+            raise ValueError(
+                f"max_gpu_budget: {self.max_gpu_budget} GPUs cannot hold the minimum of "
+                f"{self.min_endpoint} replica(s) per planned component ({needed} GPUs); "
+                f"raise --max-gpu-budget to at least {needed} or lower --min-endpoint"
+            )
+        for component in ("prefill", "decode"):
+            cap = getattr(self, f"{component}_max_replicas")
+            if cap is not None and cap < self.min_endpoint:
+                raise ValueError(
+                    f"{component}_max_replicas: cap {cap} is below --min-endpoint "
+                    f"{self.min_endpoint}; raise the cap or lower --min-endpoint"
+                )
+        return self
+
+    # Derived values -------------------------------------------------------------------------
+    def plans_prefill(self) -> bool:
+        return self.mode in (Mode.DISAGG, Mode.PREFILL)
+
+    def plans_decode(self) -> bool:
+        return self.mode in (Mode.DISAGG, Mode.DECODE)
+
+    def minimum_gpus(self) -> int:
+        """GPUs that ``min_endpoint`` replicas of every planned component occupy."""
+        gpus = 0
+        if self.plans_prefill():
+            gpus += self.min_endpoint * self.prefill_engine_num_gpu
+        if self.plans_decode():
+            gpus += self.min_endpoint * self.decode_engine_num_gpu
+        return gpus
+
+    def component_names(self) -> ComponentNames:
+        return COMPONENT_NAMES[self.backend]
+
+    def profile_dir(self) -> Path:
+        return Path(self.profile_results_dir) if self.profile_results_dir else BUNDLED_PROFILE_DIR
+
+
+def _validation_message(err: ValidationError) -> str:
+    lines = []
+    for item in err.errors():
+        field = ".".join(str(part) for part in item["loc"]) or "config"
+        msg = item["msg"]
+        if msg.startswith("Value error, "):
+            msg = msg[len("Value error, ") :]
+        flag = _FLAG_FOR_FIELD.get(field)
+        where = f"{field} ({flag})" if flag else field
+        got = item.get("input")
+        suffix = "" if isinstance(got, Mapping) or got is None else f" (got {got!r})"
+        lines.append(f"{where}: {msg}{suffix}")
+    return "invalid planner configuration:\n  " + "\n  ".join(lines)
+
+
+def make_config(**values: Any) -> PlannerConfig:
+    """Build a config, turning pydantic's errors into one :class:`ConfigError`."""
+    try:
+        return PlannerConfig(**values)
+    except ValidationError as err:
+        raise ConfigError(_validation_message(err)) from None
+
+
+# ---------------------------------------------------------------------------------------------
+# Environment variables
+# ---------------------------------------------------------------------------------------------
+
+# Variables Dynamo itself reads, mapped to our fields.
+DYNAMO_ENV_VARS: dict[str, str] = {
+    "DYN_NAMESPACE": "namespace",
+    "PROMETHEUS_ENDPOINT": "metric_pulling_prometheus_endpoint",
+    "PLANNER_PROMETHEUS_PORT": "metric_reporting_prometheus_port",
+}
+ENV_PREFIX = "PLANNER_"
+
+
+def config_from_env(
+    environ: Mapping[str, str] | None = None, **overrides: Any
+) -> PlannerConfig:
+    """Settings from ``DYN_NAMESPACE`` / ``PROMETHEUS_ENDPOINT`` / ``PLANNER_PROMETHEUS_PORT``
+    and ``PLANNER_<FIELD>`` (for example ``PLANNER_MAX_GPU_BUDGET=16``); ``overrides`` win."""
+    env = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    for var, field in DYNAMO_ENV_VARS.items():
+        if env.get(var):
+            values[field] = env[var]
+    for field in PlannerConfig.model_fields:
+        var = ENV_PREFIX + field.upper()
+        if var in env:
+            raw = env[var]
+            values[field] = _parse_bool(raw, var) if _is_bool_field(field) else raw
+    values.update(overrides)
+    return make_config(**values)
+
+
+def _is_bool_field(field: str) -> bool:
+    return PlannerConfig.model_fields[field].annotation in (bool, "bool")
+
+
+def _parse_bool(raw: str, name: str) -> bool:
+    lowered = raw.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off", ""):
+        return False
+    raise ConfigError(f"{name}: expected true or false, got {raw!r}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Command-line flags (Dynamo's spelling)
+# ---------------------------------------------------------------------------------------------
+
+
+class _Flag(NamedTuple):
+    flag: str
+    field: str
+    aliases: tuple[str, ...] = ()
+
+
+FLAGS: tuple[_Flag, ...] = (
+    _Flag("--environment", "environment"),
+    _Flag("--namespace", "namespace"),
+    _Flag("--backend", "backend"),
+    _Flag("--mode", "mode"),
+    _Flag("--model-name", "model_name"),
+    _Flag("--no-operation", "no_operation"),
+    _Flag("--log-dir", "log_dir"),
+    _Flag("--adjustment-interval", "adjustment_interval_s", ("--interval-s",)),
+    _Flag("--max-gpu-budget", "max_gpu_budget"),
+    _Flag("--min-endpoint", "min_endpoint"),
+    _Flag("--prefill-engine-num-gpu", "prefill_engine_num_gpu"),
+    _Flag("--decode-engine-num-gpu", "decode_engine_num_gpu"),
+    _Flag("--prefill-max-replicas", "prefill_max_replicas"),
+    _Flag("--decode-max-replicas", "decode_max_replicas"),
+    _Flag("--profile-results-dir", "profile_results_dir", ("--profile-dir",)),
+    _Flag("--ttft", "ttft_ms", ("--ttft-ms",)),
+    _Flag("--itl", "itl_ms", ("--itl-ms",)),
+    _Flag("--isl", "isl"),
+    _Flag("--osl", "osl"),
+    _Flag("--no-correction", "no_correction"),
+    _Flag("--policy", "policy"),
+    _Flag("--load-predictor", "load_predictor", ("--predictor",)),
+    _Flag("--load-predictor-log1p", "load_predictor_log1p"),
+    _Flag("--load-prediction-window-size", "load_prediction_window_size"),
+    _Flag("--prophet-window-size", "prophet_window_size"),
+    _Flag("--load-predictor-warmup-trace", "load_predictor_warmup_trace"),
+    _Flag("--kalman-q-level", "kalman_q_level"),
+    _Flag("--kalman-q-trend", "kalman_q_trend"),
+    _Flag("--kalman-r", "kalman_r"),
+    _Flag("--kalman-min-points", "kalman_min_points"),
+    _Flag("--metric-pulling-prometheus-endpoint", "metric_pulling_prometheus_endpoint"),
+    _Flag("--metric-reporting-prometheus-port", "metric_reporting_prometheus_port"),
+)
+_FLAG_FOR_FIELD = {f.field: f.flag for f in FLAGS}
+
+
+def add_config_arguments(
+    parser: argparse.ArgumentParser, only: Sequence[str] | None = None
+) -> None:
+    """Add the Dynamo-spelled flags (all, or the fields named in ``only``) to ``parser``.
+
+    Defaults are left unset (``None``) so that :func:`config_from_args` can layer flags over
+    environment variables over the model's defaults."""
+    group = parser.add_argument_group("planner settings (Dynamo's flag names)")
+    for flag in FLAGS:
+        if only is not None and flag.field not in only:
+            continue
+        info = PlannerConfig.model_fields[flag.field]
+        default = info.default
+        help_text = f"{info.description} (default: {getattr(default, 'value', default)})"
+        if _is_bool_field(flag.field):
+            group.add_argument(
+                flag.flag, *flag.aliases, dest=flag.field, action="store_const", const=True,
+                default=None, help=help_text,
+            )
+        else:
+            group.add_argument(
+                flag.flag, *flag.aliases, dest=flag.field, default=None, help=help_text,
+                metavar=flag.field.upper(),
+            )
+
+
+def config_from_args(
+    args: argparse.Namespace, environ: Mapping[str, str] | None = None
+) -> PlannerConfig:
+    """Flags given on the command line over environment variables over defaults."""
+    given = {
+        f.field: getattr(args, f.field)
+        for f in FLAGS
+        if getattr(args, f.field, None) is not None
+    }
+    return config_from_env(environ, **given)

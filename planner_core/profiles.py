@@ -1,0 +1,389 @@
+"""Pre-deployment profiling results -> prefill and decode performance models.
+
+A profile directory has Dynamo's layout::
+
+    <dir>/selected_prefill_interpolation/raw_data.npz   prefill_isl, prefill_ttft (ms),
+                                                        prefill_thpt_per_gpu (tokens/s/GPU)
+    <dir>/selected_decode_interpolation/raw_data.npz    x_kv_usage, y_context_length,
+                                                        z_itl (ms), z_thpt_per_gpu, max_kv_tokens
+
+Newer Dynamo versions may write ``prefill_raw_data.json`` / ``decode_raw_data.json`` with
+the same keys; both layouts load.
+
+Two decode models are built once per profile, and every lookup after that is table
+arithmetic (no scipy call on the hot path):
+
+* :class:`DynamoDecodeGrid` is Dynamo's own: a 100 x 100 cubic ``griddata`` surface over
+  (KV usage, context length), NaN cells filled with the nearest sample, lookups rounded to the
+  nearest cell. The ``dynamo`` sizing policy uses it so that its numbers match Dynamo's.
+* :class:`DecodeSurface` is ours: along KV usage a shape-preserving (PCHIP) curve through each
+  measured context level, and linear between context levels. It passes through every measured
+  point and is monotone wherever the measurements are, which the cubic grid is not.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy.interpolate import PchipInterpolator, griddata, interp1d
+
+FloatArray = NDArray[np.float64]
+
+PREFILL_SUBDIR = "selected_prefill_interpolation"
+DECODE_SUBDIR = "selected_decode_interpolation"
+PREFILL_KEYS = ("prefill_isl", "prefill_ttft", "prefill_thpt_per_gpu")
+DECODE_KEYS = ("x_kv_usage", "y_context_length", "z_itl", "z_thpt_per_gpu", "max_kv_tokens")
+HOW_TO_PRODUCE = (
+    "run Dynamo's pre-deployment profiling (profile_sla) for your model and hardware and pass "
+    "its output directory with --profile-results-dir, or omit the flag to use the bundled "
+    "H200 Llama-3.1-8B-FP8 profile"
+)
+
+
+class ProfileError(ValueError):
+    """The profiling results are missing or malformed; the message says what was expected."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading and validation
+# ---------------------------------------------------------------------------------------------
+
+
+def _load_arrays(directory: Path, subdir: str, json_name: str, keys: tuple[str, ...]) -> dict[str, FloatArray]:
+    npz_path = directory / subdir / "raw_data.npz"
+    json_path = directory / json_name
+    if npz_path.is_file():
+        try:
+            with np.load(npz_path, allow_pickle=False) as raw:
+                data = {k: np.asarray(raw[k]) for k in raw.files}
+        except Exception as exc:  # a truncated or non-npz file
+            raise ProfileError(f"{npz_path}: cannot be read as a numpy .npz archive ({exc}); {HOW_TO_PRODUCE}") from exc
+        source = npz_path
+    elif json_path.is_file():
+        try:
+            loaded = json.loads(json_path.read_text())
+            data = {k: np.asarray(v) for k, v in loaded.items()}
+        except Exception as exc:
+            raise ProfileError(f"{json_path}: cannot be read as JSON ({exc}); {HOW_TO_PRODUCE}") from exc
+        source = json_path
+    else:
+        if not directory.is_dir():
+            raise ProfileError(f"profile directory {directory} does not exist; {HOW_TO_PRODUCE}")
+        raise ProfileError(
+            f"profile directory {directory} has neither {subdir}/raw_data.npz nor {json_name}; "
+            f"{HOW_TO_PRODUCE}"
+        )
+    missing = [k for k in keys if k not in data]
+    if missing:
+        raise ProfileError(
+            f"{source}: missing key(s) {', '.join(missing)}; expected keys {', '.join(keys)}; "
+            f"{HOW_TO_PRODUCE}"
+        )
+    out: dict[str, FloatArray] = {}
+    for key in keys:
+        try:
+            arr = np.asarray(data[key], dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise ProfileError(f"{source}: key {key} is not numeric ({exc})") from exc
+        if arr.ndim != 1:
+            raise ProfileError(f"{source}: key {key} must be a 1-D array, got shape {arr.shape}")
+        if not np.all(np.isfinite(arr)):
+            raise ProfileError(f"{source}: key {key} contains NaN or infinite values; re-run profiling")
+        out[key] = arr
+    return out
+
+
+def _check_same_length(source: str, arrays: dict[str, FloatArray], keys: tuple[str, ...]) -> None:
+    lengths = {k: arrays[k].shape[0] for k in keys}
+    if len(set(lengths.values())) != 1:
+        raise ProfileError(f"{source}: arrays must have the same length, got {lengths}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Prefill
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PrefillProfile:
+    """TTFT (ms) and throughput (tokens/s/GPU) of one prefill engine as functions of ISL.
+
+    Dynamo fits a cubic spline through the measured points and clamps ISL to the measured
+    range; we evaluate that spline once on every integer ISL so a lookup is two array reads.
+    """
+
+    isl: FloatArray
+    ttft_ms_points: FloatArray
+    thpt_per_gpu_points: FloatArray
+    _ttft_table: FloatArray = field(repr=False)
+    _thpt_table: FloatArray = field(repr=False)
+    min_isl: float = 0.0
+    max_isl: float = 0.0
+
+    @classmethod
+    def from_arrays(cls, isl: FloatArray, ttft_ms: FloatArray, thpt_per_gpu: FloatArray, source: str = "prefill profile") -> PrefillProfile:
+        arrays = {"prefill_isl": isl, "prefill_ttft": ttft_ms, "prefill_thpt_per_gpu": thpt_per_gpu}
+        _check_same_length(source, arrays, PREFILL_KEYS)
+        if isl.shape[0] < 4:
+            raise ProfileError(f"{source}: need at least 4 prefill points for a cubic fit, got {isl.shape[0]}")
+        if np.any(np.diff(isl) <= 0):
+            raise ProfileError(f"{source}: prefill_isl must be strictly increasing, got {isl.tolist()}")
+        if np.any(ttft_ms <= 0) or np.any(thpt_per_gpu <= 0):
+            raise ProfileError(f"{source}: prefill_ttft and prefill_thpt_per_gpu must be positive")
+        lo, hi = float(isl[0]), float(isl[-1])
+        grid = np.arange(math.floor(lo), math.ceil(hi) + 1, dtype=np.float64)
+        grid = np.clip(grid, lo, hi)
+        ttft_table = interp1d(isl, ttft_ms, kind="cubic")(grid)
+        thpt_table = interp1d(isl, thpt_per_gpu, kind="cubic")(grid)
+        return cls(isl, ttft_ms, thpt_per_gpu, ttft_table, thpt_table, lo, hi)
+
+    def _lookup(self, table: FloatArray, isl: float) -> float:
+        x = min(max(float(isl), self.min_isl), self.max_isl) - math.floor(self.min_isl)
+        i = int(x)
+        frac = x - i
+        if frac == 0.0 or i + 1 >= table.shape[0]:
+            return float(table[min(i, table.shape[0] - 1)])
+        return float(table[i] + (table[i + 1] - table[i]) * frac)
+
+    def ttft_ms(self, isl: float) -> float:
+        """Profiled TTFT in ms at this ISL (one request, no queueing)."""
+        return self._lookup(self._ttft_table, isl)
+
+    def thpt_per_gpu(self, isl: float) -> float:
+        """Profiled prefill throughput in tokens/s/GPU at this ISL."""
+        return self._lookup(self._thpt_table, isl)
+
+
+# ---------------------------------------------------------------------------------------------
+# Decode
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OperatingPoint:
+    """Where a decode engine runs when sized for an ITL target."""
+
+    thpt_per_gpu: float
+    itl_ms: float
+    kv_usage: float
+    meets_target: bool
+
+
+@dataclass(frozen=True)
+class DynamoDecodeGrid:
+    """Dynamo's decode model: 100x100 cubic griddata, nearest-filled, rounded lookups."""
+
+    itl_ms_grid: FloatArray  # [context index, kv index]
+    thpt_grid: FloatArray
+    kv_axis: FloatArray
+    context_axis: FloatArray
+    max_kv_tokens: float
+    resolution: int
+
+    @classmethod
+    def build(cls, kv: FloatArray, ctx: FloatArray, itl: FloatArray, thpt: FloatArray, max_kv_tokens: float, resolution: int = 100) -> DynamoDecodeGrid:
+        kv_axis = np.linspace(0.0, 1.0, resolution)
+        context_axis = np.linspace(0.0, float(np.max(ctx)), resolution)
+        mesh_kv, mesh_ctx = np.meshgrid(kv_axis, context_axis)
+
+        def surface(values: FloatArray) -> FloatArray:
+            cubic = griddata((kv, ctx), values, (mesh_kv, mesh_ctx), method="cubic")
+            holes = np.isnan(cubic)
+            if np.any(holes):
+                nearest = griddata((kv, ctx), values, (mesh_kv, mesh_ctx), method="nearest")
+                cubic[holes] = nearest[holes]
+            return np.asarray(cubic, dtype=np.float64)
+
+        return cls(surface(itl), surface(thpt), kv_axis, context_axis, float(max_kv_tokens), resolution)
+
+    def _index(self, value: float, axis: FloatArray) -> int:
+        step = axis[1] - axis[0]
+        return int(min(max(round((value - axis[0]) / step), 0), self.resolution - 1))
+
+    def _cell(self, concurrency: float, context_length: float) -> tuple[int, int]:
+        kv_usage = concurrency * context_length / self.max_kv_tokens
+        return self._index(context_length, self.context_axis), self._index(kv_usage, self.kv_axis)
+
+    def itl_ms(self, concurrency: float, context_length: float) -> float:
+        iy, ix = self._cell(concurrency, context_length)
+        return float(self.itl_ms_grid[iy, ix])
+
+    def thpt_per_gpu(self, concurrency: float, context_length: float) -> float:
+        iy, ix = self._cell(concurrency, context_length)
+        return float(self.thpt_grid[iy, ix])
+
+    def best_operating_point(self, itl_target_ms: float, context_length: float) -> OperatingPoint:
+        """Dynamo's scan: the highest KV usage whose ITL meets the target, else the lowest."""
+        iy = self._index(context_length, self.context_axis)
+        row = self.itl_ms_grid[iy]
+        ok = np.flatnonzero(row <= itl_target_ms)
+        if ok.size:
+            ix = int(ok[-1])
+            return OperatingPoint(float(self.thpt_grid[iy, ix]), float(row[ix]), float(self.kv_axis[ix]), True)
+        return OperatingPoint(float(self.thpt_grid[iy, 0]), float(row[0]), float(self.kv_axis[0]), False)
+
+
+@dataclass(frozen=True)
+class DecodeSurface:
+    """Our decode model: exact at measured points, monotone where the measurements are.
+
+    For each measured context level a PCHIP curve over KV usage (held flat outside the
+    measured KV range), tabulated on ``kv_resolution`` points; between context levels the two
+    neighbouring curves are blended linearly; outside the context range the nearest level is
+    used.
+    """
+
+    levels: FloatArray  # measured context lengths, ascending
+    kv_axis: FloatArray
+    itl_ms_rows: FloatArray  # [level, kv]
+    thpt_rows: FloatArray
+    max_kv_tokens: float
+    points: tuple[FloatArray, FloatArray, FloatArray, FloatArray]  # kv, ctx, itl, thpt as measured
+
+    @classmethod
+    def build(cls, kv: FloatArray, ctx: FloatArray, itl: FloatArray, thpt: FloatArray, max_kv_tokens: float, kv_resolution: int = 2001, source: str = "decode profile") -> DecodeSurface:
+        levels = np.unique(ctx)
+        kv_axis = np.linspace(0.0, 1.0, kv_resolution)
+        itl_rows = np.empty((levels.size, kv_resolution))
+        thpt_rows = np.empty((levels.size, kv_resolution))
+        for i, level in enumerate(levels):
+            mask = ctx == level
+            order = np.argsort(kv[mask])
+            kv_level = kv[mask][order]
+            if kv_level.size < 2:
+                raise ProfileError(f"{source}: context length {level:g} has {kv_level.size} point(s); need at least 2")
+            if np.any(np.diff(kv_level) <= 0):
+                raise ProfileError(f"{source}: duplicate x_kv_usage values at context length {level:g}")
+            for rows, values in ((itl_rows, itl[mask][order]), (thpt_rows, thpt[mask][order])):
+                curve = PchipInterpolator(kv_level, values, extrapolate=False)
+                clamped = np.clip(kv_axis, kv_level[0], kv_level[-1])
+                rows[i] = curve(clamped)
+        return cls(levels, kv_axis, itl_rows, thpt_rows, float(max_kv_tokens), (kv, ctx, itl, thpt))
+
+    def _row_weights(self, context_length: float) -> tuple[int, int, float]:
+        levels = self.levels
+        c = min(max(float(context_length), float(levels[0])), float(levels[-1]))
+        hi = int(np.searchsorted(levels, c, side="left"))
+        if hi == 0:
+            return 0, 0, 0.0
+        lo = hi - 1
+        if levels[hi] == c:
+            return hi, hi, 0.0
+        return lo, hi, (c - float(levels[lo])) / float(levels[hi] - levels[lo])
+
+    def _row(self, rows: FloatArray, context_length: float) -> FloatArray:
+        lo, hi, w = self._row_weights(context_length)
+        if w == 0.0:
+            return rows[lo]
+        return rows[lo] * (1.0 - w) + rows[hi] * w
+
+    def _at(self, rows: FloatArray, kv_usage: float, context_length: float) -> float:
+        lo, hi, w = self._row_weights(context_length)
+        n = self.kv_axis.size - 1
+        x = min(max(float(kv_usage), 0.0), 1.0) * n
+        i = min(int(x), n - 1)
+        f = x - i
+
+        def on_row(r: int) -> float:
+            return float(rows[r, i] + (rows[r, i + 1] - rows[r, i]) * f)
+
+        value = on_row(lo)
+        if w:
+            value = value * (1.0 - w) + on_row(hi) * w
+        return value
+
+    def kv_usage(self, concurrency: float, context_length: float) -> float:
+        return concurrency * context_length / self.max_kv_tokens
+
+    def itl_ms_at_kv(self, kv_usage: float, context_length: float) -> float:
+        return self._at(self.itl_ms_rows, kv_usage, context_length)
+
+    def thpt_per_gpu_at_kv(self, kv_usage: float, context_length: float) -> float:
+        return self._at(self.thpt_rows, kv_usage, context_length)
+
+    def itl_ms(self, concurrency: float, context_length: float) -> float:
+        return self.itl_ms_at_kv(self.kv_usage(concurrency, context_length), context_length)
+
+    def thpt_per_gpu(self, concurrency: float, context_length: float) -> float:
+        return self.thpt_per_gpu_at_kv(self.kv_usage(concurrency, context_length), context_length)
+
+    def best_operating_point(self, itl_target_ms: float, context_length: float) -> OperatingPoint:
+        """Highest throughput per GPU among KV usages whose ITL meets the target."""
+        itl_row = self._row(self.itl_ms_rows, context_length)
+        thpt_row = self._row(self.thpt_rows, context_length)
+        ok = itl_row <= itl_target_ms
+        if not np.any(ok):
+            return OperatingPoint(float(thpt_row[0]), float(itl_row[0]), 0.0, False)
+        feasible = np.where(ok, thpt_row, -np.inf)
+        ix = int(np.argmax(feasible))
+        return OperatingPoint(float(thpt_row[ix]), float(itl_row[ix]), float(self.kv_axis[ix]), True)
+
+
+# ---------------------------------------------------------------------------------------------
+# The whole profile
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DecodeProfile:
+    surface: DecodeSurface
+    dynamo_grid: DynamoDecodeGrid
+    max_kv_tokens: float
+
+    @classmethod
+    def from_arrays(cls, kv: FloatArray, ctx: FloatArray, itl_ms: FloatArray, thpt_per_gpu: FloatArray, max_kv_tokens: float, source: str = "decode profile") -> DecodeProfile:
+        arrays = {"x_kv_usage": kv, "y_context_length": ctx, "z_itl": itl_ms, "z_thpt_per_gpu": thpt_per_gpu}
+        _check_same_length(source, arrays, DECODE_KEYS[:4])
+        if kv.shape[0] < 4:
+            raise ProfileError(f"{source}: need at least 4 decode points, got {kv.shape[0]}")
+        if np.any(kv < 0) or np.any(kv > 1.5):
+            raise ProfileError(f"{source}: x_kv_usage must be a fraction of KV capacity in [0, 1]")
+        if np.any(ctx <= 0) or np.any(itl_ms <= 0) or np.any(thpt_per_gpu <= 0):
+            raise ProfileError(f"{source}: y_context_length, z_itl and z_thpt_per_gpu must be positive")
+        if not max_kv_tokens > 0:
+            raise ProfileError(f"{source}: max_kv_tokens must be positive, got {max_kv_tokens}")
+        if np.unique(ctx).size < 2:
+            raise ProfileError(f"{source}: need at least 2 distinct y_context_length levels")
+        surface = DecodeSurface.build(kv, ctx, itl_ms, thpt_per_gpu, max_kv_tokens, source=source)
+        grid = DynamoDecodeGrid.build(kv, ctx, itl_ms, thpt_per_gpu, max_kv_tokens)
+        return cls(surface, grid, float(max_kv_tokens))
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Prefill and decode performance models of one model on one hardware setup."""
+
+    source: str
+    prefill: PrefillProfile
+    decode: DecodeProfile
+
+
+_CACHE: dict[str, Profile] = {}
+
+
+def load_profile(directory: str | Path) -> Profile:
+    """Load (once per process) the profiling results in ``directory``."""
+    path = Path(directory).expanduser().resolve()
+    key = str(path)
+    if key in _CACHE:
+        return _CACHE[key]
+    pre = _load_arrays(path, PREFILL_SUBDIR, "prefill_raw_data.json", PREFILL_KEYS)
+    dec = _load_arrays(path, DECODE_SUBDIR, "decode_raw_data.json", DECODE_KEYS)
+    prefill = PrefillProfile.from_arrays(
+        pre["prefill_isl"], pre["prefill_ttft"], pre["prefill_thpt_per_gpu"], source=f"{path}/{PREFILL_SUBDIR}"
+    )
+    max_kv = dec["max_kv_tokens"]
+    if max_kv.shape[0] != 1:
+        raise ProfileError(f"{path}/{DECODE_SUBDIR}: max_kv_tokens must hold one value, got shape {max_kv.shape}")
+    decode = DecodeProfile.from_arrays(
+        dec["x_kv_usage"], dec["y_context_length"], dec["z_itl"], dec["z_thpt_per_gpu"], float(max_kv[0]),
+        source=f"{path}/{DECODE_SUBDIR}",
+    )
+    profile = Profile(key, prefill, decode)
+    _CACHE[key] = profile
+    return profile
