@@ -183,10 +183,13 @@ class PlannerConfig(BaseModel):
 def _validation_message(err: ValidationError) -> str:
     lines = []
     for item in err.errors():
-        field = ".".join(str(part) for part in item["loc"]) or "config"
+        field = ".".join(str(part) for part in item["loc"])
         msg = item["msg"]
         if msg.startswith("Value error, "):
             msg = msg[len("Value error, ") :]
+        if not field:  # a cross-field check: its message starts with the field it blames
+            lines.append(msg)
+            continue
         flag = _FLAG_FOR_FIELD.get(field)
         where = f"{field} ({flag})" if flag else field
         got = item.get("input")

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import math
+from bisect import bisect_right
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -110,37 +111,28 @@ def _check_same_length(source: str, arrays: dict[str, FloatArray], keys: tuple[s
 
 
 @dataclass(frozen=True)
-class PrefillProfile:
-    """TTFT (ms) and throughput (tokens/s/GPU) of one prefill engine as functions of ISL.
+class PrefillCurves:
+    """TTFT (ms) and throughput (tokens/s/GPU) of one prefill engine as functions of ISL,
+    tabulated on every integer ISL of the measured range (ISL outside it is clamped), so a
+    lookup is two array reads."""
 
-    Dynamo fits a cubic spline through the measured points and clamps ISL to the measured
-    range; we evaluate that spline once on every integer ISL so a lookup is two array reads.
-    """
-
-    isl: FloatArray
-    ttft_ms_points: FloatArray
-    thpt_per_gpu_points: FloatArray
+    kind: str
+    min_isl: float
+    max_isl: float
     _ttft_table: FloatArray = field(repr=False)
     _thpt_table: FloatArray = field(repr=False)
-    min_isl: float = 0.0
-    max_isl: float = 0.0
 
     @classmethod
-    def from_arrays(cls, isl: FloatArray, ttft_ms: FloatArray, thpt_per_gpu: FloatArray, source: str = "prefill profile") -> PrefillProfile:
-        arrays = {"prefill_isl": isl, "prefill_ttft": ttft_ms, "prefill_thpt_per_gpu": thpt_per_gpu}
-        _check_same_length(source, arrays, PREFILL_KEYS)
-        if isl.shape[0] < 4:
-            raise ProfileError(f"{source}: need at least 4 prefill points for a cubic fit, got {isl.shape[0]}")
-        if np.any(np.diff(isl) <= 0):
-            raise ProfileError(f"{source}: prefill_isl must be strictly increasing, got {isl.tolist()}")
-        if np.any(ttft_ms <= 0) or np.any(thpt_per_gpu <= 0):
-            raise ProfileError(f"{source}: prefill_ttft and prefill_thpt_per_gpu must be positive")
+    def fit(cls, isl: FloatArray, ttft_ms: FloatArray, thpt_per_gpu: FloatArray, kind: str) -> PrefillCurves:
         lo, hi = float(isl[0]), float(isl[-1])
-        grid = np.arange(math.floor(lo), math.ceil(hi) + 1, dtype=np.float64)
-        grid = np.clip(grid, lo, hi)
-        ttft_table = interp1d(isl, ttft_ms, kind="cubic")(grid)
-        thpt_table = interp1d(isl, thpt_per_gpu, kind="cubic")(grid)
-        return cls(isl, ttft_ms, thpt_per_gpu, ttft_table, thpt_table, lo, hi)
+        grid = np.clip(np.arange(math.floor(lo), math.ceil(hi) + 1, dtype=np.float64), lo, hi)
+        if kind == "cubic":
+            ttft_table = interp1d(isl, ttft_ms, kind="cubic")(grid)
+            thpt_table = interp1d(isl, thpt_per_gpu, kind="cubic")(grid)
+        else:
+            ttft_table = PchipInterpolator(isl, ttft_ms)(grid)
+            thpt_table = PchipInterpolator(isl, thpt_per_gpu)(grid)
+        return cls(kind, lo, hi, np.asarray(ttft_table), np.asarray(thpt_table))
 
     def _lookup(self, table: FloatArray, isl: float) -> float:
         x = min(max(float(isl), self.min_isl), self.max_isl) - math.floor(self.min_isl)
@@ -157,6 +149,49 @@ class PrefillProfile:
     def thpt_per_gpu(self, isl: float) -> float:
         """Profiled prefill throughput in tokens/s/GPU at this ISL."""
         return self._lookup(self._thpt_table, isl)
+
+
+@dataclass(frozen=True)
+class PrefillProfile:
+    """Prefill performance. ``ttft_ms``/``thpt_per_gpu`` use a shape-preserving (PCHIP) curve:
+    exact at the measured ISLs and monotone wherever the measurements are. ``dynamo`` holds
+    Dynamo's cubic spline (which overshoots between points) for the ``dynamo`` policy."""
+
+    isl: FloatArray
+    ttft_ms_points: FloatArray
+    thpt_per_gpu_points: FloatArray
+    curves: PrefillCurves
+    dynamo: PrefillCurves
+
+    @classmethod
+    def from_arrays(cls, isl: FloatArray, ttft_ms: FloatArray, thpt_per_gpu: FloatArray, source: str = "prefill profile") -> PrefillProfile:
+        arrays = {"prefill_isl": isl, "prefill_ttft": ttft_ms, "prefill_thpt_per_gpu": thpt_per_gpu}
+        _check_same_length(source, arrays, PREFILL_KEYS)
+        if isl.shape[0] < 4:
+            raise ProfileError(f"{source}: need at least 4 prefill points for a cubic fit, got {isl.shape[0]}")
+        if np.any(np.diff(isl) <= 0):
+            raise ProfileError(f"{source}: prefill_isl must be strictly increasing, got {isl.tolist()}")
+        if np.any(ttft_ms <= 0) or np.any(thpt_per_gpu <= 0):
+            raise ProfileError(f"{source}: prefill_ttft and prefill_thpt_per_gpu must be positive")
+        return cls(
+            isl, ttft_ms, thpt_per_gpu,
+            PrefillCurves.fit(isl, ttft_ms, thpt_per_gpu, "pchip"),
+            PrefillCurves.fit(isl, ttft_ms, thpt_per_gpu, "cubic"),
+        )
+
+    @property
+    def min_isl(self) -> float:
+        return self.curves.min_isl
+
+    @property
+    def max_isl(self) -> float:
+        return self.curves.max_isl
+
+    def ttft_ms(self, isl: float) -> float:
+        return self.curves.ttft_ms(isl)
+
+    def thpt_per_gpu(self, isl: float) -> float:
+        return self.curves.thpt_per_gpu(isl)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -244,13 +279,15 @@ class DecodeSurface:
     thpt_rows: FloatArray
     max_kv_tokens: float
     points: tuple[FloatArray, FloatArray, FloatArray, FloatArray]  # kv, ctx, itl, thpt as measured
+    _kv_list: list[float] = field(repr=False, default_factory=list)
 
     @classmethod
     def build(cls, kv: FloatArray, ctx: FloatArray, itl: FloatArray, thpt: FloatArray, max_kv_tokens: float, kv_resolution: int = 2001, source: str = "decode profile") -> DecodeSurface:
         levels = np.unique(ctx)
-        kv_axis = np.linspace(0.0, 1.0, kv_resolution)
-        itl_rows = np.empty((levels.size, kv_resolution))
-        thpt_rows = np.empty((levels.size, kv_resolution))
+        # The axis holds every measured KV usage, so lookups at measured points are exact.
+        kv_axis = np.unique(np.concatenate([np.linspace(0.0, 1.0, kv_resolution), np.clip(kv, 0.0, 1.0)]))
+        itl_rows = np.empty((levels.size, kv_axis.size))
+        thpt_rows = np.empty((levels.size, kv_axis.size))
         for i, level in enumerate(levels):
             mask = ctx == level
             order = np.argsort(kv[mask])
@@ -263,7 +300,9 @@ class DecodeSurface:
                 curve = PchipInterpolator(kv_level, values, extrapolate=False)
                 clamped = np.clip(kv_axis, kv_level[0], kv_level[-1])
                 rows[i] = curve(clamped)
-        return cls(levels, kv_axis, itl_rows, thpt_rows, float(max_kv_tokens), (kv, ctx, itl, thpt))
+        return cls(
+            levels, kv_axis, itl_rows, thpt_rows, float(max_kv_tokens), (kv, ctx, itl, thpt), kv_axis.tolist()
+        )
 
     def _row_weights(self, context_length: float) -> tuple[int, int, float]:
         levels = self.levels
@@ -284,10 +323,10 @@ class DecodeSurface:
 
     def _at(self, rows: FloatArray, kv_usage: float, context_length: float) -> float:
         lo, hi, w = self._row_weights(context_length)
-        n = self.kv_axis.size - 1
-        x = min(max(float(kv_usage), 0.0), 1.0) * n
-        i = min(int(x), n - 1)
-        f = x - i
+        axis = self._kv_list
+        x = min(max(float(kv_usage), 0.0), 1.0)
+        i = min(max(bisect_right(axis, x) - 1, 0), len(axis) - 2)
+        f = (x - axis[i]) / (axis[i + 1] - axis[i])
 
         def on_row(r: int) -> float:
             return float(rows[r, i] + (rows[r, i + 1] - rows[r, i]) * f)

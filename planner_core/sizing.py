@@ -1,0 +1,317 @@
+"""Replica sizing: one pure function from predicted load to a :class:`Decision`.
+
+``size(forecast, profile, config, corrections, current) -> Decision`` does no I/O and keeps
+every intermediate number on the returned record, in the spirit of Kubernetes' HPA replica
+calculator. Two policies:
+
+``dynamo``
+    Dynamo's arithmetic (2025 planner), reproduced number for number: prefill sized to the
+    mean token rate at the profiled throughput times ``min(1, prefill_correction)`` (a TTFT
+    overshoot never adds replicas), decode sized at the best throughput of Dynamo's 100x100
+    cubic grid whose ITL meets ``itl / decode_correction``, and Dynamo's proportional budget
+    rule with ``round`` (which can overshoot the budget by a GPU or two: flagged as
+    ``budget_exceeded`` on the decision, never silently).
+``default``
+    Ours. The correction factors apply in both directions (clamped to a sane range so one
+    noisy interval cannot multiply a pool tenfold), decode uses :class:`DecodeSurface` (exact
+    at the measured points, monotone where they are), and the budget rule never exceeds the
+    budget while keeping ``min_endpoint`` replicas of every planned pool.
+
+Defined results for degenerate input (documented in README):
+* forecast with a missing (None/NaN) request count, ISL or OSL -> ``action="hold"``: the
+  targets are the current replicas, nothing is scaled (a broken scrape is not zero traffic);
+* zero predicted requests -> each planned pool at ``min_endpoint`` (never below it);
+* an ITL SLA no profiled operating point meets -> sized at the lightest profiled point and
+  flagged ``decode_sla_reachable=False`` with the reason.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from planner_core.config import Mode, PlannerConfig, Policy
+from planner_core.profiles import OperatingPoint, Profile
+from planner_core.records import (
+    NO_CORRECTION,
+    Corrections,
+    Decision,
+    LoadForecast,
+    Observation,
+    Replicas,
+    is_missing,
+)
+
+# Our policy trusts a correction factor only within this range: beyond it the mismatch is
+# more likely a measurement artefact (a cold cache, a queue) than a property of the engine.
+CORRECTION_RANGE = (0.25, 4.0)
+
+
+def _finite_positive(value: float) -> bool:
+    return value is not None and math.isfinite(value) and value > 0
+
+
+def applied_corrections(corrections: Corrections, config: PlannerConfig) -> tuple[float, float]:
+    """The factors the policy actually multiplies by (prefill demand, decode ITL divisor)."""
+    if config.no_correction:
+        return 1.0, 1.0
+    prefill = corrections.prefill if _finite_positive(corrections.prefill) else 1.0
+    decode = corrections.decode if _finite_positive(corrections.decode) else 1.0
+    if config.policy == Policy.DYNAMO:
+        return min(1.0, prefill), decode
+    lo, hi = CORRECTION_RANGE
+    return min(max(prefill, lo), hi), min(max(decode, lo), hi)
+
+
+def compute_corrections(
+    observation: Observation, profile: Profile, config: PlannerConfig, decode_replicas: int | None
+) -> Corrections:
+    """Observed latency over the profile's latency at the observed load (Dynamo's definition).
+
+    ``prefill = ttft / profile_ttft(isl)``; ``decode = itl / profile_itl(concurrency, isl+osl/2)``
+    with ``concurrency = num_req / decode_replicas * request_duration / interval``.
+    Returns 1.0 factors (``source`` says why) when the data cannot support a ratio.
+    """
+    if config.no_correction:
+        return Corrections(source="disabled")
+    if not observation.has_load() or not observation.has_latency():
+        return Corrections(source="no_data")
+    num_req = float(observation.num_req or 0.0)
+    if num_req <= 0:
+        return Corrections(source="no_traffic")
+    isl = float(observation.isl or 0.0)
+    osl = float(observation.osl or 0.0)
+    curves = profile.prefill.dynamo if config.policy == Policy.DYNAMO else profile.prefill.curves
+    prefill = float(observation.ttft_ms or 0.0) / curves.ttft_ms(isl)
+    decode = 1.0
+    if decode_replicas and decode_replicas > 0 and observation.interval_s > 0:
+        concurrency = (
+            num_req / decode_replicas * float(observation.request_duration_s or 0.0) / observation.interval_s
+        )
+        model = profile.decode.dynamo_grid if config.policy == Policy.DYNAMO else profile.decode.surface
+        expected_itl = model.itl_ms(concurrency, isl + osl / 2)
+        if expected_itl > 0:
+            decode = float(observation.itl_ms or 0.0) / expected_itl
+    return Corrections(prefill=prefill, decode=decode, source="observed")
+
+
+@dataclass(frozen=True)
+class _Pool:
+    unconstrained: int
+    after_min: int
+    after_cap: int
+
+
+def _pool(unconstrained: int, minimum: int, cap: int | None) -> _Pool:
+    after_min = max(unconstrained, minimum)
+    after_cap = min(after_min, cap) if cap is not None else after_min
+    return _Pool(unconstrained, after_min, after_cap)
+
+
+def _ceil_replicas(demand: float, thpt_per_gpu: float, engine_num_gpu: int) -> int:
+    if demand <= 0:
+        return 0
+    if thpt_per_gpu <= 0:
+        raise ValueError("profiled throughput per GPU must be positive")
+    return math.ceil(demand / thpt_per_gpu / engine_num_gpu)
+
+
+def _budget_dynamo(
+    prefill: int | None, decode: int | None, config: PlannerConfig
+) -> tuple[int | None, int | None, float | None]:
+    """Dynamo's 2025 rule: proportional scale, ``round``, decode gets what prefill left."""
+    gp, gd, budget, floor = (
+        config.prefill_engine_num_gpu,
+        config.decode_engine_num_gpu,
+        config.max_gpu_budget,
+        config.min_endpoint,
+    )
+    total = (prefill or 0) * gp + (decode or 0) * gd
+    if total <= budget:
+        return prefill, decode, None
+    scale = budget / total
+    if prefill is not None:
+        prefill = max(floor, round(prefill * scale))
+    if decode is not None:
+        left = budget - (prefill or 0) * gp
+        decode = max(floor, round(left / gd))
+    return prefill, decode, scale
+
+
+def _budget_default(
+    prefill: int | None, decode: int | None, config: PlannerConfig
+) -> tuple[int | None, int | None, float | None]:
+    """Proportional scale with ``floor`` so the result never exceeds the budget; every
+    planned pool keeps ``min_endpoint``; GPUs one pool cannot use go back to the other."""
+    gp, gd, budget, floor = (
+        config.prefill_engine_num_gpu,
+        config.decode_engine_num_gpu,
+        config.max_gpu_budget,
+        config.min_endpoint,
+    )
+    total = (prefill or 0) * gp + (decode or 0) * gd
+    if total <= budget:
+        return prefill, decode, None
+    scale = budget / total
+    if prefill is not None and decode is not None:
+        wanted_p, wanted_d = prefill, decode
+        prefill = max(floor, math.floor(prefill * scale))
+        prefill = min(prefill, (budget - floor * gd) // gp)
+        decode = max(floor, min(wanted_d, (budget - prefill * gp) // gd))
+        spare = budget - prefill * gp - decode * gd
+        if prefill < wanted_p and spare >= gp:
+            prefill += min(wanted_p - prefill, spare // gp)
+    elif prefill is not None:
+        prefill = max(floor, min(prefill, budget // gp))
+    elif decode is not None:
+        decode = max(floor, min(decode, budget // gd))
+    return prefill, decode, scale
+
+
+def size(
+    forecast: LoadForecast,
+    profile: Profile,
+    config: PlannerConfig,
+    corrections: Corrections = NO_CORRECTION,
+    current: Replicas | None = None,
+) -> Decision:
+    """Replicas for the next interval. Pure: same inputs, same Decision."""
+    interval_s = float(config.adjustment_interval_s)
+    prefill_corr_applied, decode_corr_applied = applied_corrections(corrections, config)
+    common = dict(
+        policy=config.policy.value,
+        mode=config.mode.value,
+        interval_s=interval_s,
+        ttft_sla_ms=config.ttft_ms,
+        itl_sla_ms=config.itl_ms,
+        prefill_correction=corrections.prefill,
+        decode_correction=corrections.decode,
+        prefill_correction_applied=prefill_corr_applied,
+        decode_correction_applied=decode_corr_applied,
+        prefill_engine_num_gpu=config.prefill_engine_num_gpu,
+        decode_engine_num_gpu=config.decode_engine_num_gpu,
+        min_endpoint=config.min_endpoint,
+        max_gpu_budget=config.max_gpu_budget,
+    )
+    plans_prefill = config.mode in (Mode.DISAGG, Mode.PREFILL)
+    plans_decode = config.mode in (Mode.DISAGG, Mode.DECODE)
+
+    if not forecast.is_usable():
+        held = current or Replicas(None, None)
+        prefill_held = held.prefill if plans_prefill else None
+        decode_held = held.decode if plans_decode else None
+        return Decision(
+            action="hold",
+            reason="no usable forecast (request count, ISL or OSL missing): holding current replicas",
+            num_req=None if is_missing(forecast.num_req) else forecast.num_req,
+            isl=None if is_missing(forecast.isl) else forecast.isl,
+            osl=None if is_missing(forecast.osl) else forecast.osl,
+            prefill_replicas=prefill_held,
+            decode_replicas=decode_held,
+            prefill_gpus=(prefill_held or 0) * config.prefill_engine_num_gpu,
+            decode_gpus=(decode_held or 0) * config.decode_engine_num_gpu,
+            **common,
+        )
+
+    num_req = max(0.0, float(forecast.num_req))
+    isl = max(1.0, float(forecast.isl))
+    osl = max(1.0, float(forecast.osl))
+    reasons: list[str] = []
+    values: dict[str, object] = {}
+
+    prefill_pool: _Pool | None = None
+    if plans_prefill:
+        demand = num_req * isl / interval_s * prefill_corr_applied
+        curves = profile.prefill.dynamo if config.policy == Policy.DYNAMO else profile.prefill.curves
+        thpt = curves.thpt_per_gpu(isl)
+        prefill_pool = _pool(
+            _ceil_replicas(demand, thpt, config.prefill_engine_num_gpu),
+            config.min_endpoint,
+            config.prefill_max_replicas,
+        )
+        values.update(
+            prefill_demand_tokens_per_s=demand,
+            prefill_thpt_per_gpu=thpt,
+            prefill_ttft_ms_profile=curves.ttft_ms(isl),
+            prefill_replicas_unconstrained=prefill_pool.unconstrained,
+            prefill_replicas_after_min=prefill_pool.after_min,
+            prefill_replicas_after_cap=prefill_pool.after_cap,
+        )
+        reasons.append(
+            f"prefill {demand:,.0f} tok/s / {thpt:,.0f} tok/s/GPU -> {prefill_pool.unconstrained}"
+        )
+
+    decode_pool: _Pool | None = None
+    if plans_decode:
+        context = isl + osl / 2
+        itl_target = config.itl_ms / decode_corr_applied
+        model = profile.decode.dynamo_grid if config.policy == Policy.DYNAMO else profile.decode.surface
+        point: OperatingPoint = model.best_operating_point(itl_target, context)
+        demand = num_req * osl / interval_s
+        decode_pool = _pool(
+            _ceil_replicas(demand, point.thpt_per_gpu, config.decode_engine_num_gpu),
+            config.min_endpoint,
+            config.decode_max_replicas,
+        )
+        values.update(
+            decode_context_length=context,
+            decode_itl_target_ms=itl_target,
+            decode_thpt_per_gpu=point.thpt_per_gpu,
+            decode_itl_ms_at_operating_point=point.itl_ms,
+            decode_kv_usage_at_operating_point=point.kv_usage,
+            decode_sla_reachable=point.meets_target,
+            decode_demand_tokens_per_s=demand,
+            decode_replicas_unconstrained=decode_pool.unconstrained,
+            decode_replicas_after_min=decode_pool.after_min,
+            decode_replicas_after_cap=decode_pool.after_cap,
+        )
+        reasons.append(
+            f"decode {demand:,.0f} tok/s / {point.thpt_per_gpu:,.0f} tok/s/GPU at ITL<={itl_target:.1f} ms "
+            f"-> {decode_pool.unconstrained}"
+        )
+        if not point.meets_target:
+            reasons.append(
+                f"ITL target {itl_target:.1f} ms is below every profiled ITL at context {context:.0f} "
+                f"(lightest point {point.itl_ms:.1f} ms): the profile cannot meet this SLA"
+            )
+
+    if num_req == 0:
+        reasons.append("zero predicted requests: planned pools at min_endpoint")
+
+    prefill_target = prefill_pool.after_cap if prefill_pool else None
+    decode_target = decode_pool.after_cap if decode_pool else None
+    gpus_before = (prefill_target or 0) * config.prefill_engine_num_gpu + (
+        decode_target or 0
+    ) * config.decode_engine_num_gpu
+    rule = _budget_dynamo if config.policy == Policy.DYNAMO else _budget_default
+    prefill_final, decode_final, scale = rule(prefill_target, decode_target, config)
+    prefill_gpus = (prefill_final or 0) * config.prefill_engine_num_gpu
+    decode_gpus = (decode_final or 0) * config.decode_engine_num_gpu
+    exceeded = prefill_gpus + decode_gpus > config.max_gpu_budget
+    if scale is not None:
+        reasons.append(
+            f"GPU budget {config.max_gpu_budget} < {gpus_before} needed: scaled by {scale:.3f} "
+            f"to prefill {prefill_final}, decode {decode_final}"
+        )
+    if exceeded:
+        reasons.append(
+            f"Dynamo's rounding exceeds the budget: {prefill_gpus + decode_gpus} GPUs > "
+            f"{config.max_gpu_budget}"
+        )
+    return Decision(
+        action="scale",
+        reason="; ".join(reasons),
+        num_req=num_req,
+        isl=isl,
+        osl=osl,
+        prefill_replicas=prefill_final,
+        decode_replicas=decode_final,
+        gpus_before_budget=gpus_before,
+        budget_scale=scale,
+        budget_limited=scale is not None,
+        budget_exceeded=exceeded,
+        prefill_gpus=prefill_gpus,
+        decode_gpus=decode_gpus,
+        **common,
+        **values,  # type: ignore[arg-type]
+    )
