@@ -14,9 +14,7 @@ from collections.abc import Sequence
 from planner_core.config import ConfigError
 from planner_core.profiles import ProfileError
 
-COMMAND_MODULES = (
-    "planner_core.commands.size",
-)
+COMMAND_MODULES = ("planner_core.commands.size",)
 
 
 class UsageError(Exception):

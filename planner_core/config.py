@@ -27,9 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 BUNDLED_PROFILE_DIR = Path(__file__).parent / "data" / "profiles" / "h200_llama31_8b_fp8_tp1"
 BUNDLED_TRACE = Path(__file__).parent / "data" / "traces" / "azure_conv_2023.csv"
-DEFAULT_PROMETHEUS_ENDPOINT = (
-    "http://prometheus-kube-prometheus-prometheus.monitoring.svc.cluster.local:9090"
-)
+DEFAULT_PROMETHEUS_ENDPOINT = "http://prometheus-kube-prometheus-prometheus.monitoring.svc.cluster.local:9090"
 
 
 class Environment(StrEnum):
@@ -138,8 +136,7 @@ class PlannerConfig(BaseModel):
     def _check_consistency(self) -> PlannerConfig:
         if self.load_predictor not in LOAD_PREDICTORS:
             raise ValueError(
-                f"load_predictor: unknown predictor {self.load_predictor!r}; "
-                f"choose one of {', '.join(LOAD_PREDICTORS)}"
+                f"load_predictor: unknown predictor {self.load_predictor!r}; choose one of {', '.join(LOAD_PREDICTORS)}"
             )
         needed = self.minimum_gpus()
         if self.max_gpu_budget < needed:
@@ -219,9 +216,7 @@ DYNAMO_ENV_VARS: dict[str, str] = {
 ENV_PREFIX = "PLANNER_"
 
 
-def config_from_env(
-    environ: Mapping[str, str] | None = None, **overrides: Any
-) -> PlannerConfig:
+def config_from_env(environ: Mapping[str, str] | None = None, **overrides: Any) -> PlannerConfig:
     """Settings from ``DYN_NAMESPACE`` / ``PROMETHEUS_ENDPOINT`` / ``PLANNER_PROMETHEUS_PORT``
     and ``PLANNER_<FIELD>`` (for example ``PLANNER_MAX_GPU_BUDGET=16``); ``overrides`` win."""
     env = os.environ if environ is None else environ
@@ -299,9 +294,7 @@ FLAGS: tuple[_Flag, ...] = (
 _FLAG_FOR_FIELD = {f.field: f.flag for f in FLAGS}
 
 
-def add_config_arguments(
-    parser: argparse.ArgumentParser, only: Sequence[str] | None = None
-) -> None:
+def add_config_arguments(parser: argparse.ArgumentParser, only: Sequence[str] | None = None) -> None:
     """Add the Dynamo-spelled flags (all, or the fields named in ``only``) to ``parser``.
 
     Defaults are left unset (``None``) so that :func:`config_from_args` can layer flags over
@@ -315,23 +308,26 @@ def add_config_arguments(
         help_text = f"{info.description} (default: {getattr(default, 'value', default)})"
         if _is_bool_field(flag.field):
             group.add_argument(
-                flag.flag, *flag.aliases, dest=flag.field, action="store_const", const=True,
-                default=None, help=help_text,
+                flag.flag,
+                *flag.aliases,
+                dest=flag.field,
+                action="store_const",
+                const=True,
+                default=None,
+                help=help_text,
             )
         else:
             group.add_argument(
-                flag.flag, *flag.aliases, dest=flag.field, default=None, help=help_text,
+                flag.flag,
+                *flag.aliases,
+                dest=flag.field,
+                default=None,
+                help=help_text,
                 metavar=flag.field.upper(),
             )
 
 
-def config_from_args(
-    args: argparse.Namespace, environ: Mapping[str, str] | None = None
-) -> PlannerConfig:
+def config_from_args(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> PlannerConfig:
     """Flags given on the command line over environment variables over defaults."""
-    given = {
-        f.field: getattr(args, f.field)
-        for f in FLAGS
-        if getattr(args, f.field, None) is not None
-    }
+    given = {f.field: getattr(args, f.field) for f in FLAGS if getattr(args, f.field, None) is not None}
     return config_from_env(environ, **given)

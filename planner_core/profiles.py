@@ -76,14 +76,12 @@ def _load_arrays(directory: Path, subdir: str, json_name: str, keys: tuple[str, 
         if not directory.is_dir():
             raise ProfileError(f"profile directory {directory} does not exist; {HOW_TO_PRODUCE}")
         raise ProfileError(
-            f"profile directory {directory} has neither {subdir}/raw_data.npz nor {json_name}; "
-            f"{HOW_TO_PRODUCE}"
+            f"profile directory {directory} has neither {subdir}/raw_data.npz nor {json_name}; {HOW_TO_PRODUCE}"
         )
     missing = [k for k in keys if k not in data]
     if missing:
         raise ProfileError(
-            f"{source}: missing key(s) {', '.join(missing)}; expected keys {', '.join(keys)}; "
-            f"{HOW_TO_PRODUCE}"
+            f"{source}: missing key(s) {', '.join(missing)}; expected keys {', '.join(keys)}; {HOW_TO_PRODUCE}"
         )
     out: dict[str, FloatArray] = {}
     for key in keys:
@@ -164,7 +162,9 @@ class PrefillProfile:
     dynamo: PrefillCurves
 
     @classmethod
-    def from_arrays(cls, isl: FloatArray, ttft_ms: FloatArray, thpt_per_gpu: FloatArray, source: str = "prefill profile") -> PrefillProfile:
+    def from_arrays(
+        cls, isl: FloatArray, ttft_ms: FloatArray, thpt_per_gpu: FloatArray, source: str = "prefill profile"
+    ) -> PrefillProfile:
         arrays = {"prefill_isl": isl, "prefill_ttft": ttft_ms, "prefill_thpt_per_gpu": thpt_per_gpu}
         _check_same_length(source, arrays, PREFILL_KEYS)
         if isl.shape[0] < 4:
@@ -174,7 +174,9 @@ class PrefillProfile:
         if np.any(ttft_ms <= 0) or np.any(thpt_per_gpu <= 0):
             raise ProfileError(f"{source}: prefill_ttft and prefill_thpt_per_gpu must be positive")
         return cls(
-            isl, ttft_ms, thpt_per_gpu,
+            isl,
+            ttft_ms,
+            thpt_per_gpu,
             PrefillCurves.fit(isl, ttft_ms, thpt_per_gpu, "pchip"),
             PrefillCurves.fit(isl, ttft_ms, thpt_per_gpu, "cubic"),
         )
@@ -221,7 +223,15 @@ class DynamoDecodeGrid:
     resolution: int
 
     @classmethod
-    def build(cls, kv: FloatArray, ctx: FloatArray, itl: FloatArray, thpt: FloatArray, max_kv_tokens: float, resolution: int = 100) -> DynamoDecodeGrid:
+    def build(
+        cls,
+        kv: FloatArray,
+        ctx: FloatArray,
+        itl: FloatArray,
+        thpt: FloatArray,
+        max_kv_tokens: float,
+        resolution: int = 100,
+    ) -> DynamoDecodeGrid:
         kv_axis = np.linspace(0.0, 1.0, resolution)
         context_axis = np.linspace(0.0, float(np.max(ctx)), resolution)
         mesh_kv, mesh_ctx = np.meshgrid(kv_axis, context_axis)
@@ -282,7 +292,16 @@ class DecodeSurface:
     _kv_list: list[float] = field(repr=False, default_factory=list)
 
     @classmethod
-    def build(cls, kv: FloatArray, ctx: FloatArray, itl: FloatArray, thpt: FloatArray, max_kv_tokens: float, kv_resolution: int = 2001, source: str = "decode profile") -> DecodeSurface:
+    def build(
+        cls,
+        kv: FloatArray,
+        ctx: FloatArray,
+        itl: FloatArray,
+        thpt: FloatArray,
+        max_kv_tokens: float,
+        kv_resolution: int = 2001,
+        source: str = "decode profile",
+    ) -> DecodeSurface:
         levels = np.unique(ctx)
         # The axis holds every measured KV usage, so lookups at measured points are exact.
         kv_axis = np.unique(np.concatenate([np.linspace(0.0, 1.0, kv_resolution), np.clip(kv, 0.0, 1.0)]))
@@ -300,9 +319,7 @@ class DecodeSurface:
                 curve = PchipInterpolator(kv_level, values, extrapolate=False)
                 clamped = np.clip(kv_axis, kv_level[0], kv_level[-1])
                 rows[i] = curve(clamped)
-        return cls(
-            levels, kv_axis, itl_rows, thpt_rows, float(max_kv_tokens), (kv, ctx, itl, thpt), kv_axis.tolist()
-        )
+        return cls(levels, kv_axis, itl_rows, thpt_rows, float(max_kv_tokens), (kv, ctx, itl, thpt), kv_axis.tolist())
 
     def _row_weights(self, context_length: float) -> tuple[int, int, float]:
         levels = self.levels
@@ -375,7 +392,15 @@ class DecodeProfile:
     max_kv_tokens: float
 
     @classmethod
-    def from_arrays(cls, kv: FloatArray, ctx: FloatArray, itl_ms: FloatArray, thpt_per_gpu: FloatArray, max_kv_tokens: float, source: str = "decode profile") -> DecodeProfile:
+    def from_arrays(
+        cls,
+        kv: FloatArray,
+        ctx: FloatArray,
+        itl_ms: FloatArray,
+        thpt_per_gpu: FloatArray,
+        max_kv_tokens: float,
+        source: str = "decode profile",
+    ) -> DecodeProfile:
         arrays = {"x_kv_usage": kv, "y_context_length": ctx, "z_itl": itl_ms, "z_thpt_per_gpu": thpt_per_gpu}
         _check_same_length(source, arrays, DECODE_KEYS[:4])
         if kv.shape[0] < 4:
@@ -420,7 +445,11 @@ def load_profile(directory: str | Path) -> Profile:
     if max_kv.shape[0] != 1:
         raise ProfileError(f"{path}/{DECODE_SUBDIR}: max_kv_tokens must hold one value, got shape {max_kv.shape}")
     decode = DecodeProfile.from_arrays(
-        dec["x_kv_usage"], dec["y_context_length"], dec["z_itl"], dec["z_thpt_per_gpu"], float(max_kv[0]),
+        dec["x_kv_usage"],
+        dec["y_context_length"],
+        dec["z_itl"],
+        dec["z_thpt_per_gpu"],
+        float(max_kv[0]),
         source=f"{path}/{DECODE_SUBDIR}",
     )
     profile = Profile(key, prefill, decode)

@@ -85,9 +85,7 @@ def compute_corrections(
     prefill = float(observation.ttft_ms or 0.0) / curves.ttft_ms(isl)
     decode = 1.0
     if decode_replicas and decode_replicas > 0 and observation.interval_s > 0:
-        concurrency = (
-            num_req / decode_replicas * float(observation.request_duration_s or 0.0) / observation.interval_s
-        )
+        concurrency = num_req / decode_replicas * float(observation.request_duration_s or 0.0) / observation.interval_s
         model = profile.decode.dynamo_grid if config.policy == Policy.DYNAMO else profile.decode.surface
         expected_itl = model.itl_ms(concurrency, isl + osl / 2)
         if expected_itl > 0:
@@ -237,9 +235,7 @@ def size(
             prefill_replicas_after_min=prefill_pool.after_min,
             prefill_replicas_after_cap=prefill_pool.after_cap,
         )
-        reasons.append(
-            f"prefill {demand:,.0f} tok/s / {thpt:,.0f} tok/s/GPU -> {prefill_pool.unconstrained}"
-        )
+        reasons.append(f"prefill {demand:,.0f} tok/s / {thpt:,.0f} tok/s/GPU -> {prefill_pool.unconstrained}")
 
     decode_pool: _Pool | None = None
     if plans_decode:
@@ -295,8 +291,7 @@ def size(
         )
     if exceeded:
         reasons.append(
-            f"Dynamo's rounding exceeds the budget: {prefill_gpus + decode_gpus} GPUs > "
-            f"{config.max_gpu_budget}"
+            f"Dynamo's rounding exceeds the budget: {prefill_gpus + decode_gpus} GPUs > {config.max_gpu_budget}"
         )
     return Decision(
         action="scale",

@@ -50,10 +50,32 @@ def test_component_names_per_backend():
 def test_cli_flags_use_dynamo_spelling():
     c = parse(
         [
-            "--adjustment-interval", "60", "--max-gpu-budget", "16", "--ttft", "200", "--itl", "10",
-            "--min-endpoint", "2", "--backend", "sglang", "--mode", "prefill", "--no-correction",
-            "--load-predictor", "kalman", "--kalman-q-level", "3", "--namespace", "team-a",
-            "--prefill-engine-num-gpu", "2", "--decode-engine-num-gpu", "4", "--no-operation",
+            "--adjustment-interval",
+            "60",
+            "--max-gpu-budget",
+            "16",
+            "--ttft",
+            "200",
+            "--itl",
+            "10",
+            "--min-endpoint",
+            "2",
+            "--backend",
+            "sglang",
+            "--mode",
+            "prefill",
+            "--no-correction",
+            "--load-predictor",
+            "kalman",
+            "--kalman-q-level",
+            "3",
+            "--namespace",
+            "team-a",
+            "--prefill-engine-num-gpu",
+            "2",
+            "--decode-engine-num-gpu",
+            "4",
+            "--no-operation",
         ]
     )
     assert c.adjustment_interval_s == 60

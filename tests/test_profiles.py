@@ -70,8 +70,11 @@ def test_prefill_ttft_increases_with_isl_where_data_does(profile):
 def test_decode_surface_exact_at_measured_points(profile):
     surface = profile.decode.surface
     for kv, ctx, itl, thpt in zip(
-        RAW_DECODE["x_kv_usage"], RAW_DECODE["y_context_length"], RAW_DECODE["z_itl"],
-        RAW_DECODE["z_thpt_per_gpu"], strict=True,
+        RAW_DECODE["x_kv_usage"],
+        RAW_DECODE["y_context_length"],
+        RAW_DECODE["z_itl"],
+        RAW_DECODE["z_thpt_per_gpu"],
+        strict=True,
     ):
         # the KV axis of the table contains every measured point
         assert surface.itl_ms_at_kv(kv, ctx) == pytest.approx(itl, rel=1e-9)
@@ -124,7 +127,7 @@ def test_published_numbers(profile):
 def test_missing_directory_says_how_to_produce(tmp_path):
     with pytest.raises(ProfileError, match="pre-deployment profiling"):
         load_profile(tmp_path / "absent")
-    with pytest.raises(ProfileError, match="selected_prefill_interpolation/raw_data.npz"):
+    with pytest.raises(ProfileError, match=r"selected_prefill_interpolation/raw_data\.npz"):
         load_profile(tmp_path)
 
 

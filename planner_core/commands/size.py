@@ -42,12 +42,8 @@ def register(subparsers: Any) -> None:
         ),
     )
     parser.add_argument("--num-req", type=float, required=True, help="requests in the interval")
-    parser.add_argument(
-        "--prefill-correction", type=float, default=1.0, help="observed/profiled TTFT (default 1)"
-    )
-    parser.add_argument(
-        "--decode-correction", type=float, default=1.0, help="observed/profiled ITL (default 1)"
-    )
+    parser.add_argument("--prefill-correction", type=float, default=1.0, help="observed/profiled TTFT (default 1)")
+    parser.add_argument("--decode-correction", type=float, default=1.0, help="observed/profiled ITL (default 1)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     add_config_arguments(parser, only=SIZE_FLAGS)
     parser.set_defaults(func=run)
@@ -80,10 +76,9 @@ def format_decision(decision: Decision) -> str:
     for name, value in decision.to_dict().items():
         if value is None or name == "details":
             continue
+        text = str(value)
         if isinstance(value, float):
             text = f"{value:,.3f}" if abs(value) < 100 else f"{value:,.1f}"
-        else:
-            text = str(value)
         rows.append((name, text))
     width = max(len(name) for name, _ in rows)
     return "\n".join(f"{name.ljust(width)}  {text}" for name, text in rows)

@@ -1,0 +1,291 @@
+"""Sizing on hand-computed cases, Dynamo's arithmetic re-derived independently, budget edge
+cases and property tests."""
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy.interpolate import griddata, interp1d
+
+from planner_core.config import BUNDLED_PROFILE_DIR, make_config
+from planner_core.profiles import load_profile
+from planner_core.records import NO_CORRECTION, Corrections, LoadForecast, Observation, Replicas
+from planner_core.sizing import compute_corrections, size
+
+PROFILE = load_profile(BUNDLED_PROFILE_DIR)
+RAW_P = np.load(BUNDLED_PROFILE_DIR / "selected_prefill_interpolation" / "raw_data.npz")
+RAW_D = np.load(BUNDLED_PROFILE_DIR / "selected_decode_interpolation" / "raw_data.npz")
+
+
+def dynamo_reference(num_req, isl, osl, interval, p_corr=1.0, d_corr=1.0, itl_ms=50.0, gp=1, gd=1, min_ep=1, budget=8):
+    """Dynamo's planner arithmetic, written straight from its published formulas."""
+    thpt_p = float(
+        interp1d(RAW_P["prefill_isl"], RAW_P["prefill_thpt_per_gpu"], kind="cubic")(min(max(isl, 100), 16372))
+    )
+    num_p = math.ceil(num_req * isl / interval * min(1, p_corr) / thpt_p / gp)
+    xi, yi = np.linspace(0, 1, 100), np.linspace(0, RAW_D["y_context_length"].max(), 100)
+    mesh = tuple(np.meshgrid(xi, yi))
+    pts = (RAW_D["x_kv_usage"], RAW_D["y_context_length"])
+
+    def grid(z):
+        g = griddata(pts, z, mesh, method="cubic")
+        n = griddata(pts, z, mesh, method="nearest")
+        g[np.isnan(g)] = n[np.isnan(g)]
+        return g
+
+    itl, thpt = grid(RAW_D["z_itl"]), grid(RAW_D["z_thpt_per_gpu"])
+    iy = int(np.clip(np.round((isl + osl / 2) / (yi[1] - yi[0])), 0, 99))
+    target = itl_ms / d_corr if d_corr > 0 else itl_ms
+    thpt_d = thpt[iy, 0]
+    for ix in range(99, -1, -1):
+        if itl[iy, ix] <= target:
+            thpt_d = thpt[iy, ix]
+            break
+    num_d = math.ceil(num_req * osl / interval / thpt_d / gd)
+    num_p, num_d = max(num_p, min_ep), max(num_d, min_ep)
+    total = num_p * gp + num_d * gd
+    if total > budget:
+        scale = budget / total
+        num_p = max(min_ep, round(num_p * scale))
+        num_d = max(min_ep, round((budget - num_p * gp) / gd))
+    return num_p, num_d, thpt_p, float(thpt_d)
+
+
+def decide(num_req, isl=3000, osl=150, corrections=NO_CORRECTION, current=None, **cfg):
+    cfg.setdefault("adjustment_interval_s", 60)
+    config = make_config(**cfg)
+    return size(LoadForecast(num_req, isl, osl), PROFILE, config, corrections, current)
+
+
+def test_readme_example_reproduces_dynamo():
+    d = decide(1200, policy="dynamo")
+    p, dd, thpt_p, thpt_d = dynamo_reference(1200, 3000, 150, 60)
+    assert (d.prefill_replicas, d.decode_replicas) == (p, dd) == (2, 1)
+    assert d.prefill_thpt_per_gpu == pytest.approx(thpt_p, rel=1e-6)
+    assert d.decode_thpt_per_gpu == pytest.approx(thpt_d, rel=1e-9)
+    assert d.prefill_demand_tokens_per_s == pytest.approx(60_000)
+    assert d.decode_demand_tokens_per_s == pytest.approx(3_000)
+    assert (d.prefill_gpus, d.decode_gpus) == (2, 1)
+
+
+@pytest.mark.parametrize(
+    ("num_req", "isl", "osl", "p_corr", "d_corr", "itl", "budget"),
+    [
+        (1200, 3000, 150, 1.0, 1.0, 50, 8),
+        (5000, 3000, 150, 1.0, 1.0, 50, 64),
+        (5000, 1200, 400, 1.7, 1.3, 20, 64),
+        (9000, 8000, 200, 0.6, 0.8, 30, 100),
+        (20000, 4000, 300, 1.0, 1.0, 15, 12),  # budget-limited
+        (300, 150, 20, 1.0, 1.0, 10, 8),
+        (40000, 16000, 1000, 1.0, 2.0, 50, 16),
+    ],
+)
+def test_dynamo_policy_matches_reference(num_req, isl, osl, p_corr, d_corr, itl, budget):
+    d = decide(num_req, isl, osl, Corrections(p_corr, d_corr), policy="dynamo", itl_ms=itl, max_gpu_budget=budget)
+    p, dd, thpt_p, thpt_d = dynamo_reference(num_req, isl, osl, 60, p_corr, d_corr, itl, budget=budget)
+    assert (d.prefill_replicas, d.decode_replicas) == (p, dd)
+    assert d.prefill_thpt_per_gpu == pytest.approx(thpt_p, rel=1e-6)
+    assert d.decode_thpt_per_gpu == pytest.approx(thpt_d, rel=1e-9)
+
+
+def test_dynamo_caps_prefill_correction_at_one_default_does_not():
+    over = Corrections(prefill=2.0, decode=1.0)
+    dyn = decide(6000, corrections=over, policy="dynamo", max_gpu_budget=64)
+    ours = decide(6000, corrections=over, max_gpu_budget=64)
+    assert dyn.prefill_correction_applied == 1.0
+    assert ours.prefill_correction_applied == 2.0
+    assert ours.prefill_demand_tokens_per_s == pytest.approx(2 * dyn.prefill_demand_tokens_per_s)
+    assert ours.prefill_replicas_unconstrained > dyn.prefill_replicas_unconstrained
+    under = Corrections(prefill=0.5, decode=1.0)
+    assert decide(6000, corrections=under, policy="dynamo", max_gpu_budget=64).prefill_correction_applied == 0.5
+
+
+def test_hand_computed_default_case():
+    # 6000 req/min at ISL 3000: 300,000 tok/s over the PCHIP throughput at ISL 3000.
+    d = decide(6000, max_gpu_budget=64)
+    thpt = PROFILE.prefill.thpt_per_gpu(3000)
+    assert d.prefill_demand_tokens_per_s == pytest.approx(300_000)
+    assert d.prefill_replicas == math.ceil(300_000 / thpt)
+    point = PROFILE.decode.surface.best_operating_point(50.0, 3075)
+    assert d.decode_replicas == math.ceil(6000 * 150 / 60 / point.thpt_per_gpu)
+    assert d.decode_context_length == 3075
+    assert d.action == "scale"
+
+
+def test_engine_gpus_divide_replicas():
+    d = decide(6000, max_gpu_budget=64, prefill_engine_num_gpu=2, decode_engine_num_gpu=4)
+    thpt = PROFILE.prefill.thpt_per_gpu(3000)
+    assert d.prefill_replicas == math.ceil(300_000 / thpt / 2)
+    assert d.prefill_gpus == 2 * d.prefill_replicas
+    assert d.decode_gpus == 4 * d.decode_replicas
+
+
+def test_decode_correction_tightens_itl_target():
+    loose = decide(6000, corrections=Corrections(1.0, 1.0), max_gpu_budget=64)
+    tight = decide(6000, corrections=Corrections(1.0, 2.0), max_gpu_budget=64)
+    assert tight.decode_itl_target_ms == pytest.approx(25.0)
+    assert tight.decode_thpt_per_gpu < loose.decode_thpt_per_gpu
+    assert tight.decode_replicas >= loose.decode_replicas
+
+
+def test_no_correction_ignores_factors():
+    d = decide(6000, corrections=Corrections(3.0, 3.0), no_correction=True, max_gpu_budget=64)
+    assert (d.prefill_correction_applied, d.decode_correction_applied) == (1.0, 1.0)
+
+
+def test_default_clamps_wild_corrections_and_ignores_nan():
+    d = decide(6000, corrections=Corrections(50.0, float("nan")), max_gpu_budget=64)
+    assert d.prefill_correction_applied == 4.0
+    assert d.decode_correction_applied == 1.0
+
+
+def test_zero_traffic_gives_min_endpoint():
+    d = decide(0, min_endpoint=2)
+    assert (d.prefill_replicas, d.decode_replicas) == (2, 2)
+    assert "zero predicted requests" in d.reason
+
+
+@pytest.mark.parametrize("bad", [float("nan"), None])
+def test_missing_forecast_holds_current(bad):
+    config = make_config()
+    d = size(LoadForecast(bad, 3000, 150), PROFILE, config, current=Replicas(3, 5))
+    assert d.action == "hold"
+    assert (d.prefill_replicas, d.decode_replicas) == (3, 5)
+    assert "holding" in d.reason
+    d = size(LoadForecast(100, float("nan"), 150), PROFILE, config, current=None)
+    assert d.action == "hold" and d.prefill_replicas is None
+
+
+def test_prefill_only_and_decode_only_modes():
+    p = decide(6000, mode="prefill", max_gpu_budget=64)
+    assert p.decode_replicas is None and p.decode_gpus == 0 and p.prefill_replicas >= 1
+    d = decide(6000, mode="decode", max_gpu_budget=64)
+    assert d.prefill_replicas is None and d.prefill_gpus == 0 and d.decode_replicas >= 1
+
+
+def test_budget_smaller_than_need_keeps_minimums():
+    d = decide(100_000, max_gpu_budget=2)
+    assert (d.prefill_replicas, d.decode_replicas) == (1, 1)
+    assert d.budget_limited and not d.budget_exceeded
+
+
+def test_budget_one_component_only():
+    d = decide(100_000, mode="prefill", max_gpu_budget=3, prefill_engine_num_gpu=1)
+    assert d.prefill_replicas == 3 and d.budget_limited
+    d = decide(100_000, mode="decode", max_gpu_budget=7, decode_engine_num_gpu=2)
+    assert d.decode_replicas == 3 and d.decode_gpus == 6
+
+
+def test_dynamo_budget_rounding_overshoot_is_flagged():
+    # Prefill needs ~25, decode 1; budget 3 -> Dynamo rounds prefill to 3 and decode to max(1, 0).
+    d = decide(30_000, osl=10, policy="dynamo", max_gpu_budget=3)
+    assert d.prefill_gpus + d.decode_gpus == 4
+    assert d.budget_exceeded and "exceeds the budget" in d.reason
+    ours = decide(30_000, osl=10, max_gpu_budget=3)
+    assert ours.prefill_gpus + ours.decode_gpus <= 3 and not ours.budget_exceeded
+
+
+def test_per_component_caps():
+    d = decide(50_000, max_gpu_budget=200, prefill_max_replicas=4, decode_max_replicas=2)
+    assert d.prefill_replicas_unconstrained > 4
+    assert (d.prefill_replicas, d.decode_replicas) == (4, 2)
+
+
+def test_unreachable_itl_is_reported():
+    d = decide(1200, itl_ms=2.0)
+    assert d.decode_sla_reachable is False
+    assert "cannot meet this SLA" in d.reason
+
+
+def test_corrections_follow_dynamos_definition():
+    from datetime import UTC, datetime, timedelta
+
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    obs = Observation(
+        start,
+        start + timedelta(seconds=60),
+        num_req=1200,
+        ttft_ms=120.0,
+        itl_ms=20.0,
+        isl=3000,
+        osl=150,
+        request_duration_s=3.0,
+        current=Replicas(2, 2),
+    )
+    config = make_config(adjustment_interval_s=60, policy="dynamo")
+    c = compute_corrections(obs, PROFILE, config, decode_replicas=2)
+    assert c.prefill == pytest.approx(120.0 / PROFILE.prefill.dynamo.ttft_ms(3000))
+    concurrency = 1200 / 2 * 3.0 / 60
+    assert c.decode == pytest.approx(20.0 / PROFILE.decode.dynamo_grid.itl_ms(concurrency, 3075))
+    assert compute_corrections(obs, PROFILE, make_config(no_correction=True), 2).source == "disabled"
+    empty = Observation(start, start + timedelta(seconds=60), None, None, None, None, None, None)
+    assert compute_corrections(empty, PROFILE, config, 2) == Corrections(source="no_data")
+
+
+loads = st.floats(min_value=0, max_value=2e6, allow_nan=False)
+lengths = st.floats(min_value=1, max_value=40_000, allow_nan=False)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    num_req=loads,
+    isl=lengths,
+    osl=st.floats(min_value=1, max_value=4000),
+    gp=st.integers(1, 8),
+    gd=st.integers(1, 8),
+    min_ep=st.integers(0, 3),
+    extra=st.integers(0, 64),
+    mode=st.sampled_from(["disagg", "prefill", "decode"]),
+    p_corr=st.floats(0.01, 100),
+    d_corr=st.floats(0.01, 100),
+    itl=st.floats(3, 200),
+    ttft=st.floats(10, 5000),
+)
+def test_property_default_never_below_minimum_nor_over_budget(
+    num_req, isl, osl, gp, gd, min_ep, extra, mode, p_corr, d_corr, itl, ttft
+):
+    planned = (mode != "decode") * gp + (mode != "prefill") * gd
+    budget = max(1, min_ep * planned + extra)
+    config = make_config(
+        prefill_engine_num_gpu=gp,
+        decode_engine_num_gpu=gd,
+        min_endpoint=min_ep,
+        max_gpu_budget=budget,
+        mode=mode,
+        itl_ms=itl,
+        ttft_ms=ttft,
+        adjustment_interval_s=60,
+    )
+    d = size(LoadForecast(num_req, isl, osl), PROFILE, config, Corrections(p_corr, d_corr))
+    assert d.prefill_gpus + d.decode_gpus <= budget
+    if mode != "decode":
+        assert d.prefill_replicas >= min_ep
+    if mode != "prefill":
+        assert d.decode_replicas >= min_ep
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    num_req=loads,
+    isl=lengths,
+    osl=st.floats(min_value=1, max_value=4000),
+    min_ep=st.integers(0, 3),
+    extra=st.integers(0, 32),
+)
+def test_property_dynamo_never_below_minimum_and_overshoot_flagged(num_req, isl, osl, min_ep, extra):
+    budget = max(1, 2 * min_ep + extra)
+    config = make_config(min_endpoint=min_ep, max_gpu_budget=budget, policy="dynamo", adjustment_interval_s=60)
+    d = size(LoadForecast(num_req, isl, osl), PROFILE, config)
+    assert d.prefill_replicas >= min_ep and d.decode_replicas >= min_ep
+    assert d.budget_exceeded == (d.prefill_gpus + d.decode_gpus > budget)
+
+
+@settings(max_examples=100, deadline=None)
+@given(a=st.floats(0, 1e5), b=st.floats(0, 1e5))
+def test_property_more_load_never_fewer_replicas_unconstrained(a, b):
+    lo, hi = sorted((a, b))
+    d_lo, d_hi = decide(lo, max_gpu_budget=10_000), decide(hi, max_gpu_budget=10_000)
+    assert d_hi.prefill_replicas >= d_lo.prefill_replicas
+    assert d_hi.decode_replicas >= d_lo.decode_replicas
