@@ -110,6 +110,15 @@ class PlannerConfig(BaseModel):
     osl: int = Field(150, gt=0, description="default output sequence length, tokens")
     no_correction: bool = Field(False, description="ignore how the live system compares to profile")
     policy: Policy = Field(Policy.DEFAULT, description="sizing policy: default (ours) or dynamo")
+    sla_attainment: float = Field(
+        0.99, gt=0.5, lt=1.0, description="default policy: share of requests sized to meet the TTFT SLA"
+    )
+    size_for_upper_quantile: bool = Field(
+        True, description="default policy: size for the forecast's upper quantile, not its mean"
+    )
+    scale_down_stabilization_s: int = Field(
+        0, ge=0, description="default policy: shrink a pool only to the highest target of this many seconds"
+    )
 
     # Load prediction.
     load_predictor: str = Field("arima", description="one of " + ", ".join(LOAD_PREDICTORS))
@@ -279,6 +288,8 @@ FLAGS: tuple[_Flag, ...] = (
     _Flag("--osl", "osl"),
     _Flag("--no-correction", "no_correction"),
     _Flag("--policy", "policy"),
+    _Flag("--scale-down-stabilization", "scale_down_stabilization_s"),
+    _Flag("--sla-attainment", "sla_attainment"),
     _Flag("--load-predictor", "load_predictor", ("--predictor",)),
     _Flag("--load-predictor-log1p", "load_predictor_log1p"),
     _Flag("--load-prediction-window-size", "load_prediction_window_size"),

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 
 from planner_core.config import Mode, PlannerConfig, Policy
 from planner_core.profiles import OperatingPoint, Profile
+from planner_core.queueing import mean_wait_s, servers_for_wait_tail
 from planner_core.records import (
     NO_CORRECTION,
     Corrections,
@@ -81,8 +82,17 @@ def compute_corrections(
         return Corrections(source="no_traffic")
     isl = float(observation.isl or 0.0)
     osl = float(observation.osl or 0.0)
-    curves = profile.prefill.dynamo if config.policy == Policy.DYNAMO else profile.prefill.curves
-    prefill = float(observation.ttft_ms or 0.0) / curves.ttft_ms(isl)
+    if config.policy == Policy.DYNAMO:
+        expected_ttft_ms = profile.prefill.dynamo.ttft_ms(isl)
+    else:
+        # Ours compares with what the profile predicts *including* queueing at the observed
+        # arrival rate on the running engines, so that expected queueing is not mistaken for
+        # a slow engine (which would inflate the pool a second time).
+        service_s = profile.prefill.ttft_ms(isl) / 1000.0
+        engines = observation.current.prefill or 0
+        wait_s = mean_wait_s(engines, num_req / observation.interval_s, service_s) if engines > 0 else 0.0
+        expected_ttft_ms = (service_s + (wait_s if math.isfinite(wait_s) else 0.0)) * 1000.0
+    prefill = float(observation.ttft_ms or 0.0) / expected_ttft_ms
     decode = 1.0
     if decode_replicas and decode_replicas > 0 and observation.interval_s > 0:
         concurrency = num_req / decode_replicas * float(observation.request_duration_s or 0.0) / observation.interval_s
@@ -217,16 +227,48 @@ def size(
     reasons: list[str] = []
     values: dict[str, object] = {}
 
+    # Ours sizes for the forecast's upper quantile when the predictor gives one.
+    planned_num_req = num_req
+    upper = forecast.num_req_upper
+    if config.policy == Policy.DEFAULT and config.size_for_upper_quantile and not is_missing(upper):
+        planned_num_req = max(num_req, float(upper))  # type: ignore[arg-type]
+    details: dict[str, object] = {"planned_num_req": planned_num_req}
+
     prefill_pool: _Pool | None = None
     if plans_prefill:
-        demand = num_req * isl / interval_s * prefill_corr_applied
         curves = profile.prefill.dynamo if config.policy == Policy.DYNAMO else profile.prefill.curves
         thpt = curves.thpt_per_gpu(isl)
-        prefill_pool = _pool(
-            _ceil_replicas(demand, thpt, config.prefill_engine_num_gpu),
-            config.min_endpoint,
-            config.prefill_max_replicas,
-        )
+        if config.policy == Policy.DYNAMO:
+            demand = num_req * isl / interval_s * prefill_corr_applied
+            unconstrained = _ceil_replicas(demand, thpt, config.prefill_engine_num_gpu)
+            reasons.append(f"prefill {demand:,.0f} tok/s / {thpt:,.0f} tok/s/GPU -> {unconstrained}")
+        else:
+            demand = planned_num_req * isl / interval_s
+            service_s = isl / (thpt * config.prefill_engine_num_gpu) * prefill_corr_applied
+            queue = servers_for_wait_tail(
+                planned_num_req / interval_s,
+                service_s,
+                config.ttft_ms / 1000.0 - service_s,
+                1.0 - config.sla_attainment,
+            )
+            unconstrained = queue.servers
+            details.update(
+                prefill_service_ms=service_s * 1000.0,
+                prefill_offered_load=queue.offered_load,
+                prefill_wait_budget_ms=queue.wait_budget_s * 1000.0,
+                prefill_late_probability=queue.late_probability,
+                prefill_ttft_reachable=queue.reachable,
+            )
+            reasons.append(
+                f"prefill {planned_num_req / interval_s:,.2f} req/s x {service_s * 1000:.1f} ms = "
+                f"{queue.offered_load:.2f} busy engines; {unconstrained} keep P(TTFT > {config.ttft_ms:g} ms) "
+                f"at {queue.late_probability:.2%}"
+            )
+            if not queue.reachable:
+                reasons.append(
+                    f"prefill service time {service_s * 1000:.0f} ms alone exceeds the TTFT SLA: unreachable"
+                )
+        prefill_pool = _pool(unconstrained, config.min_endpoint, config.prefill_max_replicas)
         values.update(
             prefill_demand_tokens_per_s=demand,
             prefill_thpt_per_gpu=thpt,
@@ -235,7 +277,6 @@ def size(
             prefill_replicas_after_min=prefill_pool.after_min,
             prefill_replicas_after_cap=prefill_pool.after_cap,
         )
-        reasons.append(f"prefill {demand:,.0f} tok/s / {thpt:,.0f} tok/s/GPU -> {prefill_pool.unconstrained}")
 
     decode_pool: _Pool | None = None
     if plans_decode:
@@ -243,7 +284,7 @@ def size(
         itl_target = config.itl_ms / decode_corr_applied
         model = profile.decode.dynamo_grid if config.policy == Policy.DYNAMO else profile.decode.surface
         point: OperatingPoint = model.best_operating_point(itl_target, context)
-        demand = num_req * osl / interval_s
+        demand = planned_num_req * osl / interval_s
         decode_pool = _pool(
             _ceil_replicas(demand, point.thpt_per_gpu, config.decode_engine_num_gpu),
             config.min_endpoint,
@@ -307,6 +348,7 @@ def size(
         budget_exceeded=exceeded,
         prefill_gpus=prefill_gpus,
         decode_gpus=decode_gpus,
+        details=details,
         **common,
         **values,  # type: ignore[arg-type]
     )

@@ -11,6 +11,7 @@ from scipy.interpolate import griddata, interp1d
 
 from planner_core.config import BUNDLED_PROFILE_DIR, make_config
 from planner_core.profiles import load_profile
+from planner_core.queueing import servers_for_wait_tail
 from planner_core.records import NO_CORRECTION, Corrections, LoadForecast, Observation, Replicas
 from planner_core.sizing import compute_corrections, size
 
@@ -96,27 +97,57 @@ def test_dynamo_caps_prefill_correction_at_one_default_does_not():
     ours = decide(6000, corrections=over, max_gpu_budget=64)
     assert dyn.prefill_correction_applied == 1.0
     assert ours.prefill_correction_applied == 2.0
-    assert ours.prefill_demand_tokens_per_s == pytest.approx(2 * dyn.prefill_demand_tokens_per_s)
-    assert ours.prefill_replicas_unconstrained > dyn.prefill_replicas_unconstrained
+    plain = decide(6000, max_gpu_budget=64)
+    # ours reads a slow engine as a longer service time in the queueing model
+    assert ours.details["prefill_service_ms"] == pytest.approx(2 * plain.details["prefill_service_ms"])
+    assert ours.prefill_replicas_unconstrained > plain.prefill_replicas_unconstrained
     under = Corrections(prefill=0.5, decode=1.0)
     assert decide(6000, corrections=under, policy="dynamo", max_gpu_budget=64).prefill_correction_applied == 0.5
 
 
 def test_hand_computed_default_case():
-    # 6000 req/min at ISL 3000: 300,000 tok/s over the PCHIP throughput at ISL 3000.
+    # 6000 req/min at ISL 3000 = 100 req/s, each prefill taking 3000 / thpt(3000) seconds; the
+    # pool is the fewest engines whose Erlang-C tail keeps P(wait > 500 ms - service) <= 1 %.
     d = decide(6000, max_gpu_budget=64)
     thpt = PROFILE.prefill.thpt_per_gpu(3000)
-    assert d.prefill_demand_tokens_per_s == pytest.approx(300_000)
-    assert d.prefill_replicas == math.ceil(300_000 / thpt)
+    service_s = 3000 / thpt
+    expected = servers_for_wait_tail(100.0, service_s, 0.5 - service_s, 0.01).servers
+    assert d.prefill_replicas == expected
+    assert d.prefill_replicas >= math.ceil(300_000 / thpt)
+    # with a tight TTFT SLA the queue, not the mean rate, decides
+    tight = decide(6000, max_gpu_budget=64, ttft_ms=120)
+    assert tight.prefill_replicas > math.ceil(300_000 / thpt)
+    assert d.details["prefill_offered_load"] == pytest.approx(100 * service_s)
     point = PROFILE.decode.surface.best_operating_point(50.0, 3075)
     assert d.decode_replicas == math.ceil(6000 * 150 / 60 / point.thpt_per_gpu)
     assert d.decode_context_length == 3075
     assert d.action == "scale"
 
 
+def test_default_sizes_for_upper_quantile():
+    config = make_config(adjustment_interval_s=60, max_gpu_budget=256)
+    mean_only = size(LoadForecast(6000, 3000, 150), PROFILE, config)
+    upper = size(LoadForecast(6000, 3000, 150, num_req_upper=9000), PROFILE, config)
+    assert upper.details["planned_num_req"] == 9000
+    assert upper.decode_demand_tokens_per_s == pytest.approx(9000 * 150 / 60)
+    assert upper.prefill_replicas > mean_only.prefill_replicas
+    off = size(
+        LoadForecast(6000, 3000, 150, num_req_upper=9000),
+        PROFILE,
+        config.model_copy(update={"size_for_upper_quantile": False}),
+    )
+    assert off.prefill_replicas == mean_only.prefill_replicas
+    dyn = size(
+        LoadForecast(6000, 3000, 150, num_req_upper=9000),
+        PROFILE,
+        make_config(adjustment_interval_s=60, max_gpu_budget=256, policy="dynamo"),
+    )
+    assert dyn.decode_demand_tokens_per_s == pytest.approx(6000 * 150 / 60)
+
+
 def test_engine_gpus_divide_replicas():
-    d = decide(6000, max_gpu_budget=64, prefill_engine_num_gpu=2, decode_engine_num_gpu=4)
-    thpt = PROFILE.prefill.thpt_per_gpu(3000)
+    d = decide(6000, max_gpu_budget=64, prefill_engine_num_gpu=2, decode_engine_num_gpu=4, policy="dynamo")
+    thpt = PROFILE.prefill.dynamo.thpt_per_gpu(3000)
     assert d.prefill_replicas == math.ceil(300_000 / thpt / 2)
     assert d.prefill_gpus == 2 * d.prefill_replicas
     assert d.decode_gpus == 4 * d.decode_replicas
