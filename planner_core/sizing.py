@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 from planner_core.config import Mode, PlannerConfig, Policy
 from planner_core.profiles import OperatingPoint, Profile
@@ -186,7 +187,7 @@ def size(
     """Replicas for the next interval. Pure: same inputs, same Decision."""
     interval_s = float(config.adjustment_interval_s)
     prefill_corr_applied, decode_corr_applied = applied_corrections(corrections, config)
-    common = dict(
+    common: dict[str, Any] = dict(
         policy=config.policy.value,
         mode=config.mode.value,
         interval_s=interval_s,
@@ -225,14 +226,14 @@ def size(
     isl = max(1.0, float(forecast.isl))
     osl = max(1.0, float(forecast.osl))
     reasons: list[str] = []
-    values: dict[str, object] = {}
+    values: dict[str, Any] = {}
 
     # Ours sizes for the forecast's upper quantile when the predictor gives one.
     planned_num_req = num_req
     upper = forecast.num_req_upper
     if config.policy == Policy.DEFAULT and config.size_for_upper_quantile and not is_missing(upper):
-        planned_num_req = max(num_req, float(upper))  # type: ignore[arg-type]
-    details: dict[str, object] = {"planned_num_req": planned_num_req}
+        planned_num_req = max(num_req, float(upper or 0.0))
+    details: dict[str, Any] = {"planned_num_req": planned_num_req}
 
     prefill_pool: _Pool | None = None
     if plans_prefill:
@@ -350,5 +351,5 @@ def size(
         decode_gpus=decode_gpus,
         details=details,
         **common,
-        **values,  # type: ignore[arg-type]
+        **values,
     )
