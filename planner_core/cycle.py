@@ -1,0 +1,240 @@
+"""The planning cycle, written once: fetch -> predict -> size -> enforce -> scale -> persist.
+
+Three callers run this same code: the Prefect ``plan`` flow (each step wrapped as a task),
+``sla-planner run-once``, and the closed-loop replay (simulated clock, cluster and frontend).
+Each step is a small function over the ports in :mod:`planner_core.ports`, so a caller can
+wrap them one by one; :meth:`PlanningCycle.run` chains them for callers that don't need to.
+
+Audit first: the observation, the forecasts and the decision are committed to the store
+*before* the connector is called; the connector's outcome is recorded after it. A crash in
+between leaves a decision with a ``pending`` action that the next cycle reports.
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from planner_core.config import PlannerConfig, Policy
+from planner_core.ports import Clock, Connector, MetricsSource
+from planner_core.profiles import Profile
+from planner_core.records import (
+    Corrections,
+    Decision,
+    LoadForecast,
+    Observation,
+    Replicas,
+    ScalingOutcome,
+    SeriesForecast,
+)
+from planner_core.sizing import compute_corrections, size
+from planner_core.stabilizer import Stabilizer
+
+log = logging.getLogger("sla_planner.cycle")
+
+SERIES = ("num_req", "isl", "osl")
+
+
+class LoadPredictorPort(Protocol):
+    def observe(self, obs: Observation) -> None: ...
+    def predict(self) -> LoadForecast: ...
+    def get_state(self) -> dict[str, Any]: ...
+
+
+class StorePort(Protocol):
+    """The part of :class:`planner_core.store.Store` the cycle uses."""
+
+    def begin_run(
+        self,
+        deployment_id: int,
+        trigger: str,
+        config: dict[str, Any],
+        started_at: datetime,
+        flow_run_id: str | None = None,
+    ) -> int: ...
+    def record_observation(self, run_id: int, obs: Observation) -> int: ...
+    def record_predictions(self, run_id: int, forecasts: Mapping[str, SeriesForecast]) -> None: ...
+    def record_decision(self, run_id: int, decision: Decision, dry_run: bool) -> int: ...
+    def record_action_requested(
+        self, decision_id: int, connector: str, targets: Replicas, requested_at: datetime
+    ) -> int: ...
+    def record_action_outcome(self, action_id: int, outcome: ScalingOutcome) -> None: ...
+    def save_predictor_state(
+        self, deployment_id: int, series: str, predictor: str, state: dict[str, Any], updated_at: datetime
+    ) -> None: ...
+    def finish_run(self, run_id: int, status: str, ended_at: datetime, error: str | None = None) -> None: ...
+
+
+@dataclass
+class CycleResult:
+    status: str  # "ok", "held", "no_operation", "error"
+    window_start: datetime
+    window_end: datetime
+    run_id: int | None = None
+    observation: Observation | None = None
+    forecast: LoadForecast | None = None
+    corrections: Corrections | None = None
+    decision: Decision | None = None
+    outcome: ScalingOutcome | None = None
+    error: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+# --------------------------------------------------------------------------------------------
+# The steps (pure where they can be)
+# --------------------------------------------------------------------------------------------
+
+
+def fetch(metrics: MetricsSource, connector: Connector, window_start: datetime, window_end: datetime) -> Observation:
+    """Observe the last interval and attach the replicas the cluster runs now."""
+    observation = metrics.observe(window_start, window_end)
+    current = connector.current_replicas()
+    if observation.current != current and (current.prefill is not None or current.decode is not None):
+        observation = replace(observation, current=current)
+    return observation
+
+
+def predict(predictor: LoadPredictorPort, observation: Observation) -> LoadForecast:
+    """Feed the observation to the load predictor, then forecast the next interval."""
+    predictor.observe(observation)
+    return predictor.predict()
+
+
+def decide(
+    forecast: LoadForecast,
+    observation: Observation,
+    profile: Profile,
+    config: PlannerConfig,
+) -> tuple[Corrections, Decision]:
+    """Correction factors from the observation, then the pure sizing."""
+    corrections = compute_corrections(observation, profile, config, observation.current.decode)
+    return corrections, size(forecast, profile, config, corrections, observation.current)
+
+
+def enforce(decision: Decision, stabilizer: Stabilizer | None, now: datetime) -> Decision:
+    """Controller-level limits on top of the sizing (scale-down stabilisation for ``default``)."""
+    if stabilizer is None or decision.action != "scale":
+        return decision
+    return stabilizer.apply(decision, now)
+
+
+def scale(connector: Connector, decision: Decision, decision_id: int | None, now: datetime) -> ScalingOutcome:
+    """Hand the targets to the connector; an exception becomes an ``error`` outcome."""
+    try:
+        return connector.apply(decision.targets, decision_id, now)
+    except Exception as exc:  # the outcome is recorded either way
+        log.exception("connector %s failed", connector.name)
+        return ScalingOutcome(
+            connector=connector.name,
+            requested=decision.targets,
+            outcome="error",
+            requested_at=now,
+            error=f"{type(exc).__name__}: {exc}",
+        )
+
+
+def series_forecasts(forecast: LoadForecast) -> dict[str, SeriesForecast]:
+    """The three per-series predictions as the store records them."""
+    return {
+        name: SeriesForecast(
+            predictor=forecast.predictor,
+            value=float(getattr(forecast, name)),
+            upper=float(
+                getattr(forecast, f"{name}_upper")
+                if getattr(forecast, f"{name}_upper") is not None
+                else getattr(forecast, name)
+            ),
+        )
+        for name in SERIES
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# The cycle
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class PlanningCycle:
+    """Everything one deployment's cycle needs; :meth:`run` runs one cycle end to end."""
+
+    config: PlannerConfig
+    profile: Profile
+    metrics: MetricsSource
+    connector: Connector
+    clock: Clock
+    predictor: LoadPredictorPort
+    store: StorePort | None = None
+    deployment_id: int | None = None
+    stabilizer: Stabilizer | None = None
+    trigger: str = "schedule"
+
+    @classmethod
+    def default_stabilizer(cls, config: PlannerConfig) -> Stabilizer | None:
+        if config.policy == Policy.DYNAMO or config.scale_down_stabilization_s <= 0:
+            return None
+        return Stabilizer(window_s=config.scale_down_stabilization_s)
+
+    def run(self, flow_run_id: str | None = None, window_end: datetime | None = None) -> CycleResult:
+        end = window_end or self.clock.now()
+        start = end - timedelta(seconds=self.config.adjustment_interval_s)
+        result = CycleResult(status="ok", window_start=start, window_end=end)
+        run_id = None
+        if self.store is not None and self.deployment_id is not None:
+            run_id = self.store.begin_run(
+                self.deployment_id, self.trigger, self.config.model_dump(mode="json"), end, flow_run_id
+            )
+        result.run_id = run_id
+        try:
+            self._run_steps(result, run_id, end)
+        except Exception as exc:
+            result.status = "error"
+            result.error = f"{type(exc).__name__}: {exc}"
+            log.error("planning cycle failed: %s\n%s", result.error, traceback.format_exc())
+        if self.store is not None and run_id is not None:
+            self.store.finish_run(run_id, result.status, self.clock.now(), result.error)
+        return result
+
+    def _run_steps(self, result: CycleResult, run_id: int | None, now: datetime) -> None:
+        store = self.store if run_id is not None else None
+        observation = fetch(self.metrics, self.connector, result.window_start, result.window_end)
+        result.observation = observation
+        if store is not None and run_id is not None:
+            store.record_observation(run_id, observation)
+
+        forecast = predict(self.predictor, observation)
+        result.forecast = forecast
+        if store is not None and run_id is not None and forecast.is_usable():
+            store.record_predictions(run_id, series_forecasts(forecast))
+
+        corrections, decision = decide(forecast, observation, self.profile, self.config)
+        decision = enforce(decision, self.stabilizer, now)
+        result.corrections, result.decision = corrections, decision
+
+        dry_run = self.config.no_operation
+        decision_id = store.record_decision(run_id, decision, dry_run) if store and run_id is not None else None
+        if decision.action != "scale":
+            result.status = "held"
+        elif dry_run:
+            result.status = "no_operation"
+        else:
+            action_id = (
+                store.record_action_requested(decision_id, self.connector.name, decision.targets, now)
+                if store is not None and decision_id is not None
+                else None
+            )
+            outcome = scale(self.connector, decision, decision_id, now)
+            result.outcome = outcome
+            if store is not None and action_id is not None:
+                store.record_action_outcome(action_id, outcome)
+            if outcome.outcome == "error":
+                result.status = "error"
+                result.error = outcome.error
+
+        if store is not None and self.deployment_id is not None:
+            for series, state in self.predictor.get_state().items():
+                store.save_predictor_state(self.deployment_id, series, self.config.load_predictor, state, now)

@@ -1,0 +1,69 @@
+"""Scale-down stabilisation, the way Kubernetes' HPA does it.
+
+Scale up at once; scale down only to the highest target recommended within the last
+``window_s`` seconds. A pool therefore shrinks only after the load has stayed low for the
+whole window, which stops a noisy forecast from flapping replicas (each flap costs a
+worker start-up, during which the new GPU is paid for and serves nothing).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from planner_core.records import Decision
+
+
+class Stabilizer:
+    def __init__(self, window_s: float) -> None:
+        if window_s < 0:
+            raise ValueError("window_s must be >= 0")
+        self.window_s = window_s
+        self._recent: deque[tuple[datetime, int | None, int | None]] = deque()
+
+    def apply(self, decision: Decision, now: datetime) -> Decision:
+        self._recent.append((now, decision.prefill_replicas, decision.decode_replicas))
+        horizon = now - timedelta(seconds=self.window_s)
+        while self._recent and self._recent[0][0] < horizon:
+            self._recent.popleft()
+        prefill = _highest(r[1] for r in self._recent)
+        decode = _highest(r[2] for r in self._recent)
+        gp, gd, budget = decision.prefill_engine_num_gpu, decision.decode_engine_num_gpu, decision.max_gpu_budget
+        # Holding the window's maximum must not break the budget: give back held replicas first.
+        while (prefill or 0) * gp + (decode or 0) * gd > budget:
+            if decode is not None and decision.decode_replicas is not None and decode > decision.decode_replicas:
+                decode -= 1
+            elif prefill is not None and decision.prefill_replicas is not None and prefill > decision.prefill_replicas:
+                prefill -= 1
+            else:
+                break
+        if (prefill, decode) == (decision.prefill_replicas, decision.decode_replicas):
+            return decision
+        details: dict[str, Any] = dict(decision.details)
+        details.update(
+            stabilized_from={"prefill": decision.prefill_replicas, "decode": decision.decode_replicas},
+            stabilization_window_s=self.window_s,
+        )
+        return replace(
+            decision,
+            prefill_replicas=prefill,
+            decode_replicas=decode,
+            prefill_gpus=(prefill or 0) * gp,
+            decode_gpus=(decode or 0) * gd,
+            reason=f"{decision.reason}; scale-down held by the {self.window_s:.0f} s stabilisation window "
+            f"(prefill {decision.prefill_replicas}->{prefill}, decode {decision.decode_replicas}->{decode})",
+            details=details,
+        )
+
+    def get_state(self) -> dict[str, Any]:
+        return {"window_s": self.window_s, "recent": [[t.isoformat(), p, d] for t, p, d in self._recent]}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        self._recent = deque((datetime.fromisoformat(t), p, d) for t, p, d in state.get("recent", []))
+
+
+def _highest(values: Any) -> int | None:
+    present = [v for v in values if v is not None]
+    return max(present) if present else None

@@ -1,0 +1,52 @@
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+from planner_core.config import BUNDLED_PROFILE_DIR, make_config
+from planner_core.profiles import load_profile
+from planner_core.records import LoadForecast
+from planner_core.sizing import size
+from planner_core.stabilizer import Stabilizer
+
+PROFILE = load_profile(BUNDLED_PROFILE_DIR)
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def decision(prefill, decode, budget=64):
+    base = size(LoadForecast(100, 3000, 150), PROFILE, make_config(max_gpu_budget=budget, adjustment_interval_s=60))
+    return replace(base, prefill_replicas=prefill, decode_replicas=decode, prefill_gpus=prefill, decode_gpus=decode)
+
+
+def test_scale_up_is_immediate_scale_down_waits_for_window():
+    s = Stabilizer(window_s=180)
+    assert s.apply(decision(2, 2), T0).targets == decision(2, 2).targets
+    assert s.apply(decision(6, 4), T0 + timedelta(seconds=60)).targets.prefill == 6
+    held = s.apply(decision(3, 2), T0 + timedelta(seconds=120))
+    assert (held.prefill_replicas, held.decode_replicas) == (6, 4)
+    assert "stabilisation window" in held.reason
+    assert held.details["stabilized_from"] == {"prefill": 3, "decode": 2}
+    assert held.prefill_gpus == 6
+    # 60 s + 180 s later the high recommendation has left the window
+    later = s.apply(decision(3, 2), T0 + timedelta(seconds=241))
+    assert (later.prefill_replicas, later.decode_replicas) == (3, 2)
+
+
+def test_zero_window_passes_through():
+    s = Stabilizer(window_s=0)
+    s.apply(decision(6, 6), T0)
+    assert s.apply(decision(1, 1), T0 + timedelta(seconds=1)).targets.prefill == 1
+
+
+def test_held_replicas_never_break_the_budget():
+    s = Stabilizer(window_s=600)
+    s.apply(decision(6, 1, budget=8), T0)
+    out = s.apply(decision(1, 7, budget=8), T0 + timedelta(seconds=60))
+    assert out.prefill_gpus + out.decode_gpus <= 8
+    assert out.decode_replicas == 7
+
+
+def test_state_round_trip():
+    s = Stabilizer(window_s=300)
+    s.apply(decision(5, 5), T0)
+    again = Stabilizer(window_s=300)
+    again.load_state(s.get_state())
+    assert again.apply(decision(1, 1), T0 + timedelta(seconds=60)).targets.prefill == 5
