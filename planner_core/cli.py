@@ -14,7 +14,10 @@ from collections.abc import Sequence
 from planner_core.config import ConfigError
 from planner_core.profiles import ProfileError
 
-COMMAND_MODULES = ("planner_core.commands.size",)
+COMMAND_MODULES = (
+    "planner_core.commands.size",
+    "planner_core.commands.forecast",
+)
 
 
 class UsageError(Exception):
