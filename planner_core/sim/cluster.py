@@ -1,0 +1,649 @@
+"""Event-driven simulator of a disaggregated LLM serving cluster, driven by a profile.
+
+Two pools: prefill workers and decode workers, each worker one engine of the profile
+(``*_engine_num_gpu`` GPUs, which only matters for the GPU cost). A request
+
+1. arrives and waits for a prefill worker, first come first served across the pool;
+2. is prefilled in ``profile.prefill.ttft_ms(isl)`` (the profile is measured at concurrency 1,
+   so one prefill engine serves one request at a time);
+3. joins the least-loaded ready decode worker (by reserved KV tokens) if its KV fits, else it
+   waits in a FIFO queue; its first token is emitted when it joins, so
+   TTFT = prefill queueing + prefill time + decode-admission wait;
+4. decodes ``osl`` tokens in a batch with every other request on that worker, one token per
+   current ITL, and leaves.
+
+Decode model. A worker's ITL at any moment is ``surface.itl_ms_at_kv(kv, ctx)`` with
+``kv = sum(isl + osl/2) / max_kv_tokens`` and ``ctx = mean(isl + osl/2)`` over its resident
+requests: the same ``(isl + osl/2)`` accounting Dynamo's profiler used to produce the profile's
+``x_kv_usage`` and ``y_context_length``, so the ITL only changes when a request joins or leaves.
+Admission reserves each request's peak footprint ``isl + osl`` tokens and a worker accepts a
+request only while the reservations fit in ``max_kv_tokens`` (so no preemption is ever needed;
+a request larger than a whole engine is admitted on an empty worker).
+Each worker keeps a token clock ``T`` (tokens emitted per resident request) that advances at
+``1 / ITL``; a request joining at ``T0`` leaves at ``T0 + osl``, so the next completion time is
+``t_last + (T_next - T) * ITL`` and is rescheduled whenever the ITL changes.
+A request's ITL is its mean over its tokens: ``(finish - first_token) / osl``.
+
+Scaling. ``set_targets`` starts workers that become ready ``startup_s`` later (a scale-up
+first takes back draining workers, instantly), and on a scale-down cancels starting workers
+(newest first) and then drains ready ones (prefill: idle first, then newest; decode: least
+reserved KV first, then newest): a draining worker gets no new work, finishes what it has and
+is gone. A worker costs GPUs from the moment it is requested until it is gone.
+
+The simulator has no randomness of its own (``seed`` is accepted for interface stability);
+the same inputs always give the same results.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from bisect import bisect_left, bisect_right
+from collections import deque
+from dataclasses import dataclass
+from heapq import heappop, heappush
+from operator import attrgetter
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from planner_core.profiles import DecodeSurface, Profile
+from planner_core.records import Replicas
+
+FloatArray = NDArray[np.float64]
+
+# worker states
+STARTING, READY, DRAINING, GONE = 0, 1, 2, 3
+# event kinds
+_EV_PREFILL_DONE, _EV_DECODE_DONE, _EV_READY = 0, 1, 2
+# two completions closer than this on a worker's token clock are simultaneous
+_TOKEN_EPS = 1e-6
+
+
+class ItlModel:
+    """``DecodeSurface.itl_ms_at_kv`` in seconds, as plain-list arithmetic for the hot path.
+
+    ``itl_s(ctx_sum, n)`` is the ITL of a worker holding ``n`` requests whose
+    ``isl + osl/2`` sum to ``ctx_sum``: KV usage ``ctx_sum / max_kv_tokens``, context
+    ``ctx_sum / n``.
+    """
+
+    def __init__(self, surface: DecodeSurface) -> None:
+        self.levels: list[float] = surface.levels.tolist()
+        self.axis: list[float] = surface.kv_axis.tolist()
+        self.rows: list[list[float]] = [(row / 1000.0).tolist() for row in surface.itl_ms_rows]
+        self.max_kv_tokens = float(surface.max_kv_tokens)
+        self.inv_max_kv = 1.0 / self.max_kv_tokens
+
+    def itl_s(self, ctx_sum: float, n: int) -> float:
+        levels = self.levels
+        c = ctx_sum / n
+        if c <= levels[0]:
+            lo = hi = 0
+            w = 0.0
+        elif c >= levels[-1]:
+            lo = hi = len(levels) - 1
+            w = 0.0
+        else:
+            hi = bisect_left(levels, c)
+            if levels[hi] == c:
+                lo = hi
+                w = 0.0
+            else:
+                lo = hi - 1
+                w = (c - levels[lo]) / (levels[hi] - levels[lo])
+        axis = self.axis
+        x = ctx_sum * self.inv_max_kv
+        if x > 1.0:
+            x = 1.0
+        i = bisect_right(axis, x) - 1
+        if i < 0:
+            i = 0
+        elif i > len(axis) - 2:
+            i = len(axis) - 2
+        f = (x - axis[i]) / (axis[i + 1] - axis[i])
+        r = self.rows[lo]
+        value = r[i] + (r[i + 1] - r[i]) * f
+        if w:
+            r = self.rows[hi]
+            value = value * (1.0 - w) + (r[i] + (r[i + 1] - r[i]) * f) * w
+        return value
+
+
+def prefill_service_s(profile: Profile, isl: FloatArray) -> FloatArray:
+    """Prefill time in seconds of every request (profile TTFT at its ISL, concurrency 1)."""
+    isl = np.asarray(isl, dtype=np.float64)
+    if isl.size == 0:
+        return np.zeros(0)
+    uniq, inverse = np.unique(isl, return_inverse=True)
+    table = np.array([profile.prefill.ttft_ms(float(x)) for x in uniq]) / 1000.0
+    return table[inverse.reshape(-1)]
+
+
+@dataclass(frozen=True)
+class IntervalMetrics:
+    """What a Prometheus frontend would report for ``[window_start_s, window_end_s)``.
+
+    ``num_req``/``isl``: requests that arrived in the window. ``ttft_ms``: mean over requests
+    whose first token fell in the window. ``itl_ms``/``osl``/``request_duration_s``: means over
+    requests that finished in the window. Means are None when no request qualifies. Replica
+    counts are the state at ``window_end_s``.
+    """
+
+    window_start_s: float
+    window_end_s: float
+    num_req: int
+    isl: float | None
+    ttft_ms: float | None
+    itl_ms: float | None
+    osl: float | None
+    request_duration_s: float | None
+    num_first_tokens: int
+    num_finished: int
+    prefill_ready: int
+    prefill_starting: int
+    prefill_draining: int
+    decode_ready: int
+    decode_starting: int
+    decode_draining: int
+
+    @property
+    def interval_s(self) -> float:
+        return self.window_end_s - self.window_start_s
+
+    @property
+    def current(self) -> Replicas:
+        """Replicas the planner has asked for and not removed: ready + starting."""
+        return Replicas(self.prefill_ready + self.prefill_starting, self.decode_ready + self.decode_starting)
+
+
+@dataclass(frozen=True)
+class RequestResults:
+    """Per-request outcome, in the order the requests were given; NaN = not reached yet."""
+
+    arrival_s: FloatArray
+    isl: FloatArray
+    osl: FloatArray
+    ttft_ms: FloatArray  # arrival -> first token (prefill queue + prefill + decode-admission wait)
+    itl_ms: FloatArray  # mean over the request's tokens: (finish - first token) / osl
+    prefill_start_s: FloatArray
+    first_token_s: FloatArray
+    finish_s: FloatArray
+
+    @property
+    def finished(self) -> NDArray[np.bool_]:
+        return ~np.isnan(self.finish_s)
+
+    @property
+    def prefill_wait_ms(self) -> FloatArray:
+        return (self.prefill_start_s - self.arrival_s) * 1000.0
+
+    def attainment(self, ttft_ms: float, itl_ms: float) -> float:
+        """Share of finished requests that met both SLAs (NaN when none finished)."""
+        done = self.finished
+        if not np.any(done):
+            return math.nan
+        ok = (self.ttft_ms[done] <= ttft_ms) & (self.itl_ms[done] <= itl_ms)
+        return float(np.mean(ok))
+
+
+class _Worker:
+    __slots__ = (
+        "busy",
+        "ctx_sum",
+        "end_t",
+        "heap",
+        "itl_s",
+        "n",
+        "pool",
+        "reserved",
+        "start_t",
+        "state",
+        "t_last",
+        "tok",
+        "version",
+        "wid",
+    )
+
+    def __init__(self, pool: str, wid: int, state: int, start_t: float) -> None:
+        self.pool = pool
+        self.wid = wid
+        self.state = state
+        self.start_t = start_t
+        self.end_t: float | None = None
+        # prefill: the request being prefilled, -1 when idle
+        self.busy = -1
+        # decode: token clock, resident requests (finish token clock, request), load
+        self.tok = 0.0
+        self.t_last = start_t
+        self.itl_s = 0.0
+        self.n = 0
+        self.ctx_sum = 0.0
+        self.reserved = 0.0
+        self.heap: list[tuple[float, int]] = []
+        self.version = 0
+
+
+_reserved = attrgetter("reserved")
+
+
+class ClusterSimulator:
+    """A disaggregated cluster replaying a request trace; see the module docstring.
+
+    The planner-facing interface is narrow: :meth:`set_targets`, :meth:`advance_to`,
+    :meth:`metrics` and :meth:`replicas`; :meth:`results`, :meth:`gpu_seconds` and
+    :meth:`timeline` are for the report.
+    """
+
+    def __init__(
+        self,
+        profile: Profile,
+        arrival_s: FloatArray,
+        isl: FloatArray,
+        osl: FloatArray,
+        prefill_engine_num_gpu: int = 1,
+        decode_engine_num_gpu: int = 1,
+        initial: Replicas = Replicas(1, 1),  # noqa: B008 (frozen dataclass)
+        startup_s: float = 60.0,
+        seed: int = 0,
+    ) -> None:
+        arrival = np.asarray(arrival_s, dtype=np.float64).reshape(-1)
+        isl_a = np.asarray(isl, dtype=np.float64).reshape(-1)
+        osl_a = np.asarray(osl, dtype=np.float64).reshape(-1)
+        if not (arrival.shape == isl_a.shape == osl_a.shape):
+            raise ValueError(
+                f"arrival_s, isl, osl must have the same length, got {arrival.size}, {isl_a.size}, {osl_a.size}"
+            )
+        if arrival.size and not np.all(np.isfinite(arrival)):
+            raise ValueError("arrival_s must be finite")
+        if startup_s < 0:
+            raise ValueError(f"startup_s must be >= 0, got {startup_s}")
+        self.profile = profile
+        self.prefill_engine_num_gpu = int(prefill_engine_num_gpu)
+        self.decode_engine_num_gpu = int(decode_engine_num_gpu)
+        self.startup_s = float(startup_s)
+        self.seed = seed
+        self._order: NDArray[np.intp] | None = None
+        if arrival.size > 1 and np.any(np.diff(arrival) < 0):
+            self._order = np.argsort(arrival, kind="stable")
+            arrival, isl_a, osl_a = arrival[self._order], isl_a[self._order], osl_a[self._order]
+        osl_a = np.maximum(osl_a, 1.0)
+        isl_a = np.maximum(isl_a, 0.0)
+        self._arrival_np, self._isl_np, self._osl_np = arrival, isl_a, osl_a
+        n = arrival.size
+        self._n = n
+        self._arr: list[float] = arrival.tolist()
+        self._isl: list[float] = isl_a.tolist()
+        self._osl: list[float] = osl_a.tolist()
+        self._svc: list[float] = prefill_service_s(profile, isl_a).tolist()
+        self._ctx: list[float] = (isl_a + osl_a / 2.0).tolist()
+        self._need: list[float] = (isl_a + osl_a).tolist()
+        self._model = ItlModel(profile.decode.surface)
+        self._max_kv = self._model.max_kv_tokens
+        nan = math.nan
+        self._pstart = [nan] * n
+        self._first = [nan] * n
+        self._finish = [nan] * n
+        self._itl = [nan] * n
+        # logs in event-time order, for windowed metrics
+        self._ft_t: list[float] = []
+        self._ft_v: list[float] = []  # ttft ms
+        self._fin_t: list[float] = []
+        self._fin_itl: list[float] = []  # ms
+        self._fin_osl: list[float] = []
+        self._fin_dur: list[float] = []  # s
+        self._heap: list[tuple[Any, ...]] = []
+        self._seq = itertools.count()
+        self._ai = 0
+        self.now_s = 0.0
+        self._wid = itertools.count()
+        self._workers: dict[str, list[_Worker]] = {"prefill": [], "decode": []}  # every worker ever
+        self._live: dict[str, list[_Worker]] = {"prefill": [], "decode": []}  # not gone, creation order
+        self._p_idle: list[_Worker] = []
+        self._p_queue: deque[int] = deque()
+        self._d_active: list[_Worker] = []  # ready decode workers, creation order
+        self._d_queue: deque[int] = deque()
+        self._targets = {"prefill": int(initial.prefill or 0), "decode": int(initial.decode or 0)}
+        self._hist_t: list[float] = []
+        self._hist: list[tuple[int, int, int, int, int, int]] = []
+        for pool in ("prefill", "decode"):
+            for _ in range(self._targets[pool]):
+                w = _Worker(pool, next(self._wid), STARTING, 0.0)
+                self._workers[pool].append(w)
+                self._live[pool].append(w)
+                self._make_ready(w, 0.0)
+        self._record(0.0)
+
+    # ------------------------------------------------------------------ event loop
+
+    def advance_to(self, t_s: float) -> None:
+        """Process every event (arrivals included) at or before ``t_s``; ``now_s`` becomes ``t_s``."""
+        t_end = float(t_s)
+        if t_end < self.now_s:
+            raise ValueError(f"cannot go back in time: now {self.now_s}, asked {t_end}")
+        heap = self._heap
+        arr = self._arr
+        n = self._n
+        ai = self._ai
+        arrive = self._arrive
+        prefill_done = self._prefill_done
+        decode_done = self._decode_done
+        while True:
+            ta = arr[ai] if ai < n else math.inf
+            if heap and heap[0][0] <= ta:
+                t = heap[0][0]
+                if t > t_end:
+                    break
+                _, _, kind, a, b = heappop(heap)
+                if kind == _EV_DECODE_DONE:
+                    if a.version == b:
+                        decode_done(a, t)
+                elif kind == _EV_PREFILL_DONE:
+                    prefill_done(a, b, t)
+                else:
+                    self._make_ready(a, t)
+            else:
+                if ta > t_end:
+                    break
+                arrive(ai, ta)
+                ai += 1
+        self._ai = ai
+        self.now_s = t_end
+
+    def _arrive(self, r: int, t: float) -> None:
+        if self._p_idle:
+            self._start_prefill(self._p_idle.pop(), r, t)
+        else:
+            self._p_queue.append(r)
+
+    def _start_prefill(self, w: _Worker, r: int, t: float) -> None:
+        w.busy = r
+        self._pstart[r] = t
+        heappush(self._heap, (t + self._svc[r], next(self._seq), _EV_PREFILL_DONE, w, r))
+
+    def _prefill_done(self, w: _Worker, r: int, t: float) -> None:
+        w.busy = -1
+        if w.state == DRAINING:
+            self._retire(w, t)
+        elif self._p_queue:
+            self._start_prefill(w, self._p_queue.popleft(), t)
+        else:
+            self._p_idle.append(w)
+        if self._d_queue or not self._place(r, t):
+            self._d_queue.append(r)
+
+    def _place(self, r: int, t: float) -> bool:
+        active = self._d_active
+        if not active:
+            return False
+        w = min(active, key=_reserved) if len(active) > 1 else active[0]
+        if w.n and w.reserved + self._need[r] > self._max_kv:
+            return False
+        # join: first token now
+        self._first[r] = t
+        self._ft_t.append(t)
+        self._ft_v.append((t - self._arr[r]) * 1000.0)
+        if w.n:
+            w.tok += (t - w.t_last) / w.itl_s
+        w.t_last = t
+        heappush(w.heap, (w.tok + self._osl[r], r))
+        w.n += 1
+        w.ctx_sum += self._ctx[r]
+        w.reserved += self._need[r]
+        self._reschedule(w)
+        return True
+
+    def _reschedule(self, w: _Worker) -> None:
+        w.version += 1
+        if w.n:
+            w.itl_s = self._model.itl_s(w.ctx_sum, w.n)
+            when = w.t_last + (w.heap[0][0] - w.tok) * w.itl_s
+            heappush(self._heap, (when, next(self._seq), _EV_DECODE_DONE, w, w.version))
+
+    def _decode_done(self, w: _Worker, t: float) -> None:
+        h = w.heap
+        tok = h[0][0]
+        w.tok = tok
+        w.t_last = t
+        limit = tok + _TOKEN_EPS
+        first, osl, arr = self._first, self._osl, self._arr
+        while h and h[0][0] <= limit:
+            r = heappop(h)[1]
+            w.n -= 1
+            w.ctx_sum -= self._ctx[r]
+            w.reserved -= self._need[r]
+            itl_ms = (t - first[r]) / osl[r] * 1000.0
+            self._finish[r] = t
+            self._itl[r] = itl_ms
+            self._fin_t.append(t)
+            self._fin_itl.append(itl_ms)
+            self._fin_osl.append(osl[r])
+            self._fin_dur.append(t - arr[r])
+        if not w.n:
+            w.ctx_sum = 0.0
+            w.reserved = 0.0
+            if w.state == DRAINING:
+                w.version += 1
+                self._retire(w, t)
+            else:
+                w.version += 1
+        else:
+            self._reschedule(w)
+        if self._d_queue:
+            self._drain_decode_queue(t)
+
+    def _drain_decode_queue(self, t: float) -> None:
+        q = self._d_queue
+        while q and self._place(q[0], t):
+            q.popleft()
+
+    # ------------------------------------------------------------------ workers
+
+    def _make_ready(self, w: _Worker, t: float) -> None:
+        if w.state != STARTING:  # cancelled while starting
+            return
+        w.state = READY
+        if w.pool == "prefill":
+            if self._p_queue:
+                self._start_prefill(w, self._p_queue.popleft(), t)
+            else:
+                self._p_idle.append(w)
+        else:
+            w.t_last = t
+            self._d_active.append(w)
+            if self._d_queue:
+                self._drain_decode_queue(t)
+        self._record(t)
+
+    def _retire(self, w: _Worker, t: float) -> None:
+        w.state = GONE
+        w.end_t = t
+        self._live[w.pool].remove(w)
+        self._record(t)
+
+    def _new_worker(self, pool: str, t: float) -> None:
+        w = _Worker(pool, next(self._wid), STARTING, t)
+        self._workers[pool].append(w)
+        self._live[pool].append(w)
+        if self.startup_s <= 0:
+            self._make_ready(w, t)
+        else:
+            heappush(self._heap, (t + self.startup_s, next(self._seq), _EV_READY, w, None))
+
+    def set_targets(self, targets: Replicas) -> None:
+        """Ask for ``targets`` replicas at ``now_s``; a pool given as None is left unchanged."""
+        t = self.now_s
+        for pool, target in (("prefill", targets.prefill), ("decode", targets.decode)):
+            if target is None:
+                continue
+            target = int(target)
+            if target < 0:
+                raise ValueError(f"{pool} target must be >= 0, got {target}")
+            self._targets[pool] = target
+            self._scale(pool, target, t)
+        self._record(t)
+
+    def _scale(self, pool: str, target: int, t: float) -> None:
+        live = self._live[pool]
+        starting = [w for w in live if w.state == STARTING]
+        ready = [w for w in live if w.state == READY]
+        active = len(starting) + len(ready)
+        if target > active:
+            k = target - active
+            for w in [w for w in live if w.state == DRAINING][::-1][:k]:  # newest draining first
+                w.state = READY
+                k -= 1
+                if pool == "decode":
+                    self._d_active.append(w)
+                    self._d_active.sort(key=attrgetter("wid"))
+                    if self._d_queue:
+                        self._drain_decode_queue(t)
+                # a draining prefill worker is busy; it takes the queue when its request is done
+            for _ in range(k):
+                self._new_worker(pool, t)
+        elif target < active:
+            k = active - target
+            for w in starting[::-1][:k]:  # newest first; the GPU cost stops now
+                w.state = GONE
+                w.end_t = t
+                live.remove(w)
+                k -= 1
+            if k <= 0:
+                return
+            if pool == "prefill":
+                order = sorted(ready, key=lambda w: (w.busy >= 0, -w.wid))
+            else:
+                order = sorted(ready, key=lambda w: (w.reserved, -w.wid))
+            for w in order[:k]:
+                if pool == "prefill":
+                    if w.busy < 0:
+                        self._p_idle.remove(w)
+                        self._retire(w, t)
+                    else:
+                        w.state = DRAINING
+                else:
+                    self._d_active.remove(w)
+                    if w.n == 0:
+                        self._retire(w, t)
+                    else:
+                        w.state = DRAINING
+
+    def _counts(self, pool: str) -> tuple[int, int, int]:
+        ready = starting = draining = 0
+        for w in self._live[pool]:
+            if w.state == READY:
+                ready += 1
+            elif w.state == STARTING:
+                starting += 1
+            elif w.state == DRAINING:
+                draining += 1
+        return ready, starting, draining
+
+    def _record(self, t: float) -> None:
+        state = self._counts("prefill") + self._counts("decode")
+        if self._hist and self._hist[-1] == state:
+            return
+        if self._hist_t and self._hist_t[-1] == t:
+            self._hist[-1] = state
+            if len(self._hist) > 1 and self._hist[-2] == state:
+                self._hist.pop()
+                self._hist_t.pop()
+            return
+        self._hist_t.append(t)
+        self._hist.append(state)
+
+    # ------------------------------------------------------------------ reports
+
+    def replicas(self) -> dict[str, dict[str, int]]:
+        """Current ready / starting / draining counts and the last target, per pool."""
+        out = {}
+        for pool in ("prefill", "decode"):
+            ready, starting, draining = self._counts(pool)
+            out[pool] = {"ready": ready, "starting": starting, "draining": draining, "target": self._targets[pool]}
+        return out
+
+    def metrics(self, window_start_s: float, window_end_s: float) -> IntervalMetrics:
+        """Frontend metrics of ``[window_start_s, window_end_s)`` (see :class:`IntervalMetrics`).
+
+        The window must end at or before ``now_s`` (call :meth:`advance_to` first).
+        """
+        ws, we = float(window_start_s), float(window_end_s)
+        if we > self.now_s + 1e-9:
+            raise ValueError(f"window ends at {we} s, after the simulated time {self.now_s} s; advance first")
+        if we < ws:
+            raise ValueError(f"window end {we} is before its start {ws}")
+
+        def mean(values: list[float], times: list[float]) -> tuple[int, float | None]:
+            i0, i1 = bisect_left(times, ws), bisect_left(times, we)
+            if i1 <= i0:
+                return 0, None
+            return i1 - i0, math.fsum(values[i0:i1]) / (i1 - i0)
+
+        num_req, isl = mean(self._isl, self._arr)
+        n_first, ttft = mean(self._ft_v, self._ft_t)
+        n_fin, itl = mean(self._fin_itl, self._fin_t)
+        _, osl = mean(self._fin_osl, self._fin_t)
+        _, dur = mean(self._fin_dur, self._fin_t)
+        k = bisect_right(self._hist_t, we) - 1
+        p_ready, p_start, p_drain, d_ready, d_start, d_drain = self._hist[max(k, 0)]
+        return IntervalMetrics(
+            ws,
+            we,
+            num_req,
+            isl,
+            ttft,
+            itl,
+            osl,
+            dur,
+            n_first,
+            n_fin,
+            p_ready,
+            p_start,
+            p_drain,
+            d_ready,
+            d_start,
+            d_drain,
+        )
+
+    def results(self) -> RequestResults:
+        """Per-request arrays in the caller's order; NaN where not reached by ``now_s``."""
+        arrays = {
+            "arrival_s": self._arrival_np.copy(),
+            "isl": self._isl_np.copy(),
+            "osl": self._osl_np.copy(),
+            "ttft_ms": (np.array(self._first) - self._arrival_np) * 1000.0,
+            "itl_ms": np.array(self._itl),
+            "prefill_start_s": np.array(self._pstart),
+            "first_token_s": np.array(self._first),
+            "finish_s": np.array(self._finish),
+        }
+        if self._order is not None:
+            inverse = np.empty_like(self._order)
+            inverse[self._order] = np.arange(self._order.size)
+            arrays = {k: v[inverse] for k, v in arrays.items()}
+        return RequestResults(**arrays)
+
+    def gpu_seconds(self) -> dict[str, float]:
+        """GPU-seconds per pool up to ``now_s``: every worker from request to removal."""
+        out = {}
+        for pool, gpus in (("prefill", self.prefill_engine_num_gpu), ("decode", self.decode_engine_num_gpu)):
+            total = 0.0
+            for w in self._workers[pool]:
+                end = self.now_s if w.end_t is None else min(w.end_t, self.now_s)
+                total += max(end - w.start_t, 0.0)
+            out[pool] = total * gpus
+        return out
+
+    def timeline(self) -> list[tuple[float, int, int, int, int]]:
+        """``(t_s, prefill_ready, decode_ready, prefill_allocated, decode_allocated)`` at every change;
+        allocated = ready + starting + draining (the workers that cost GPUs)."""
+        return [
+            (t, pr, dr, pr + ps + pd, dr + ds + dd)
+            for t, (pr, ps, pd, dr, ds, dd) in zip(self._hist_t, self._hist, strict=True)
+        ]
+
+    @property
+    def queued(self) -> dict[str, int]:
+        """Requests waiting for a prefill worker / for decode admission right now."""
+        return {"prefill": len(self._p_queue), "decode": len(self._d_queue)}

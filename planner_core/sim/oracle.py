@@ -1,0 +1,318 @@
+"""Oracle baseline: per interval, the fewest replicas that would have met the SLA for that
+interval's actual requests, with no start-up delay.
+
+How one interval ``[start + k*I, start + (k+1)*I)`` is sized (see ``docs/oracle.md``):
+
+* Only the requests that arrive in the interval are simulated, with their true arrival times,
+  ISL and OSL, on pools that are empty and ready at the interval start; every request runs to
+  completion even past the interval end (nothing carries over between intervals).
+* **Prefill**: ``n`` prefill workers serve the requests first come first served, each taking the
+  profile's ``ttft_ms(isl)`` (exactly the simulator's prefill pool). TTFT = queueing + prefill
+  time. ``n`` is enough when at least ``attainment`` of the interval's requests have
+  TTFT <= the TTFT SLA.
+* **Decode**, checked with ample prefill so the pools are independent: each request joins the
+  decode pool when its own prefill would end without queueing (arrival + ``ttft_ms(isl)``), and
+  ``n`` decode workers run exactly the simulator's decode model (least-loaded placement, KV
+  reservations, batched token clock). ``n`` is enough when at least ``attainment`` of the
+  requests have mean ITL <= the ITL SLA and were admitted without waiting for KV space.
+* Requests that cannot meet an SLA with any number of replicas (prefill time alone above the
+  TTFT SLA; ITL alone on an empty worker above the ITL SLA) are left out of that pool's
+  attainment count (they still load the pool).
+* The smallest ``n`` is found by a galloping search from an analytic guess followed by bisection
+  (it assumes attainment does not drop when a replica is added), bounded by
+  ``[min_replicas, max_replicas]``; an interval without requests gets ``min_replicas``; if even
+  ``max_replicas`` misses, the answer is ``max_replicas``.
+
+Because each interval is sized for exactly its own requests, with replicas ready at once and no
+carry-over from earlier intervals, the resulting GPU-hours are a lower bound that no causal
+planner (which must predict the load and pay start-up delays) can beat in practice.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Callable
+from heapq import heappop, heappush, heapreplace
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from planner_core.profiles import Profile
+from planner_core.records import Replicas
+from planner_core.sim.cluster import _TOKEN_EPS, ItlModel, prefill_service_s
+
+
+def _prefill_misses(
+    arrival: list[float], svc: list[float], counted: list[bool], n: int, sla_s: float, max_misses: float
+) -> int:
+    """Misses of the TTFT SLA with ``n`` FCFS prefill workers (stops once above ``max_misses``)."""
+    free = [arrival[0]] * n if arrival else []
+    misses = 0
+    for a, s, c in zip(arrival, svc, counted, strict=True):
+        f = free[0]
+        done = (a if a > f else f) + s
+        heapreplace(free, done)
+        if c and done - a > sla_s:
+            misses += 1
+            if misses > max_misses:
+                return misses
+    return misses
+
+
+def simulate_decode_pool(
+    join_s: list[float],
+    ctx: list[float],
+    need: list[float],
+    osl: list[float],
+    n_workers: int,
+    model: ItlModel,
+    itl_sla_s: float = math.inf,
+    counted: list[bool] | None = None,
+    max_misses: float = math.inf,
+    itl_out: list[float] | None = None,
+    wait_out: list[float] | None = None,
+) -> int:
+    """Run ``n_workers`` decode workers (the simulator's decode model) over requests joining at
+    ``join_s`` (ascending), all ready from the start. Returns the number of counted requests that
+    missed (mean ITL above ``itl_sla_s`` or any wait for KV space), stopping early once above
+    ``max_misses``. ``itl_out``/``wait_out``, when given, receive per-request ITL (s) and
+    admission wait (s)."""
+    num = len(join_s)
+    if counted is None:
+        counted = [True] * num
+    max_kv = model.max_kv_tokens
+    itl_fn = model.itl_s
+    # per worker: [tok, t_last, itl_s, n, ctx_sum, reserved, heap, version]
+    workers = [[0.0, 0.0, 0.0, 0, 0.0, 0.0, [], 0] for _ in range(n_workers)]
+    events: list[tuple[float, int, int, int]] = []  # (time, seq, worker, version)
+    seq = 0
+    first = [0.0] * num
+    queue: deque[int] = deque()
+    misses = 0
+    ji = 0
+
+    def place(r: int, t: float) -> bool:
+        nonlocal seq
+        best = workers[0]
+        bi = 0
+        for i in range(1, n_workers):
+            if workers[i][5] < best[5]:
+                best = workers[i]
+                bi = i
+        w = best
+        if w[3] and w[5] + need[r] > max_kv:
+            return False
+        if w[3]:
+            w[0] += (t - w[1]) / w[2]
+        w[1] = t
+        heappush(w[6], (w[0] + osl[r], r))
+        w[3] += 1
+        w[4] += ctx[r]
+        w[5] += need[r]
+        w[7] += 1
+        w[2] = itl_fn(w[4], w[3])
+        seq += 1
+        heappush(events, (t + (w[6][0][0] - w[0]) * w[2], seq, bi, w[7]))
+        first[r] = t
+        return True
+
+    while ji < num or events:
+        tj = join_s[ji] if ji < num else math.inf
+        if events and events[0][0] < tj:
+            t, _, wi, version = heappop(events)
+            w = workers[wi]
+            if w[7] != version:
+                continue
+            h = w[6]
+            tok = h[0][0]
+            w[0] = tok
+            w[1] = t
+            limit = tok + _TOKEN_EPS
+            while h and h[0][0] <= limit:
+                r = heappop(h)[1]
+                w[3] -= 1
+                w[4] -= ctx[r]
+                w[5] -= need[r]
+                itl = (t - first[r]) / osl[r]
+                if itl_out is not None:
+                    itl_out[r] = itl
+                if counted[r] and itl > itl_sla_s:
+                    misses += 1
+            w[7] += 1
+            if w[3]:
+                w[2] = itl_fn(w[4], w[3])
+                seq += 1
+                heappush(events, (t + (h[0][0] - tok) * w[2], seq, wi, w[7]))
+            else:
+                w[4] = w[5] = 0.0
+            while queue and place(queue[0], t):
+                r = queue.popleft()
+                wait = t - join_s[r]
+                if wait_out is not None:
+                    wait_out[r] = wait
+                if counted[r] and wait > 0:
+                    misses += 1
+            if misses > max_misses:
+                return misses
+        else:
+            r = ji
+            ji += 1
+            if queue or not place(r, tj):
+                queue.append(r)
+            elif wait_out is not None:
+                wait_out[r] = 0.0
+    return misses
+
+
+def _smallest(ok: Callable[[int], bool], guess: int, lo: int, hi: int) -> int:
+    """Smallest n in [lo, hi] with ok(n) (ok assumed monotone), galloping from ``guess``; hi if none."""
+    guess = min(max(guess, lo), hi)
+    if ok(guess):
+        good, step = guess, 1
+        while True:
+            cand = max(good - step, lo)
+            if cand == good:
+                return good
+            if ok(cand):
+                good = cand
+                step *= 2
+            else:
+                bad = cand
+                break
+    else:
+        bad, step = guess, 1
+        while True:
+            cand = min(bad + step, hi)
+            if cand == bad:
+                return hi
+            if ok(cand):
+                good = cand
+                break
+            bad = cand
+            step *= 2
+    while good - bad > 1:
+        mid = (good + bad) // 2
+        if ok(mid):
+            good = mid
+        else:
+            bad = mid
+    return good
+
+
+def oracle_replicas(
+    profile: Profile,
+    arrival_s: ArrayLike,
+    isl: ArrayLike,
+    osl: ArrayLike,
+    interval_s: float,
+    ttft_ms: float,
+    itl_ms: float,
+    prefill_engine_num_gpu: int = 1,
+    decode_engine_num_gpu: int = 1,
+    attainment: float = 0.99,
+    max_replicas: int = 256,
+    *,
+    min_replicas: int = 1,
+    start_s: float = 0.0,
+    num_intervals: int | None = None,
+) -> list[Replicas]:
+    """Per interval ``[start_s + k*interval_s, start_s + (k+1)*interval_s)``, the fewest prefill
+    and decode replicas that meet the TTFT / ITL SLAs for >= ``attainment`` of that interval's
+    requests, with no start-up delay (module docstring and ``docs/oracle.md`` give the exact
+    definition). Intervals run until the last arrival unless ``num_intervals`` is given; arrivals
+    before ``start_s`` are ignored. The GPUs per engine do not change the counts (the profile is
+    per engine); see :func:`oracle_gpu_seconds` for the cost.
+    """
+    del prefill_engine_num_gpu, decode_engine_num_gpu  # counts are per engine; GPUs only price them
+    if interval_s <= 0:
+        raise ValueError(f"interval_s must be positive, got {interval_s}")
+    if not 0 < attainment <= 1:
+        raise ValueError(f"attainment must be in (0, 1], got {attainment}")
+    if max_replicas < max(min_replicas, 1):
+        raise ValueError(f"max_replicas ({max_replicas}) must be >= max(min_replicas, 1)")
+    arrival = np.asarray(arrival_s, dtype=np.float64).reshape(-1)
+    isl_a = np.maximum(np.asarray(isl, dtype=np.float64).reshape(-1), 0.0)
+    osl_a = np.maximum(np.asarray(osl, dtype=np.float64).reshape(-1), 1.0)
+    if not (arrival.shape == isl_a.shape == osl_a.shape):
+        raise ValueError("arrival_s, isl and osl must have the same length")
+    order = np.argsort(arrival, kind="stable")
+    arrival, isl_a, osl_a = arrival[order], isl_a[order], osl_a[order]
+    if num_intervals is None:
+        last = float(arrival[-1]) if arrival.size else start_s
+        num_intervals = max(math.floor((last - start_s) / interval_s) + 1, 0) if last >= start_s else 0
+    svc = prefill_service_s(profile, isl_a)
+    ctx = isl_a + osl_a / 2.0
+    need = isl_a + osl_a
+    model = ItlModel(profile.decode.surface)
+    ttft_s, itl_s = ttft_ms / 1000.0, itl_ms / 1000.0
+    # ITL of a request alone on a worker: above the SLA means no replica count can meet it
+    solo_itl = np.array([model.itl_s(c, 1) for c in ctx.tolist()]) if ctx.size else np.zeros(0)
+    surface = profile.decode.surface
+    lo = max(min_replicas, 1)
+
+    edges = start_s + interval_s * np.arange(num_intervals + 1)
+    bounds = np.searchsorted(arrival, edges, side="left")
+    out: list[Replicas] = []
+    for k in range(num_intervals):
+        i0, i1 = int(bounds[k]), int(bounds[k + 1])
+        if i1 <= i0:
+            out.append(Replicas(min_replicas, min_replicas))
+            continue
+        arr_k = arrival[i0:i1]
+        svc_k = svc[i0:i1]
+        # prefill
+        p_counted = svc_k <= ttft_s
+        p_allowed = math.floor(int(p_counted.sum()) * (1.0 - attainment) + 1e-9)
+        if p_counted.any():
+            arr_l, svc_l, pc_l = arr_k.tolist(), svc_k.tolist(), p_counted.tolist()
+
+            def p_ok(n: int, arr_l=arr_l, svc_l=svc_l, pc_l=pc_l, allowed=p_allowed) -> bool:
+                return _prefill_misses(arr_l, svc_l, pc_l, n, ttft_s, allowed) <= allowed
+
+            p_guess = math.ceil(float(svc_k.sum()) / interval_s)
+            n_prefill = _smallest(p_ok, p_guess, lo, max_replicas)
+        else:
+            n_prefill = lo
+        # decode
+        join = arr_k + svc_k
+        d_order = np.argsort(join, kind="stable")
+        d_counted = solo_itl[i0:i1][d_order] <= itl_s
+        d_allowed = math.floor(int(d_counted.sum()) * (1.0 - attainment) + 1e-9)
+        if d_counted.any():
+            join_l = join[d_order].tolist()
+            ctx_l = ctx[i0:i1][d_order].tolist()
+            need_l = need[i0:i1][d_order].tolist()
+            osl_l = osl_a[i0:i1][d_order].tolist()
+            dc_l = d_counted.tolist()
+
+            def d_ok(
+                n: int, join_l=join_l, ctx_l=ctx_l, need_l=need_l, osl_l=osl_l, dc_l=dc_l, allowed=d_allowed
+            ) -> bool:
+                misses = simulate_decode_pool(join_l, ctx_l, need_l, osl_l, n, model, itl_s, dc_l, allowed)
+                return misses <= allowed
+
+            ctx_mean = float(np.mean(ctx_l))
+            op = surface.best_operating_point(itl_ms, ctx_mean)
+            if op.meets_target and op.kv_usage > 0:
+                per_engine_tok_s = op.kv_usage * model.max_kv_tokens / ctx_mean / (op.itl_ms / 1000.0)
+                d_guess = math.ceil(float(np.sum(osl_l)) / interval_s / per_engine_tok_s)
+            else:
+                d_guess = lo
+            n_decode = _smallest(d_ok, d_guess, lo, max_replicas)
+        else:
+            n_decode = lo
+        out.append(Replicas(max(n_prefill, min_replicas), max(n_decode, min_replicas)))
+    return out
+
+
+def oracle_gpu_seconds(
+    replicas: list[Replicas], interval_s: float, prefill_engine_num_gpu: int = 1, decode_engine_num_gpu: int = 1
+) -> dict[str, float]:
+    """GPU-seconds of holding the oracle's replicas for each whole interval."""
+    prefill = sum(int(r.prefill or 0) for r in replicas) * interval_s * prefill_engine_num_gpu
+    decode = sum(int(r.decode or 0) for r in replicas) * interval_s * decode_engine_num_gpu
+    return {"prefill": float(prefill), "decode": float(decode)}
+
+
+__all__ = ["oracle_gpu_seconds", "oracle_replicas", "simulate_decode_pool"]
