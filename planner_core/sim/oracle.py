@@ -239,8 +239,10 @@ def oracle_replicas(
     order = np.argsort(arrival, kind="stable")
     arrival, isl_a, osl_a = arrival[order], isl_a[order], osl_a[order]
     if num_intervals is None:
-        last = float(arrival[-1]) if arrival.size else start_s
-        num_intervals = max(math.floor((last - start_s) / interval_s) + 1, 0) if last >= start_s else 0
+        if arrival.size == 0 or arrival[-1] < start_s:
+            num_intervals = 0
+        else:
+            num_intervals = math.floor((float(arrival[-1]) - start_s) / interval_s) + 1
     svc = prefill_service_s(profile, isl_a)
     ctx = isl_a + osl_a / 2.0
     need = isl_a + osl_a

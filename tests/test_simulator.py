@@ -1,0 +1,389 @@
+"""Cluster simulator: agreement with the profile, queueing theory, scaling behaviour, determinism."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from scipy.optimize import brentq
+
+from planner_core.config import BUNDLED_PROFILE_DIR
+from planner_core.profiles import load_profile
+from planner_core.records import Replicas
+from planner_core.sim import ClusterSimulator, IntervalMetrics, load_scale
+from planner_core.sim.cluster import DRAINING, GONE, ItlModel, prefill_service_s
+
+
+@pytest.fixture(scope="module")
+def profile():
+    return load_profile(BUNDLED_PROFILE_DIR)
+
+
+def run(sim: ClusterSimulator, until: float) -> ClusterSimulator:
+    sim.advance_to(until)
+    return sim
+
+
+# --------------------------------------------------------------------------- profile agreement
+
+
+def test_itl_model_matches_surface(profile):
+    model = ItlModel(profile.decode.surface)
+    rng = np.random.default_rng(1)
+    for _ in range(500):
+        n = int(rng.integers(1, 400))
+        ctx = float(rng.uniform(100, 16000))
+        expected = profile.decode.surface.itl_ms_at_kv(n * ctx / profile.decode.max_kv_tokens, ctx)
+        assert model.itl_s(n * ctx, n) * 1000 == pytest.approx(expected, rel=1e-9)
+
+
+def test_prefill_service_is_profile_ttft(profile):
+    isl = np.array([100.0, 1155.0, 3151.0, 20000.0, 1155.0])
+    svc = prefill_service_s(profile, isl)
+    assert svc.tolist() == pytest.approx([profile.prefill.ttft_ms(x) / 1000 for x in isl], rel=1e-12)
+
+
+def test_constant_load_ttft_matches_profile(profile):
+    # one request per second, prefill 45 ms: no queueing anywhere, TTFT = profiled TTFT
+    n = 300
+    arrival = np.arange(n, dtype=float)
+    isl = np.full(n, 2000.0)
+    osl = np.full(n, 50.0)
+    sim = run(ClusterSimulator(profile, arrival, isl, osl, initial=Replicas(1, 1)), n + 100)
+    res = sim.results()
+    assert np.all(res.finished)
+    assert np.mean(res.ttft_ms) == pytest.approx(profile.prefill.ttft_ms(2000), rel=0.05)
+    assert np.allclose(res.ttft_ms, profile.prefill.ttft_ms(2000), rtol=1e-9)
+
+
+@pytest.mark.parametrize(("n_decode", "gap_s", "isl", "osl"), [(1, 0.05, 2000, 200), (3, 0.01, 1000, 300)])
+def test_constant_load_itl_matches_profile(profile, n_decode, gap_s, isl, osl):
+    """Evenly spaced identical requests: each decode worker settles at the concurrency c with
+    c = (arrival rate per worker) * osl * ITL(c); its ITL must be the profile's ITL at c."""
+    n = 6000
+    arrival = np.arange(n) * gap_s
+    sim = ClusterSimulator(
+        profile, arrival, np.full(n, float(isl)), np.full(n, float(osl)), initial=Replicas(4, n_decode)
+    )
+    res = run(sim, arrival[-1] + 600).results()
+    assert np.all(res.finished)
+    ctx = isl + osl / 2
+    rate = 1.0 / gap_s / n_decode
+
+    def gap(c: float) -> float:
+        itl_s = profile.decode.surface.itl_ms_at_kv(c * ctx / profile.decode.max_kv_tokens, ctx) / 1000
+        return c - rate * osl * itl_s
+
+    c_star = brentq(gap, 0.5, 600)
+    expected = profile.decode.surface.itl_ms_at_kv(c_star * ctx / profile.decode.max_kv_tokens, ctx)
+    steady = slice(n // 3, 2 * n // 3)
+    assert np.mean(res.itl_ms[steady]) == pytest.approx(expected, rel=0.05)
+    # and the TTFT is still the bare prefill time (no KV pressure, prefill keeps up)
+    assert np.mean(res.ttft_ms[steady]) == pytest.approx(profile.prefill.ttft_ms(isl), rel=0.05)
+
+
+def test_simultaneous_batch_gets_profile_itl_exactly(profile):
+    # 20 identical requests on one decode worker, 20 prefill workers so they all join at once
+    n = 20
+    sim = ClusterSimulator(profile, np.zeros(n), np.full(n, 3000.0), np.full(n, 100.0), initial=Replicas(n, 1))
+    res = run(sim, 100).results()
+    ctx = 3050.0
+    expected = profile.decode.surface.itl_ms_at_kv(n * ctx / profile.decode.max_kv_tokens, ctx)
+    assert np.allclose(res.itl_ms, expected, rtol=1e-9)
+    assert np.allclose(res.finish_s - res.first_token_s, 100 * expected / 1000, rtol=1e-9)
+
+
+def test_single_prefill_worker_matches_mg1(profile):
+    """Poisson arrivals, one prefill worker: mean queueing wait = lambda E[S^2] / (2 (1 - rho))."""
+    rng = np.random.default_rng(7)
+    n = 150_000
+    isl = rng.integers(200, 8000, n).astype(float)
+    svc = prefill_service_s(profile, isl)
+    rho = 0.6
+    lam = rho / float(np.mean(svc))
+    arrival = np.cumsum(rng.exponential(1 / lam, n))
+    osl = np.full(n, 5.0)
+    sim = run(ClusterSimulator(profile, arrival, isl, osl, initial=Replicas(1, 2)), arrival[-1] + 600)
+    res = sim.results()
+    assert np.all(res.finished)
+    wait_s = res.prefill_start_s - res.arrival_s
+    # no decode-admission wait: TTFT = prefill wait + prefill time
+    assert np.allclose(res.ttft_ms, (wait_s + svc) * 1000, rtol=1e-9, atol=1e-6)
+    expected = lam * float(np.mean(svc**2)) / (2 * (1 - lam * float(np.mean(svc))))
+    assert float(np.mean(wait_s)) == pytest.approx(expected, rel=0.10)
+
+
+# --------------------------------------------------------------------------- KV capacity
+
+
+def test_full_decode_worker_makes_requests_wait(profile):
+    # three requests of 400k tokens on one engine of 945k tokens: the third waits for the first
+    arrival = np.array([0.0, 1.0, 2.0])
+    isl = np.full(3, 400_000.0)
+    osl = np.full(3, 100.0)
+    sim = run(ClusterSimulator(profile, arrival, isl, osl, initial=Replicas(3, 1)), 1000)
+    res = sim.results()
+    assert np.all(res.finished)
+    assert res.first_token_s[2] == pytest.approx(res.finish_s[0])
+    assert res.ttft_ms[2] == pytest.approx((res.finish_s[0] - 2.0) * 1000)
+    assert res.ttft_ms[2] > 1000 * (res.prefill_start_s[2] - 2.0 + prefill_service_s(profile, isl[:1])[0]) + 10
+
+
+def test_request_larger_than_an_engine_still_runs(profile):
+    sim = run(ClusterSimulator(profile, np.array([0.0]), np.array([2e6]), np.array([10.0])), 100)
+    assert sim.results().finished.all()
+
+
+# --------------------------------------------------------------------------- scaling
+
+
+def test_startup_delay_and_gpu_seconds(profile):
+    n = 200
+    arrival = np.linspace(0, 199, n)
+    sim = ClusterSimulator(profile, arrival, np.full(n, 1000.0), np.full(n, 20.0), startup_s=60)
+    sim.advance_to(10)
+    sim.set_targets(Replicas(3, None))
+    reps = sim.replicas()
+    assert reps["prefill"] == {"ready": 1, "starting": 2, "draining": 0, "target": 3}
+    assert reps["decode"] == {"ready": 1, "starting": 0, "draining": 0, "target": 1}
+    sim.advance_to(69.999)
+    assert sim.replicas()["prefill"]["starting"] == 2
+    m = sim.metrics(60, 69.999)
+    assert (m.prefill_ready, m.prefill_starting) == (1, 2)
+    assert m.current == Replicas(3, 1)
+    sim.advance_to(70.0)
+    assert sim.replicas()["prefill"] == {"ready": 3, "starting": 0, "draining": 0, "target": 3}
+    sim.advance_to(100)
+    gpu = sim.gpu_seconds()
+    assert gpu["prefill"] == pytest.approx(100 + 2 * 90)
+    assert gpu["decode"] == pytest.approx(100)
+    # timeline: allocated jumps at 10, ready at 70
+    tl = sim.timeline()
+    assert tl[0] == (0.0, 1, 1, 1, 1)
+    assert (10.0, 1, 1, 3, 1) in tl
+    assert (70.0, 3, 1, 3, 1) in tl
+
+
+def test_startup_zero_is_instant_and_gpu_scales_with_engine_size(profile):
+    sim = ClusterSimulator(
+        profile,
+        np.array([50.0]),
+        np.array([100.0]),
+        np.array([5.0]),
+        startup_s=0,
+        prefill_engine_num_gpu=2,
+        decode_engine_num_gpu=4,
+    )
+    sim.set_targets(Replicas(2, 2))
+    assert sim.replicas()["decode"]["ready"] == 2
+    sim.advance_to(10)
+    assert sim.gpu_seconds() == {"prefill": pytest.approx(2 * 2 * 10), "decode": pytest.approx(4 * 2 * 10)}
+
+
+def test_queued_requests_wait_for_startup(profile):
+    # no decode worker at all until one is started at t=0 with a 30 s start-up
+    sim = ClusterSimulator(
+        profile, np.array([1.0, 2.0]), np.full(2, 500.0), np.full(2, 10.0), initial=Replicas(1, 0), startup_s=30
+    )
+    sim.set_targets(Replicas(None, 1))
+    sim.advance_to(100)
+    res = sim.results()
+    assert res.first_token_s.tolist() == pytest.approx([30.0, 30.0])
+    assert res.ttft_ms.tolist() == pytest.approx([29_000.0, 28_000.0])
+
+
+def test_cancel_starting_workers(profile):
+    sim = ClusterSimulator(profile, np.array([500.0]), np.array([100.0]), np.array([5.0]), startup_s=60)
+    sim.advance_to(10)
+    sim.set_targets(Replicas(4, 1))
+    sim.advance_to(30)
+    sim.set_targets(Replicas(2, 1))  # cancels two of the three starting, newest first
+    assert sim.replicas()["prefill"] == {"ready": 1, "starting": 1, "draining": 0, "target": 2}
+    sim.advance_to(100)
+    assert sim.replicas()["prefill"]["ready"] == 2
+    # 1 x 100 s + 1 x 90 s + 2 x 20 s
+    assert sim.gpu_seconds()["prefill"] == pytest.approx(100 + 90 + 40)
+
+
+def test_decode_draining_finishes_its_requests_then_goes(profile):
+    n = 400
+    arrival = np.arange(n) * 0.05
+    sim = ClusterSimulator(profile, arrival, np.full(n, 1000.0), np.full(n, 2000.0), initial=Replicas(2, 2))
+    sim.advance_to(5.0)
+    workers = sim._workers["decode"]
+    loads = [w.n for w in workers]
+    assert min(loads) > 0
+    sim.set_targets(Replicas(None, 1))
+    reps = sim.replicas()["decode"]
+    assert (reps["ready"], reps["draining"]) == (1, 1)
+    drained = next(w for w in workers if w.state == DRAINING)
+    residents = {r for _, r in drained.heap}
+    count = drained.n
+    t = 5.0
+    while drained.state != GONE:
+        t += 1.0
+        sim.advance_to(t)
+        assert drained.n <= count  # never gets new work
+        count = drained.n
+        assert t < 600
+    res = sim.results()
+    assert drained.end_t == pytest.approx(max(res.finish_s[list(residents)]))
+    assert sim.replicas()["decode"] == {"ready": 1, "starting": 0, "draining": 0, "target": 1}
+    sim.advance_to(1000)
+    assert res.finished.sum() <= n
+    assert sim.results().finished.all()
+    gpu = sim.gpu_seconds()["decode"]
+    assert gpu == pytest.approx(1000 + drained.end_t)
+
+
+def test_prefill_draining_finishes_current_request(profile):
+    # two long prefills in flight; scale to 1: the newest busy worker drains after its request
+    arrival = np.array([0.0, 0.0, 0.0])
+    isl = np.full(3, 16000.0)
+    svc = prefill_service_s(profile, isl)[0]
+    sim = ClusterSimulator(profile, arrival, isl, np.full(3, 5.0), initial=Replicas(2, 1))
+    sim.advance_to(svc / 2)
+    sim.set_targets(Replicas(1, None))
+    assert sim.replicas()["prefill"] == {"ready": 1, "starting": 0, "draining": 1, "target": 1}
+    sim.advance_to(10)
+    res = sim.results()
+    assert res.finished.all()
+    # the third request was served by the remaining worker after its first request
+    assert res.prefill_start_s.tolist() == pytest.approx([0.0, 0.0, svc])
+    assert sim.gpu_seconds()["prefill"] == pytest.approx(10 + svc)
+    assert sim.replicas()["prefill"]["draining"] == 0
+
+
+def test_scale_up_reuses_draining_workers_first(profile):
+    n = 100
+    sim = ClusterSimulator(profile, np.arange(n) * 0.02, np.full(n, 1000.0), np.full(n, 3000.0), initial=Replicas(1, 3))
+    sim.advance_to(1.9)
+    sim.set_targets(Replicas(None, 1))
+    assert sim.replicas()["decode"]["draining"] == 2
+    sim.advance_to(2.0)
+    sim.set_targets(Replicas(None, 2))
+    assert sim.replicas()["decode"] == {"ready": 2, "starting": 0, "draining": 1, "target": 2}
+    sim.set_targets(Replicas(None, 4))
+    assert sim.replicas()["decode"] == {"ready": 3, "starting": 1, "draining": 0, "target": 4}
+
+
+def test_idle_prefill_scale_down_is_immediate(profile):
+    sim = ClusterSimulator(profile, np.array([100.0]), np.array([100.0]), np.array([5.0]), initial=Replicas(3, 2))
+    sim.advance_to(10)
+    sim.set_targets(Replicas(1, 1))
+    assert sim.replicas()["prefill"] == {"ready": 1, "starting": 0, "draining": 0, "target": 1}
+    assert sim.replicas()["decode"] == {"ready": 1, "starting": 0, "draining": 0, "target": 1}
+    sim.advance_to(20)
+    assert sim.gpu_seconds() == {"prefill": pytest.approx(20 + 2 * 10), "decode": pytest.approx(20 + 10)}
+    with pytest.raises(ValueError):
+        sim.set_targets(Replicas(-1, None))
+
+
+# --------------------------------------------------------------------------- metrics
+
+
+def test_metrics_window_semantics(profile):
+    arrival = np.array([0.5, 1.5, 2.5, 70.0])
+    isl = np.array([1000.0, 2000.0, 3000.0, 500.0])
+    osl = np.array([10.0, 20.0, 30.0, 40.0])
+    sim = ClusterSimulator(profile, arrival, isl, osl, initial=Replicas(2, 2))
+    sim.advance_to(60)
+    m = sim.metrics(0, 60)
+    assert isinstance(m, IntervalMetrics)
+    res = sim.results()
+    assert m.num_req == 3 and m.isl == pytest.approx(2000.0)
+    assert m.num_first_tokens == 3 and m.num_finished == 3
+    assert m.ttft_ms == pytest.approx(np.mean(res.ttft_ms[:3]))
+    assert m.itl_ms == pytest.approx(np.mean(res.itl_ms[:3]))
+    assert m.osl == pytest.approx(20.0)
+    assert m.request_duration_s == pytest.approx(np.mean(res.finish_s[:3] - arrival[:3]))
+    assert (m.prefill_ready, m.decode_ready, m.interval_s) == (2, 2, 60)
+    assert np.isnan(res.ttft_ms[3]) and np.isnan(res.finish_s[3])
+    with pytest.raises(ValueError):
+        sim.metrics(60, 120)  # not simulated yet
+    sim.advance_to(120)
+    empty = sim.metrics(30, 60)
+    assert empty.num_req == 0 and empty.isl is None and empty.ttft_ms is None and empty.itl_ms is None
+    later = sim.metrics(60, 120)
+    assert later.num_req == 1 and later.osl == 40.0
+
+
+def test_window_boundaries_are_half_open(profile):
+    sim = ClusterSimulator(profile, np.array([0.0, 60.0]), np.full(2, 100.0), np.full(2, 2.0))
+    sim.advance_to(60)  # the arrival at exactly 60 is processed but belongs to the next window
+    assert sim.metrics(0, 60).num_req == 1
+    sim.advance_to(120)
+    assert sim.metrics(60, 120).num_req == 1
+
+
+def test_unsorted_input_results_keep_caller_order(profile):
+    arrival = np.array([5.0, 1.0, 3.0])
+    isl = np.array([100.0, 8000.0, 2000.0])
+    osl = np.array([10.0, 20.0, 30.0])
+    sim = run(ClusterSimulator(profile, arrival, isl, osl), 100)
+    res = sim.results()
+    assert res.arrival_s.tolist() == [5.0, 1.0, 3.0]
+    assert res.isl.tolist() == [100.0, 8000.0, 2000.0]
+    assert np.all(res.first_token_s > res.arrival_s)
+    assert res.ttft_ms[0] == pytest.approx(profile.prefill.ttft_ms(100))
+
+
+def test_same_seed_same_result(profile):
+    rng = np.random.default_rng(3)
+    n = 20_000
+    arrival = np.sort(rng.uniform(0, 600, n))
+    isl = rng.integers(100, 6000, n).astype(float)
+    osl = rng.integers(1, 800, n).astype(float)
+
+    def replay():
+        sim = ClusterSimulator(profile, arrival, isl, osl, initial=Replicas(2, 2), startup_s=30, seed=5)
+        metrics = []
+        for k in range(1, 15):
+            sim.advance_to(60.0 * k)
+            m = sim.metrics(60.0 * (k - 1), 60.0 * k)
+            metrics.append(m)
+            sim.set_targets(Replicas(1 + (k * 7) % 6, 1 + (k * 5) % 4))
+        return sim.results(), metrics, sim.gpu_seconds(), sim.timeline()
+
+    a, b = replay(), replay()
+    for field in ("ttft_ms", "itl_ms", "finish_s", "first_token_s"):
+        assert np.array_equal(getattr(a[0], field), getattr(b[0], field), equal_nan=True)
+    assert a[1] == b[1] and a[2] == b[2] and a[3] == b[3]
+    assert a[0].finished.all()
+    assert 0 <= a[0].attainment(500, 50) <= 1
+
+
+# --------------------------------------------------------------------------- load_scale
+
+
+def test_load_scale_integer_factor():
+    arrival = np.array([0.0, 10.0, 20.0])
+    isl = np.array([1.0, 2.0, 3.0])
+    osl = np.array([4.0, 5.0, 6.0])
+    a, i, o = load_scale(arrival, isl, osl, 3, seed=1)
+    assert a.size == 9
+    assert np.all(np.diff(a) >= 0)
+    for t, x, y in zip(arrival, isl, osl, strict=True):
+        mine = i == x
+        assert mine.sum() == 3 and np.all(o[mine] == y)
+        shifts = a[mine] - t
+        assert shifts.min() == 0.0 and np.all((shifts >= 0) & (shifts < 1))
+    again = load_scale(arrival, isl, osl, 3, seed=1)
+    assert all(np.array_equal(p, q) for p, q in zip((a, i, o), again, strict=True))
+    other = load_scale(arrival, isl, osl, 3, seed=2)
+    assert not np.array_equal(a, other[0])
+
+
+def test_load_scale_fraction():
+    n = 20_000
+    arrival = np.arange(n, dtype=float)
+    a, _, _ = load_scale(arrival, np.ones(n), np.ones(n), 2.5, seed=0)
+    assert a.size == pytest.approx(2.5 * n, rel=0.02)
+    a, _, _ = load_scale(arrival, np.ones(n), np.ones(n), 0.3, seed=0)
+    assert a.size == pytest.approx(0.3 * n, rel=0.05)
+    assert np.all(np.isin(a, arrival))  # a single copy keeps its arrival
+    assert load_scale(arrival, np.ones(n), np.ones(n), 0, seed=0)[0].size == 0
+    with pytest.raises(ValueError):
+        load_scale(arrival, np.ones(n), np.ones(n), -1, seed=0)
+    assert math.isclose(load_scale(arrival[:1], [5.0], [6.0], 1.0)[1][0], 5.0)
