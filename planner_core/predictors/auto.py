@@ -35,13 +35,24 @@ def _identity(y: float) -> float:
     return y
 
 
+SCALE_FACTORS = (0.9, 1.0, 1.1, 1.25, 1.5)
+MIN_FACTOR_HISTORY = 10
+
+
+def _smape_term(actual: float, pred: float) -> float:
+    den = abs(actual) + abs(pred)
+    return 0.0 if den == 0 else 2.0 * abs(actual - pred) / den
+
+
 def default_candidates(q_level: float, q_trend: float, r: float, min_points: int) -> list[Model]:
     return [
         LastValue(),
         Kalman(q_level, q_trend, r, min_points),
+        Ewma(0.1),
         Ewma(0.3),
         Ewma(0.6),
         WindowStat(5, "mean"),
+        WindowStat(10, "mean"),
         WindowStat(5, "median"),
         SeasonalNaive(),
         SeasonalNaive(mode="delta"),
@@ -62,7 +73,16 @@ class AutoBlend(Model):
         top_k: int = 3,
         min_history: int = 3,
         inverse: Callable[[float], float] = _identity,
+        forward: Callable[[float], float] = _identity,
+        factors: tuple[float, ...] = SCALE_FACTORS,
+        blend_window: int = 48,
     ) -> None:
+        self.forward = forward
+        self.factors = tuple(factors)
+        self.blend_window = int(blend_window)
+        self.factor_errors: list[deque[float]] = [deque(maxlen=self.blend_window) for _ in self.factors]
+        self.pending_blend: float | None = None
+        self.factor = 1.0
         self.candidates = candidates
         self.error_window = int(error_window)
         self.top_k = int(top_k)
@@ -75,11 +95,13 @@ class AutoBlend(Model):
     def update(self, y: float, t: float) -> None:
         actual = self.inverse(y)
         for i, f in enumerate(self.pending):
-            if f is None:
-                continue
-            pred = self.inverse(f)
-            den = abs(actual) + abs(pred)
-            self.errors[i].append(0.0 if den == 0 else 2.0 * abs(actual - pred) / den)
+            if f is not None:
+                self.errors[i].append(_smape_term(actual, self.inverse(f)))
+        if self.pending_blend is not None:
+            base = self.inverse(self.pending_blend)
+            for j, c in enumerate(self.factors):
+                self.factor_errors[j].append(_smape_term(actual, c * base))
+        self.pending_blend = None
         for c in self.candidates:
             c.update(y, t)
         self.pending = [None] * len(self.candidates)
@@ -103,7 +125,19 @@ class AutoBlend(Model):
         self.weights = [0.0] * len(fc)
         for i, wi in zip(chosen, w, strict=True):
             self.weights[i] = float(wi)
-        return float(sum(wi * fc[i] for i, wi in zip(chosen, w, strict=True)))  # type: ignore[operator]
+        blend = float(sum(wi * fc[i] for i, wi in zip(chosen, w, strict=True)))  # type: ignore[operator]
+        self.pending_blend = blend
+        self.factor = self._best_factor()
+        if self.factor == 1.0:
+            return blend
+        return self.forward(self.factor * self.inverse(blend))
+
+    def _best_factor(self) -> float:
+        if not self.factors or len(self.factor_errors[0]) < MIN_FACTOR_HISTORY:
+            return 1.0
+        means = [float(np.mean(e)) for e in self.factor_errors]
+        best = min(range(len(self.factors)), key=lambda j: (means[j], abs(self.factors[j] - 1.0)))
+        return self.factors[best]
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -120,6 +154,9 @@ class AutoBlend(Model):
             "errors": [list(e) for e in self.errors],
             "pending": self.pending,
             "weights": self.weights,
+            "factor_errors": [list(e) for e in self.factor_errors],
+            "pending_blend": self.pending_blend,
+            "factor": self.factor,
         }
 
     def load_state(self, state: dict[str, Any]) -> None:
@@ -132,3 +169,6 @@ class AutoBlend(Model):
         self.errors = [deque((float(x) for x in e), maxlen=self.error_window) for e in state["errors"]]
         self.pending = list(state["pending"])
         self.weights = list(state["weights"])
+        self.factor_errors = [deque((float(x) for x in e), maxlen=self.blend_window) for e in state["factor_errors"]]
+        self.pending_blend = state["pending_blend"]
+        self.factor = float(state["factor"])

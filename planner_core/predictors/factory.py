@@ -30,10 +30,13 @@ def make_model(name: str, config: PlannerConfig, **options: Any) -> Model:
     if name == "holt_winters":
         return HoltWinters()
     if name == "auto":
-        inverse = (lambda y: math.expm1(min(y, 700.0))) if config.load_predictor_log1p else (lambda y: y)
+        log = config.load_predictor_log1p
+        inverse = (lambda y: math.expm1(min(y, 700.0))) if log else (lambda y: y)
+        forward = (lambda v: math.log1p(max(v, 0.0))) if log else (lambda v: v)
         return AutoBlend(
             default_candidates(config.kalman_q_level, config.kalman_q_trend, config.kalman_r, config.kalman_min_points),
             inverse=inverse,
+            forward=forward,
         )
     raise ValueError(f"load_predictor: unknown predictor {name!r}; choose one of {', '.join(PREDICTOR_NAMES)}")
 

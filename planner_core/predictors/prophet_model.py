@@ -23,7 +23,7 @@ def silence_prophet() -> None:
     global _SILENCED
     if _SILENCED:
         return
-    for name in ("cmdstanpy", "prophet", "prophet.plot", "prophet.forecaster"):
+    for name in ("cmdstanpy", "prophet", "prophet.plot", "prophet.forecaster", "prophet.models"):
         lg = logging.getLogger(name)
         lg.setLevel(logging.CRITICAL)
         lg.propagate = False

@@ -1,0 +1,250 @@
+import json
+import math
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pytest
+
+from planner_core.config import make_config
+from planner_core.predictors import PREDICTOR_NAMES, LoadPredictor, make_predictor
+from planner_core.records import Observation
+
+CHEAP = ("constant", "kalman", "seasonal", "holt_winters", "auto")
+STEP = 600.0
+
+
+def feed(p, values, step=STEP, t0=0.0):
+    for i, v in enumerate(values):
+        p.observe(v, t0 + (i + 1) * step)
+    return p
+
+
+@pytest.fixture(scope="module")
+def config():
+    return make_config()
+
+
+@pytest.mark.parametrize("name", PREDICTOR_NAMES)
+def test_constant_series(name, config):
+    p = feed(make_predictor(name, config), [42.0] * 12)
+    f = p.predict()
+    assert f.predictor == name and f.quantile == 0.9
+    assert f.value == pytest.approx(42.0, rel=1e-3)
+    assert f.upper >= f.value
+
+
+def test_no_data_predicts_zero(config):
+    for name in PREDICTOR_NAMES:
+        p = make_predictor(name, config)
+        assert not p.has_data
+        assert p.predict().value == 0.0
+
+
+def test_unknown_name(config):
+    with pytest.raises(ValueError, match="unknown predictor"):
+        make_predictor("oracle", config)
+
+
+@pytest.mark.parametrize(("name", "rel"), [("kalman", 0.02), ("holt_winters", 0.05), ("auto", 0.02)])
+def test_linear_trend(name, rel, config):
+    # holt_winters damps its trend (phi 0.9), so it lags a steady ramp a little
+    p = feed(make_predictor(name, config), [100.0 + 5 * i for i in range(60)])
+    assert p.predict().value == pytest.approx(400.0, rel=rel)
+
+
+def test_arima_linear_trend(config):
+    p = feed(make_predictor("arima", config), [100.0 + 5 * i for i in range(30)])
+    assert p.predict().value == pytest.approx(250.0, rel=0.02)
+
+
+def test_constant_is_last_value(config):
+    p = feed(make_predictor("constant", config), [3.0, 9.0, 4.0])
+    assert p.predict().value == 4.0
+
+
+def test_kalman_uses_last_value_before_min_points(config):
+    p = feed(make_predictor("kalman", config), [10.0, 20.0, 30.0])
+    assert p.predict().value == 30.0
+
+
+def daily_sine(days, step=STEP, base=1000.0, amp=500.0):
+    n = int(days * 86400 / step)
+    t = (np.arange(n) + 1) * step
+    return base + amp * np.sin(2 * np.pi * t / 86400), t
+
+
+@pytest.mark.parametrize(("name", "tol"), [("seasonal", 0.02), ("holt_winters", 0.05), ("auto", 0.02)])
+def test_daily_sine(name, tol, config):
+    y, t = daily_sine(4)
+    p = make_predictor(name, config)
+    errs = []
+    for v, ts in zip(y, t, strict=True):
+        if ts > 3 * 86400:
+            errs.append(abs(p.predict().value - v) / v)
+        p.observe(float(v), float(ts))
+    assert np.mean(errs) < tol
+
+
+def test_seasonal_beats_constant_on_noisy_daily_cycle(config):
+    y, t = daily_sine(5, step=3600.0, amp=800.0)
+    rng = np.random.default_rng(0)
+    y = y * (1 + 0.02 * rng.standard_normal(y.size))
+    err = {}
+    for name in ("constant", "seasonal"):
+        p = make_predictor(name, config)
+        e = []
+        for v, ts in zip(y, t, strict=True):
+            if ts > 2 * 86400:
+                e.append(abs(p.predict().value - v))
+            p.observe(float(v), float(ts))
+        err[name] = np.mean(e)
+    assert err["seasonal"] < 0.9 * err["constant"]
+
+
+@pytest.mark.parametrize("name", CHEAP)
+def test_step_change(name, config):
+    p = feed(make_predictor(name, config), [100.0] * 30 + [300.0] * 30)
+    assert p.predict().value == pytest.approx(300.0, rel=0.05)
+
+
+@pytest.mark.parametrize("name", PREDICTOR_NAMES)
+def test_leading_zeros_ignored(name, config):
+    p = make_predictor(name, config)
+    feed(p, [0.0] * 5)
+    assert not p.has_data and p.predict().value == 0.0
+    q = make_predictor(name, config)
+    feed(p, [50.0] * 8, t0=5 * STEP)
+    feed(q, [50.0] * 8, t0=5 * STEP)
+    assert p.has_data
+    assert p.predict().value == pytest.approx(q.predict().value)
+    assert p.get_state()["n"] == 8
+
+
+@pytest.mark.parametrize("name", CHEAP + ("arima",))
+def test_nan_is_missing_not_zero(name, config):
+    vals = [100.0, 102.0, 104.0, 106.0, 108.0, 110.0, 112.0]
+    with_gaps = [100.0, None, 102.0, math.nan, 104.0, 106.0, None, 108.0, 110.0, 112.0]
+    a = feed(make_predictor(name, config), vals)
+    b = feed(make_predictor(name, config), with_gaps)
+    assert b.get_state()["n"] == len(vals)
+    if name in ("constant", "kalman", "arima"):
+        assert b.predict().value == pytest.approx(a.predict().value)
+    assert b.predict().value > 90  # never dragged toward zero
+
+
+def test_log1p_round_trip():
+    cfg = make_config(load_predictor_log1p=True)
+    p = feed(make_predictor("constant", cfg), [0.0, 5.0, 1234.5])
+    assert p.predict().value == pytest.approx(1234.5, rel=1e-12)
+    for name in CHEAP:
+        q = feed(make_predictor(name, cfg), [777.0] * 10)
+        assert q.predict().value == pytest.approx(777.0, rel=1e-6)
+    # log space: kalman on an exponential series stays positive and near the last value
+    k = feed(make_predictor("kalman", cfg), [10.0 * 1.1**i for i in range(40)])
+    assert k.predict().value == pytest.approx(10.0 * 1.1**40, rel=0.1)
+
+
+def noisy_series(n, seed=0):
+    rng = np.random.default_rng(seed)
+    t = np.arange(n) * STEP
+    return (500 + 200 * np.sin(2 * np.pi * t / 86400) + 30 * rng.standard_normal(n)).tolist()
+
+
+@pytest.mark.parametrize("name", PREDICTOR_NAMES)
+def test_state_round_trip_and_bounded(name, config):
+    n = 300 if name not in ("arima", "prophet") else 60
+    vals = noisy_series(n)
+    p = feed(make_predictor(name, config), vals[:-1])
+    state = json.loads(json.dumps(p.get_state(), allow_nan=False))
+    q = make_predictor(name, config)
+    q.load_state(state)
+    assert q.predict() == p.predict()
+    p.observe(vals[-1], n * STEP)
+    q.observe(vals[-1], n * STEP)
+    assert q.predict() == p.predict()
+    assert len(json.dumps(p.get_state())) < 60_000
+
+
+def test_state_size_does_not_grow(config):
+    p = make_predictor("auto", config)
+    vals = noisy_series(2000)
+    feed(p, vals[:500])
+    size_500 = len(json.dumps(p.get_state()))
+    feed(p, vals[500:], t0=500 * STEP)
+    assert len(json.dumps(p.get_state())) < 1.2 * size_500
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "constant",
+        "kalman",
+        "seasonal",
+        "holt_winters",
+        "auto",
+        pytest.param("arima", marks=pytest.mark.slow),
+        "prophet",
+    ],
+)
+def test_warm_start_from_history_equals_uninterrupted(name, config):
+    n = 400 if name not in ("arima", "prophet") else 140
+    vals = noisy_series(n, seed=1)
+    vals[5] = None
+    rows = [((i + 1) * STEP, v) for i, v in enumerate(vals)]
+    live = make_predictor(name, config)
+    for t, v in rows:
+        live.observe(v, t)
+        live.predict()
+    cfg = config.model_copy(update={"load_predictor": name})
+    restored = LoadPredictor.from_history(cfg, {"num_req": rows, "isl": rows, "osl": rows})
+    assert restored.series["num_req"].predict() == live.predict()
+
+
+def test_upper_quantile_covers(config):
+    rng = np.random.default_rng(2)
+    vals = (1000 + 100 * rng.standard_normal(400)).tolist()
+    for name in ("constant", "kalman", "auto"):
+        p = make_predictor(name, config)
+        hits = []
+        for i, v in enumerate(vals):
+            if i > 150:
+                hits.append(v <= p.predict().upper)
+            p.observe(v, (i + 1) * STEP)
+        assert 0.75 < np.mean(hits) <= 1.0
+
+
+def test_arima_refit_schedule_and_dynamo_mode(config):
+    p = make_predictor("arima", config)
+    assert [p.model.refit_point(n) for n in (4, 5, 9, 10, 24, 25, 49, 50, 74)] == [None, 5, 5, 10, 20, 25, 25, 50, 50]
+    d = make_predictor("arima", config, refit_every=1)
+    assert d.model.refit_point(37) == 37
+
+
+def _obs(i, num_req, isl, osl):
+    end = datetime(2026, 1, 1, tzinfo=UTC) + timedelta(seconds=60 * (i + 1))
+    return Observation(end - timedelta(seconds=60), end, num_req, None, None, isl, osl, None)
+
+
+def test_load_predictor(config, tmp_path):
+    cfg = config.model_copy(update={"load_predictor": "kalman"})
+    lp = LoadPredictor(cfg)
+    assert not lp.has_data
+    for i in range(10):
+        lp.observe(_obs(i, 100.0, 3000.0, None if i == 9 else 150.0))
+    f = lp.predict()
+    assert f.predictor == "kalman" and f.is_usable()
+    assert f.num_req == pytest.approx(100.0) and f.isl == pytest.approx(3000.0) and f.osl == pytest.approx(150.0)
+    assert f.num_req_upper >= f.num_req
+    lp2 = LoadPredictor(cfg)
+    lp2.load_state(json.loads(json.dumps(lp.get_state())))
+    assert lp2.predict() == f
+
+
+def test_warm_up_from_trace(config, tmp_path):
+    path = tmp_path / "warm.jsonl"
+    lines = [f'{{"timestamp": {i * 1000}, "input_length": 100, "output_length": 10}}' for i in range(300)]
+    path.write_text("\n".join(lines) + "\n")
+    lp = LoadPredictor(config.model_copy(update={"load_predictor": "constant"}))
+    assert lp.warm_up_from_trace(path, 60) == 4
+    f = lp.predict()
+    assert f.num_req == 60 and f.isl == 100 and f.osl == 10
