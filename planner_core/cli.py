@@ -17,6 +17,8 @@ from planner_core.profiles import ProfileError
 COMMAND_MODULES = (
     "planner_core.commands.size",
     "planner_core.commands.forecast",
+    "planner_core.commands.db",
+    "planner_core.commands.history",
 )
 
 

@@ -1,0 +1,1 @@
+"""Alembic migrations of the planner's audit store (see :mod:`planner_core.store.migrate`)."""

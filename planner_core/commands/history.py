@@ -1,0 +1,57 @@
+"""`sla-planner history`: recent planning cycles from the audit database."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from planner_core.commands.db import add_db_url_argument
+from planner_core.store import Store, StoreError
+from planner_core.store.history import parse_since, to_csv, to_json_lines, to_table
+
+
+def register(subparsers: Any) -> None:
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "history",
+        help="recent planning cycles: observed and predicted load, decided and applied replicas",
+        description=(
+            "Print recent planning cycles, newest first. Example: "
+            "sla-planner history --deployment llama-disagg --since 6h --limit 20"
+        ),
+    )
+    add_db_url_argument(parser)
+    parser.add_argument("--deployment", default=None, help="deployment name or namespace/name (default all)")
+    parser.add_argument("--since", default=None, help="only cycles after this: a duration (1d, 6h) or ISO time")
+    parser.add_argument("--limit", type=int, default=50, help="at most this many cycles (default 50)")
+    fmt = parser.add_mutually_exclusive_group()
+    fmt.add_argument("--json", action="store_true", help="one JSON object per line")
+    fmt.add_argument("--csv", action="store_true", help="CSV with a header row")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from planner_core.cli import UsageError
+
+    if args.limit <= 0:
+        raise UsageError("--limit must be a positive number of cycles")
+    try:
+        since = parse_since(args.since) if args.since else None
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    try:
+        store = Store(args.db_url)
+        rows = store.latest_cycles(args.deployment, since, args.limit)
+        store.close()
+    except StoreError as exc:
+        print(f"sla-planner history: error: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        sys.stdout.write(to_json_lines(rows))
+    elif args.csv:
+        sys.stdout.write(to_csv(rows))
+    elif not rows:
+        print("no planning cycles recorded" + (f" for {args.deployment}" if args.deployment else ""))
+    else:
+        sys.stdout.write(to_table(rows))
+    return 0

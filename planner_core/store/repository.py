@@ -1,0 +1,723 @@
+"""The :class:`Store`: every observation, prediction, decision and scaling action, in SQL.
+
+Writes are audit-first: :meth:`Store.record_decision` has committed when it returns and
+:meth:`Store.record_action_requested` commits a ``pending`` action before the connector is
+called, so the database knows of every scaling request even if the planner dies mid-call
+(:meth:`Store.pending_actions` reports what such a crash left behind).
+
+Timestamps are passed in (a replay runs on a simulated clock) and must be timezone-aware; they
+are stored as UTC and read back as aware UTC datetimes on both SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import (
+    Connection,
+    Engine,
+    and_,
+    create_engine,
+    delete,
+    event,
+    func,
+    insert,
+    inspect,
+    not_,
+    select,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.orm import aliased
+
+from planner_core.records import Decision, Observation, Replicas, ScalingOutcome, SeriesForecast
+from planner_core.store import migrate
+from planner_core.store.errors import StoreError
+from planner_core.store.lock import CL, CycleLock, ensure_lock_row
+from planner_core.store.models import (
+    DecisionRow,
+    Deployment,
+    ObservationRow,
+    PlannerConfigRow,
+    PlannerRun,
+    PredictionRow,
+    PredictorStateRow,
+    ScalingActionRow,
+)
+
+DEFAULT_URL = "sqlite:///planner.db"
+ENV_URL = "PLANNER_DB_URL"
+SERIES = ("num_req", "isl", "osl")
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+DEP = Deployment.__table__
+CFG = PlannerConfigRow.__table__
+RUN = PlannerRun.__table__
+OBS = ObservationRow.__table__
+PRED = PredictionRow.__table__
+DEC = DecisionRow.__table__
+ACT = ScalingActionRow.__table__
+PST = PredictorStateRow.__table__
+
+_DECISION_COLUMNS = [c.name for c in DEC.columns if c.name not in (
+    "id", "run_id", "deployment_id", "decided_at", "dry_run")]
+
+
+def resolve_url(url: str | None = None) -> str:
+    """``url``, else ``$PLANNER_DB_URL``, else ``sqlite:///planner.db``; ``postgresql://`` uses psycopg 3."""
+    raw = url or os.environ.get(ENV_URL) or DEFAULT_URL
+    for prefix in ("postgres://", "postgresql://"):
+        if raw.startswith(prefix):
+            return "postgresql+psycopg://" + raw[len(prefix):]
+    return raw
+
+
+def make_engine(url: str | None = None, **kwargs: Any) -> Engine:
+    """An engine with WAL, a busy timeout and foreign keys on SQLite; pre-ping on PostgreSQL."""
+    resolved = resolve_url(url)
+    try:
+        parsed = make_url(resolved)
+    except ArgumentError as exc:
+        raise StoreError(f"bad database URL {resolved!r}: {exc}") from None
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        connect_args = {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
+        engine = create_engine(resolved, connect_args=connect_args, **kwargs)
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+            cur = dbapi_conn.cursor()
+            if parsed.database not in (None, "", ":memory:"):
+                cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.close()
+
+        return engine
+    if backend == "postgresql":
+        return create_engine(resolved, pool_pre_ping=True, **kwargs)
+    raise StoreError(f"unsupported database {backend!r} in {resolved!r}: use sqlite:/// or postgresql://")
+
+
+def _aware(value: datetime, name: str = "timestamp") -> datetime:
+    if not isinstance(value, datetime):
+        raise TypeError(f"{name}: expected a datetime, got {type(value).__name__}")
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(f"{name}: {value!r} is naive; pass a timezone-aware UTC datetime")
+    return value.astimezone(UTC)
+
+
+def _num(value: Any) -> float | None:
+    """Floats as stored: None and NaN -> NULL (SQLite cannot store NaN); +-inf kept."""
+    if value is None:
+        return None
+    value = float(value)
+    return None if math.isnan(value) else value
+
+
+def _int(value: Any) -> int | None:
+    return None if value is None else int(value)
+
+
+def _jsonable(value: Any) -> Any:
+    """JSON both databases accept: non-finite floats -> None, numpy scalars/arrays -> Python."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if hasattr(value, "tolist"):  # numpy arrays and scalars
+        return _jsonable(value.tolist())
+    if hasattr(value, "value") and type(value).__module__ != "builtins":  # enums
+        return _jsonable(value.value)
+    return value
+
+
+def _state_default(value: Any) -> Any:
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"predictor state: {type(value).__name__} is not JSON-serialisable")
+
+
+@dataclass(frozen=True)
+class PendingAction:
+    """A scaling request the database knows of but whose outcome it never heard.
+
+    ``kind`` is ``"pending"`` (action row written, connector outcome never recorded) or
+    ``"not_requested"`` (a scale decision committed by a run that died before requesting it)."""
+
+    kind: str
+    deployment_id: int
+    run_id: int
+    decision_id: int
+    action_id: int | None
+    connector: str | None
+    targets: Replicas
+    decided_at: datetime
+    requested_at: datetime | None
+    run_status: str
+
+
+@dataclass
+class _RunInfo:
+    deployment_id: int
+    started_at: datetime
+
+
+class Store:
+    """The audit store. ``Store()`` uses ``$PLANNER_DB_URL`` or ``sqlite:///planner.db``."""
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        check_schema: bool = True,
+        lock_ttl_s: float = 600.0,
+        echo: bool = False,
+    ) -> None:
+        self.url = resolve_url(url)
+        self.engine = make_engine(self.url, echo=echo)
+        self.dialect = self.engine.dialect.name
+        self.lock_ttl_s = lock_ttl_s
+        self._locks: dict[int, CycleLock] = {}
+        self._runs: dict[int, _RunInfo] = {}
+        self._decisions: dict[int, int] = {}
+        self._config_ids: dict[str, int] = {}
+        if check_schema:
+            self._check_schema()
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Store({self.engine.url.render_as_string(hide_password=True)!r})"
+
+    # -- schema -------------------------------------------------------------------------------
+    def upgrade(self, revision: str = "head") -> None:
+        """``alembic upgrade head`` (or to ``revision``)."""
+        migrate.upgrade(self.engine, revision)
+
+    def downgrade(self, revision: str) -> None:
+        migrate.downgrade(self.engine, revision)
+
+    def current_revision(self) -> str | None:
+        return migrate.current_revision(self.engine)
+
+    def _check_schema(self) -> None:
+        head = migrate.head_revision()
+        try:
+            current = self.current_revision()
+        except OperationalError as exc:
+            raise StoreError(f"cannot open the planner database {self!r}: {exc.orig}") from None
+        if current == head:
+            return
+        hint = f"run `sla-planner db upgrade --db-url {self.engine.url.render_as_string(hide_password=True)}`"
+        if current is None:
+            tables = inspect(self.engine).get_table_names()
+            if self.dialect == "sqlite" and not tables:
+                try:
+                    self.upgrade()
+                except OperationalError:  # another process created it at the same moment
+                    if self.current_revision() != head:
+                        raise
+                return
+            what = "has other tables but no planner schema" if tables else "has no planner schema yet"
+            raise StoreError(f"the database {self!r} {what}; {hint}")
+        known = {s.revision for s in migrate.ScriptDirectory.from_config(migrate.alembic_config()).walk_revisions()}
+        if current not in known:
+            raise StoreError(
+                f"the database {self!r} is at schema revision {current}, newer than this planner "
+                f"knows (head {head}); upgrade sla-planner"
+            )
+        raise StoreError(f"the database {self!r} is at schema revision {current}, this planner needs {head}; {hint}")
+
+    # -- deployments and runs -----------------------------------------------------------------
+    def ensure_deployment(
+        self,
+        name: str,
+        namespace: str,
+        model: str | None,
+        backend: str,
+        mode: str,
+        created_at: datetime | None = None,
+    ) -> int:
+        """The id of deployment ``namespace/name``, created (or its model/backend/mode updated)."""
+        backend, mode = str(getattr(backend, "value", backend)), str(getattr(mode, "value", mode))
+        with self.engine.begin() as conn:
+            row = conn.execute(
+                select(DEP.c.id, DEP.c.model, DEP.c.backend, DEP.c.mode).where(
+                    DEP.c.namespace == namespace, DEP.c.name == name
+                )
+            ).first()
+            if row is not None:
+                if (row.model, row.backend, row.mode) != (model, backend, mode):
+                    conn.execute(update(DEP).where(DEP.c.id == row.id).values(model=model, backend=backend, mode=mode))
+                return int(row.id)
+            ins = self._insert(DEP).values(
+                name=name, namespace=namespace, model=model, backend=backend, mode=mode,
+                created_at=_aware(created_at or datetime.now(UTC), "created_at"),
+            ).on_conflict_do_nothing()
+            conn.execute(ins)
+            dep_id = conn.execute(
+                select(DEP.c.id).where(DEP.c.namespace == namespace, DEP.c.name == name)
+            ).scalar_one()
+            ensure_lock_row(conn, dep_id)
+            return int(dep_id)
+
+    def deployment_id(self, name: str, namespace: str | None = None) -> int | None:
+        q = select(DEP.c.id).where(DEP.c.name == name)
+        if namespace is not None:
+            q = q.where(DEP.c.namespace == namespace)
+        with self.engine.connect() as conn:
+            ids = conn.execute(q).scalars().all()
+        if len(ids) > 1:
+            raise StoreError(f"deployment name {name!r} exists in several namespaces; give namespace/name")
+        return int(ids[0]) if ids else None
+
+    @contextmanager
+    def cycle_lock(self, deployment_id: int, wait_s: float = 0.0, ttl_s: float | None = None) -> Iterator[CycleLock]:
+        """Hold the deployment's cycle lock; raises :class:`LockBusy` if still held after ``wait_s``."""
+        if deployment_id in self._locks:
+            raise StoreError(f"this store already holds the cycle lock of deployment {deployment_id}")
+        lock = CycleLock(self.engine, deployment_id, wait_s=wait_s, ttl_s=ttl_s or self.lock_ttl_s)
+        lock.acquire()
+        self._locks[deployment_id] = lock
+        try:
+            yield lock
+        finally:
+            self._locks.pop(deployment_id, None)
+            lock.release()
+
+    def begin_run(
+        self,
+        deployment_id: int,
+        trigger: str,
+        config: Mapping[str, Any],
+        started_at: datetime,
+        flow_run_id: str | None = None,
+    ) -> int:
+        """Insert a ``running`` planner run (committed) and return its id."""
+        started_at = _aware(started_at, "started_at")
+        with self.engine.begin() as conn:
+            config_id = self._config_id(conn, config, started_at)
+            run_id = conn.execute(
+                insert(RUN).values(
+                    deployment_id=deployment_id, trigger=trigger, status="running", started_at=started_at,
+                    config_id=config_id, flow_run_id=flow_run_id,
+                ).returning(RUN.c.id)
+            ).scalar_one()
+            lock = self._locks.get(deployment_id)
+            if lock is not None:
+                conn.execute(
+                    update(CL).where(CL.c.deployment_id == deployment_id, CL.c.token == lock.token)
+                    .values(**lock.bind_run_values(run_id, datetime.now(UTC)))
+                )
+        self._runs[run_id] = _RunInfo(deployment_id, started_at)
+        return int(run_id)
+
+    def finish_run(self, run_id: int, status: str, ended_at: datetime, error: str | None = None) -> None:
+        with self.engine.begin() as conn:
+            n = conn.execute(
+                update(RUN).where(RUN.c.id == run_id)
+                .values(status=status, ended_at=_aware(ended_at, "ended_at"), error=error)
+            ).rowcount
+        if n != 1:
+            raise StoreError(f"unknown planner run {run_id}")
+        self._runs.pop(run_id, None)
+
+    def close_abandoned_runs(
+        self, deployment_id: int, ended_at: datetime, exclude_run_id: int | None = None,
+        status: str = "abandoned",
+    ) -> int:
+        """Mark runs still ``running`` (their process died) as ``abandoned``; call under the lock."""
+        q = update(RUN).where(RUN.c.deployment_id == deployment_id, RUN.c.status == "running")
+        if exclude_run_id is not None:
+            q = q.where(RUN.c.id != exclude_run_id)
+        with self.engine.begin() as conn:
+            return int(conn.execute(q.values(
+                status=status, ended_at=_aware(ended_at, "ended_at"),
+                error="the planner stopped before finishing this run",
+            )).rowcount)
+
+    # -- per-cycle records --------------------------------------------------------------------
+    def record_observation(self, run_id: int, obs: Observation) -> int:
+        with self.engine.begin() as conn:
+            return self._insert_observation(conn, run_id, obs)
+
+    def record_predictions(self, run_id: int, forecasts: Mapping[str, SeriesForecast]) -> None:
+        if not forecasts:
+            return
+        with self.engine.begin() as conn:
+            self._insert_predictions(conn, run_id, forecasts)
+
+    def record_decision(self, run_id: int, decision: Decision, dry_run: bool) -> int:
+        """Insert the decision and COMMIT; returns its id."""
+        with self.engine.begin() as conn:
+            return self._insert_decision(conn, run_id, decision, dry_run)
+
+    def write_cycle(
+        self,
+        run_id: int,
+        observation: Observation | None,
+        forecasts: Mapping[str, SeriesForecast] | None,
+        decision: Decision | None,
+        dry_run: bool = False,
+    ) -> tuple[int | None, int | None]:
+        """Observation, predictions and decision in one transaction (committed on return)."""
+        with self.engine.begin() as conn:
+            obs_id = self._insert_observation(conn, run_id, observation) if observation is not None else None
+            if forecasts:
+                self._insert_predictions(conn, run_id, forecasts)
+            dec_id = self._insert_decision(conn, run_id, decision, dry_run) if decision is not None else None
+        return obs_id, dec_id
+
+    def record_action_requested(
+        self, decision_id: int, connector: str, targets: Replicas, requested_at: datetime
+    ) -> int:
+        """Commit a ``pending`` scaling action; call before the connector."""
+        with self.engine.begin() as conn:
+            dep_id = self._decisions.get(decision_id)
+            if dep_id is None:
+                dep_id = conn.execute(select(DEC.c.deployment_id).where(DEC.c.id == decision_id)).scalar()
+                if dep_id is None:
+                    raise StoreError(f"unknown decision {decision_id}")
+            action_id = conn.execute(
+                insert(ACT).values(
+                    decision_id=decision_id, deployment_id=dep_id, connector=connector,
+                    target_prefill=_int(targets.prefill), target_decode=_int(targets.decode),
+                    requested_at=_aware(requested_at, "requested_at"), outcome="pending",
+                ).returning(ACT.c.id)
+            ).scalar_one()
+        self._decisions.pop(decision_id, None)
+        return int(action_id)
+
+    def record_action_outcome(self, action_id: int, outcome: ScalingOutcome) -> None:
+        ack = _aware(outcome.acknowledged_at, "acknowledged_at") if outcome.acknowledged_at else None
+        with self.engine.begin() as conn:
+            n = conn.execute(
+                update(ACT).where(ACT.c.id == action_id)
+                .values(outcome=outcome.outcome, acknowledged_at=ack, error=outcome.error)
+            ).rowcount
+        if n != 1:
+            raise StoreError(f"unknown scaling action {action_id}")
+
+    # -- predictor state ------------------------------------------------------------------------
+    def save_predictor_state(
+        self, deployment_id: int, series: str, predictor: str, state: Mapping[str, Any], updated_at: datetime
+    ) -> None:
+        payload = json.dumps(state, default=_state_default, sort_keys=True)
+        values = {
+            "deployment_id": deployment_id, "series": series, "predictor": predictor,
+            "state_json": payload, "updated_at": _aware(updated_at, "updated_at"),
+        }
+        ins = self._insert(PST).values(**values)
+        ins = ins.on_conflict_do_update(
+            index_elements=[PST.c.deployment_id, PST.c.series, PST.c.predictor],
+            set_={"state_json": payload, "updated_at": values["updated_at"]},
+        )
+        with self.engine.begin() as conn:
+            conn.execute(ins)
+
+    def load_predictor_state(self, deployment_id: int, series: str, predictor: str) -> dict[str, Any] | None:
+        with self.engine.connect() as conn:
+            raw = conn.execute(
+                select(PST.c.state_json).where(
+                    PST.c.deployment_id == deployment_id, PST.c.series == series, PST.c.predictor == predictor
+                )
+            ).scalar()
+        return None if raw is None else json.loads(raw)
+
+    # -- read side ------------------------------------------------------------------------------
+    def _epoch(self, column: Any) -> Any:
+        if self.dialect == "sqlite":
+            return (func.julianday(column) - 2440587.5) * 86400.0
+        return func.extract("epoch", column)
+
+    def load_histories(
+        self,
+        deployment_id: int,
+        series: Sequence[str] = SERIES,
+        since: datetime | None = None,
+        limit: int | None = None,
+    ) -> dict[str, list[tuple[float, float | None]]]:
+        """Observed ``series`` of a deployment, ``(window_end epoch s, value)`` oldest first, in one query."""
+        for name in series:
+            if name not in SERIES:
+                raise ValueError(f"unknown series {name!r}; choose from {', '.join(SERIES)}")
+        cols = [OBS.c[name] for name in series]
+        q = select(self._epoch(OBS.c.window_end).label("t"), *cols).where(OBS.c.deployment_id == deployment_id)
+        if since is not None:
+            q = q.where(OBS.c.window_end >= _aware(since, "since"))
+        newest_first = limit is not None  # the latest ``limit`` points, returned oldest first
+        q = q.order_by(OBS.c.window_end.desc()).limit(int(limit or 0)) if newest_first else q.order_by(
+            OBS.c.window_end
+        )
+        with self.engine.connect() as conn:
+            rows = conn.execute(q).all()
+        if newest_first:
+            rows.reverse()
+        out: dict[str, list[tuple[float, float | None]]] = {name: [] for name in series}
+        for row in rows:
+            t = round(float(row[0]), 3)
+            for i, name in enumerate(series, start=1):
+                out[name].append((t, row[i]))
+        return out
+
+    def load_history(
+        self, deployment_id: int, series: str, since: datetime | None = None, limit: int | None = None
+    ) -> list[tuple[float, float | None]]:
+        """Observed ``series`` ("num_req", "isl" or "osl"): ``(window_end epoch s, value)`` oldest first."""
+        return self.load_histories(deployment_id, (series,), since, limit)[series]
+
+    def pending_actions(self, deployment_id: int, exclude_run_id: int | None = None) -> list[PendingAction]:
+        """Scaling requests whose outcome was never recorded (oldest first)."""
+        out: list[PendingAction] = []
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(ACT, DEC.c.run_id, DEC.c.decided_at, RUN.c.status.label("run_status"))
+                .join(DEC, DEC.c.id == ACT.c.decision_id)
+                .join(RUN, RUN.c.id == DEC.c.run_id)
+                .where(ACT.c.deployment_id == deployment_id, ACT.c.outcome == "pending")
+                .order_by(ACT.c.requested_at, ACT.c.id)
+            ).all()
+            for r in rows:
+                out.append(PendingAction(
+                    "pending", deployment_id, r.run_id, r.decision_id, r.id, r.connector,
+                    Replicas(r.target_prefill, r.target_decode), r.decided_at, r.requested_at, r.run_status,
+                ))
+            has_action = select(ACT.c.id).where(ACT.c.decision_id == DEC.c.id).exists()
+            q = (
+                select(DEC.c.id, DEC.c.run_id, DEC.c.decided_at, DEC.c.prefill_replicas, DEC.c.decode_replicas,
+                       RUN.c.status)
+                .join(RUN, RUN.c.id == DEC.c.run_id)
+                .where(
+                    RUN.c.deployment_id == deployment_id, RUN.c.status == "running",
+                    DEC.c.action == "scale", DEC.c.dry_run.is_(False), not_(has_action),
+                )
+                .order_by(DEC.c.decided_at, DEC.c.id)
+            )
+            if exclude_run_id is not None:
+                q = q.where(RUN.c.id != exclude_run_id)
+            for r in conn.execute(q).all():
+                out.append(PendingAction(
+                    "not_requested", deployment_id, r.run_id, r.id, None, None,
+                    Replicas(r.prefill_replicas, r.decode_replicas), r.decided_at, None, r.status,
+                ))
+        return out
+
+    def latest_cycles(
+        self, deployment_name: str | None = None, since: datetime | None = None, limit: int = 50
+    ) -> list[dict[str, Any]]:
+        """Recent cycles, newest first: observed load, predicted load, decided and applied replicas.
+
+        ``deployment_name`` is ``name`` or ``namespace/name``."""
+        pn, pi, po = (aliased(PRED, name=f"p_{s}") for s in SERIES)
+
+        def pred_join(alias: Any, series: str) -> Any:
+            return and_(alias.c.run_id == RUN.c.id, alias.c.series == series, alias.c.horizon == 1)
+
+        q = (
+            select(
+                RUN.c.id.label("run_id"), DEP.c.namespace, DEP.c.name.label("deployment"),
+                RUN.c.trigger, RUN.c.status, RUN.c.started_at, RUN.c.ended_at, RUN.c.error,
+                RUN.c.flow_run_id,
+                OBS.c.window_start, OBS.c.window_end, OBS.c.quality,
+                OBS.c.num_req.label("observed_num_req"), OBS.c.isl.label("observed_isl"),
+                OBS.c.osl.label("observed_osl"), OBS.c.ttft_ms.label("observed_ttft_ms"),
+                OBS.c.itl_ms.label("observed_itl_ms"),
+                OBS.c.prefill_replicas.label("current_prefill"), OBS.c.decode_replicas.label("current_decode"),
+                pn.c.predictor, pn.c.value.label("predicted_num_req"), pn.c.upper.label("predicted_num_req_upper"),
+                pi.c.value.label("predicted_isl"), po.c.value.label("predicted_osl"),
+                DEC.c.id.label("decision_id"), DEC.c.policy, DEC.c.action, DEC.c.dry_run,
+                DEC.c.prefill_replicas.label("decided_prefill"), DEC.c.decode_replicas.label("decided_decode"),
+                DEC.c.total_gpus.label("decided_gpus"), DEC.c.reason,
+                ACT.c.id.label("action_id"), ACT.c.connector, ACT.c.outcome.label("action_outcome"),
+                ACT.c.target_prefill.label("requested_prefill"), ACT.c.target_decode.label("requested_decode"),
+                ACT.c.acknowledged_at, ACT.c.error.label("action_error"),
+            )
+            .select_from(RUN)
+            .join(DEP, DEP.c.id == RUN.c.deployment_id)
+            .outerjoin(OBS, OBS.c.run_id == RUN.c.id)
+            .outerjoin(pn, pred_join(pn, "num_req"))
+            .outerjoin(pi, pred_join(pi, "isl"))
+            .outerjoin(po, pred_join(po, "osl"))
+            .outerjoin(DEC, DEC.c.run_id == RUN.c.id)
+            .outerjoin(ACT, ACT.c.decision_id == DEC.c.id)
+            .order_by(RUN.c.started_at.desc(), RUN.c.id.desc())
+            .limit(int(limit))
+        )
+        if deployment_name:
+            if "/" in deployment_name:
+                ns, _, name = deployment_name.partition("/")
+                q = q.where(DEP.c.namespace == ns, DEP.c.name == name)
+            else:
+                q = q.where(DEP.c.name == deployment_name)
+        if since is not None:
+            q = q.where(RUN.c.started_at >= _aware(since, "since"))
+        with self.engine.connect() as conn:
+            rows = [dict(r._mapping) for r in conn.execute(q)]
+        for row in rows:
+            applied = row["action_outcome"] in ("applied", "unchanged")
+            row["applied_prefill"] = row["requested_prefill"] if applied else None
+            row["applied_decode"] = row["requested_decode"] if applied else None
+            if row["dry_run"] is not None:
+                row["dry_run"] = bool(row["dry_run"])
+        return rows
+
+    # -- retention ------------------------------------------------------------------------------
+    def prune(self, older_than: timedelta, now: datetime | None = None) -> dict[str, int]:
+        """Delete runs started before ``now - older_than`` with their observations, predictions,
+        decisions and actions, and configurations no run uses any more. Deployments and
+        predictor state are never touched."""
+        if older_than.total_seconds() < 0:
+            raise ValueError("older_than must not be negative")
+        cutoff = _aware(now or datetime.now(UTC), "now") - older_than
+        old_runs = select(RUN.c.id).where(RUN.c.started_at < cutoff)
+        old_decisions = select(DEC.c.id).where(DEC.c.run_id.in_(old_runs))
+        counts: dict[str, int] = {}
+        with self.engine.begin() as conn:
+            counts["scaling_actions"] = conn.execute(delete(ACT).where(ACT.c.decision_id.in_(old_decisions))).rowcount
+            counts["predictions"] = conn.execute(delete(PRED).where(PRED.c.run_id.in_(old_runs))).rowcount
+            counts["observations"] = conn.execute(delete(OBS).where(OBS.c.run_id.in_(old_runs))).rowcount
+            counts["decisions"] = conn.execute(delete(DEC).where(DEC.c.run_id.in_(old_runs))).rowcount
+            conn.execute(update(CL).where(CL.c.run_id.in_(old_runs)).values(run_id=None))
+            counts["planner_runs"] = conn.execute(delete(RUN).where(RUN.c.started_at < cutoff)).rowcount
+            used = select(RUN.c.config_id).where(RUN.c.config_id.is_not(None))
+            counts["planner_configs"] = conn.execute(delete(CFG).where(CFG.c.id.not_in(used))).rowcount
+        self._config_ids.clear()
+        return counts
+
+    def table_counts(self) -> dict[str, int]:
+        with self.engine.connect() as conn:
+            return {
+                t.name: int(conn.execute(select(func.count()).select_from(t)).scalar_one())
+                for t in (DEP, CFG, RUN, OBS, PRED, DEC, ACT, PST)
+            }
+
+    # -- internals ------------------------------------------------------------------------------
+    def _insert(self, table: Any) -> Any:
+        return postgresql.insert(table) if self.dialect == "postgresql" else sqlite.insert(table)
+
+    def _run_info(self, conn: Connection, run_id: int) -> _RunInfo:
+        info = self._runs.get(run_id)
+        if info is None:
+            row = conn.execute(select(RUN.c.deployment_id, RUN.c.started_at).where(RUN.c.id == run_id)).first()
+            if row is None:
+                raise StoreError(f"unknown planner run {run_id}")
+            info = _RunInfo(int(row.deployment_id), row.started_at)
+            if len(self._runs) > 1024:
+                self._runs.clear()
+            self._runs[run_id] = info
+        return info
+
+    def _config_id(self, conn: Connection, config: Mapping[str, Any], seen_at: datetime) -> int:
+        doc = _jsonable(dict(config))
+        canonical = json.dumps(doc, sort_keys=True, separators=(",", ":"))
+        digest = hashlib.sha256(canonical.encode()).hexdigest()
+        cached = self._config_ids.get(digest)
+        if cached is not None:
+            return cached
+        conn.execute(
+            self._insert(CFG).values(sha256=digest, config=doc, first_seen_at=seen_at).on_conflict_do_nothing()
+        )
+        config_id = int(conn.execute(select(CFG.c.id).where(CFG.c.sha256 == digest)).scalar_one())
+        self._config_ids[digest] = config_id
+        return config_id
+
+    def _insert_observation(self, conn: Connection, run_id: int, obs: Observation) -> int:
+        info = self._run_info(conn, run_id)
+        return int(conn.execute(insert(OBS).values(observation_values(obs, run_id, info.deployment_id))
+                                .returning(OBS.c.id)).scalar_one())
+
+    def _insert_predictions(self, conn: Connection, run_id: int, forecasts: Mapping[str, SeriesForecast]) -> None:
+        self._run_info(conn, run_id)
+        conn.execute(insert(PRED), prediction_values(forecasts, run_id))
+
+    def _insert_decision(self, conn: Connection, run_id: int, decision: Decision, dry_run: bool) -> int:
+        info = self._run_info(conn, run_id)
+        values = decision_values(decision, run_id, info.deployment_id, info.started_at, dry_run)
+        dec_id = int(conn.execute(insert(DEC).values(values).returning(DEC.c.id)).scalar_one())
+        if len(self._decisions) > 1024:
+            self._decisions.clear()
+        self._decisions[dec_id] = info.deployment_id
+        return dec_id
+
+
+# -- row builders (shared with the benchmark's bulk fill) ------------------------------------------
+def observation_values(obs: Observation, run_id: int, deployment_id: int) -> dict[str, Any]:
+    current = obs.current or Replicas(None, None)
+    return {
+        "run_id": run_id, "deployment_id": deployment_id,
+        "window_start": _aware(obs.window_start, "window_start"),
+        "window_end": _aware(obs.window_end, "window_end"),
+        "num_req": _num(obs.num_req), "ttft_ms": _num(obs.ttft_ms), "itl_ms": _num(obs.itl_ms),
+        "isl": _num(obs.isl), "osl": _num(obs.osl), "request_duration_s": _num(obs.request_duration_s),
+        "prefill_replicas": _int(current.prefill), "decode_replicas": _int(current.decode),
+        "quality": obs.quality, "error": obs.error,
+    }
+
+
+def prediction_values(forecasts: Mapping[str, SeriesForecast], run_id: int) -> list[dict[str, Any]]:
+    return [
+        {
+            "run_id": run_id, "series": series, "predictor": f.predictor, "value": _num(f.value),
+            "upper": _num(f.upper), "quantile": _num(f.quantile), "horizon": int(f.horizon),
+        }
+        for series, f in forecasts.items()
+    ]
+
+
+def decision_values(
+    decision: Decision, run_id: int, deployment_id: int, decided_at: datetime, dry_run: bool
+) -> dict[str, Any]:
+    d = decision.to_dict()
+    values: dict[str, Any] = {
+        "run_id": run_id, "deployment_id": deployment_id, "decided_at": decided_at, "dry_run": bool(dry_run),
+    }
+    for name in _DECISION_COLUMNS:
+        value = d.get(name)
+        if name == "details":
+            values[name] = _jsonable(value or {})
+        elif isinstance(value, bool) or value is None or isinstance(value, str):
+            values[name] = value
+        elif isinstance(value, float):
+            values[name] = _num(value)
+        else:
+            values[name] = value
+    return values
+
+
+def decision_from_row(row: Mapping[str, Any]) -> Decision:
+    """Rebuild a :class:`Decision` from a ``decisions`` row (NaN came back as None)."""
+    kwargs = {name: row[name] for name in Decision.field_names() if name in row}
+    kwargs["details"] = dict(row.get("details") or {})
+    for name in ("decode_sla_reachable",):
+        if kwargs.get(name) is not None:
+            kwargs[name] = bool(kwargs[name])
+    for name in ("budget_limited", "budget_exceeded"):
+        kwargs[name] = bool(kwargs[name])
+    return Decision(**kwargs)
+

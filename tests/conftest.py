@@ -1,0 +1,63 @@
+"""Shared fixtures.
+
+Databases:
+
+* ``sqlite_url`` - a SQLite file under ``tmp_path``.
+* ``postgres_url`` - a scratch database ``planner_test_<random>`` created on the PostgreSQL
+  server at 127.0.0.1:5432 (user ``postgres``; override the admin URL with
+  ``PLANNER_TEST_PG_ADMIN_URL``) and dropped afterwards. When the server is unreachable the test
+  is skipped, except under ``CI=true`` where it fails.
+* ``db_url`` - parametrised over both.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+PG_ADMIN_URL = os.environ.get(
+    "PLANNER_TEST_PG_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
+
+
+def _in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
+
+
+@pytest.fixture
+def sqlite_url(tmp_path) -> str:
+    return f"sqlite:///{tmp_path / 'planner.db'}"
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 5})
+    try:
+        with admin.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except Exception as exc:
+        admin.dispose()
+        message = f"PostgreSQL at {make_url(PG_ADMIN_URL).render_as_string()} is unreachable: {exc}"
+        if _in_ci():
+            pytest.fail(message)
+        pytest.skip(message)
+    name = f"planner_test_{uuid.uuid4().hex[:12]}"
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db_url(request) -> str:
+    return request.getfixturevalue(f"{request.param}_url")
