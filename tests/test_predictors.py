@@ -120,7 +120,7 @@ def test_leading_zeros_ignored(name, config):
     assert p.get_state()["n"] == 8
 
 
-@pytest.mark.parametrize("name", CHEAP + ("arima",))
+@pytest.mark.parametrize("name", (*CHEAP, "arima"))
 def test_nan_is_missing_not_zero(name, config):
     vals = [100.0, 102.0, 104.0, 106.0, 108.0, 110.0, 112.0]
     with_gaps = [100.0, None, 102.0, math.nan, 104.0, 106.0, None, 108.0, 110.0, 112.0]
