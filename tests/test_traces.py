@@ -27,13 +27,16 @@ MOONCAKE = """{"timestamp": 0, "input_length": 100, "output_length": 10, "hash_i
 """
 
 SERVEGEN = (
-    "window_start_s,window_s,total_rate_rps,active_clients,"
-    "mean_input_tokens_est,mean_output_tokens_est,length_coverage_rate_share\n"
-) + """0,600,1.0,2,100.0,10.0,1.0
+    (
+        "window_start_s,window_s,total_rate_rps,active_clients,"
+        "mean_input_tokens_est,mean_output_tokens_est,length_coverage_rate_share\n"
+    )
+    + """0,600,1.0,2,100.0,10.0,1.0
 600,600,2.0,2,200.0,20.0,1.0
 1200,600,0,0,,,0
 1800,600,0.5,1,400.0,40.0,1.0
 """
+)
 
 
 @pytest.fixture
