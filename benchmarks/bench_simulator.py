@@ -79,7 +79,7 @@ def main() -> None:
         if m.num_req and m.isl is not None:
             rate = m.num_req / args.interval
             p = math.ceil(rate * profile.prefill.ttft_ms(m.isl) / 1000.0 / 0.7)
-            d = math.ceil(rate * float(np.mean(osl)) / per_decode)
+            d = math.ceil(rate * float(np.mean(osl)) / (0.8 * per_decode))  # 20 % KV headroom
             sim.set_targets(Replicas(max(p, 1), max(d, 1)))
     sim.advance_to(end + 3600.0)  # let everything finish
     sim_s = time.perf_counter() - t0
