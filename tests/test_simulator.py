@@ -387,3 +387,22 @@ def test_load_scale_fraction():
     with pytest.raises(ValueError):
         load_scale(arrival, np.ones(n), np.ones(n), -1, seed=0)
     assert math.isclose(load_scale(arrival[:1], [5.0], [6.0], 1.0)[1][0], 5.0)
+
+
+def test_advance_to_infinity_runs_until_idle(profile):
+    n = 50
+    arrival = np.arange(n) * 0.5
+    sim = ClusterSimulator(profile, arrival, np.full(n, 1000.0), np.full(n, 100.0), startup_s=60)
+    sim.advance_to(5)
+    sim.set_targets(Replicas(2, 1))
+    sim.advance_to(math.inf)
+    res = sim.results()
+    assert res.finished.all()
+    assert sim.now_s == pytest.approx(max(float(np.max(res.finish_s)), 65.0))
+    assert math.isfinite(sim.gpu_seconds()["prefill"])
+    m = sim.metrics(0, 30)
+    assert m.prefill_replicas == m.current.prefill == 2 and m.decode_replicas == 1
+    sim.advance_to(math.inf)  # nothing left: stays put
+    assert math.isfinite(sim.now_s)
+    with pytest.raises(ValueError):
+        sim.advance_to(math.nan)

@@ -153,9 +153,19 @@ class IntervalMetrics:
         return self.window_end_s - self.window_start_s
 
     @property
+    def prefill_replicas(self) -> int:
+        """Prefill replicas the planner has asked for and not removed: ready + starting."""
+        return self.prefill_ready + self.prefill_starting
+
+    @property
+    def decode_replicas(self) -> int:
+        """Decode replicas the planner has asked for and not removed: ready + starting."""
+        return self.decode_ready + self.decode_starting
+
+    @property
     def current(self) -> Replicas:
-        """Replicas the planner has asked for and not removed: ready + starting."""
-        return Replicas(self.prefill_ready + self.prefill_starting, self.decode_ready + self.decode_starting)
+        """``Replicas(prefill_replicas, decode_replicas)``: ready + starting, draining excluded."""
+        return Replicas(self.prefill_replicas, self.decode_replicas)
 
 
 @dataclass(frozen=True)
@@ -297,6 +307,7 @@ class ClusterSimulator:
         self._seq = itertools.count()
         self._ai = 0
         self.now_s = 0.0
+        self._last_event_t = 0.0
         self._wid = itertools.count()
         self._workers: dict[str, list[_Worker]] = {"prefill": [], "decode": []}  # every worker ever
         self._live: dict[str, list[_Worker]] = {"prefill": [], "decode": []}  # not gone, creation order
@@ -318,8 +329,14 @@ class ClusterSimulator:
     # ------------------------------------------------------------------ event loop
 
     def advance_to(self, t_s: float) -> None:
-        """Process every event (arrivals included) at or before ``t_s``; ``now_s`` becomes ``t_s``."""
+        """Process every event (arrivals included) at or before ``t_s``; ``now_s`` becomes ``t_s``.
+
+        ``t_s = math.inf`` runs until nothing is left to happen (every request finished, every
+        worker started or drained) and leaves ``now_s`` at the last event (or where it was).
+        """
         t_end = float(t_s)
+        if math.isnan(t_end):
+            raise ValueError("cannot advance to NaN")
         if t_end < self.now_s:
             raise ValueError(f"cannot go back in time: now {self.now_s}, asked {t_end}")
         heap = self._heap
@@ -329,6 +346,7 @@ class ClusterSimulator:
         arrive = self._arrive
         prefill_done = self._prefill_done
         decode_done = self._decode_done
+        last_t = self._last_event_t
         while True:
             ta = arr[ai] if ai < n else math.inf
             if heap and heap[0][0] <= ta:
@@ -339,16 +357,23 @@ class ClusterSimulator:
                 if kind == _EV_DECODE_DONE:
                     if a.version == b:
                         decode_done(a, t)
+                        last_t = t
                 elif kind == _EV_PREFILL_DONE:
                     prefill_done(a, b, t)
-                else:
+                    last_t = t
+                elif a.state == STARTING:
                     self._make_ready(a, t)
+                    last_t = t
             else:
-                if ta > t_end:
+                if ta > t_end or ai >= n:
                     break
                 arrive(ai, ta)
+                last_t = ta
                 ai += 1
         self._ai = ai
+        self._last_event_t = last_t
+        if math.isinf(t_end):
+            t_end = max(self.now_s, self._last_event_t)
         self.now_s = t_end
 
     def _arrive(self, r: int, t: float) -> None:
