@@ -189,12 +189,14 @@ class Store:
         *,
         check_schema: bool = True,
         lock_ttl_s: float = 600.0,
+        async_commit: bool = True,
         echo: bool = False,
     ) -> None:
         self.url = resolve_url(url)
         self.engine = make_engine(self.url, echo=echo)
         self.dialect = self.engine.dialect.name
         self.lock_ttl_s = lock_ttl_s
+        self.async_commit = async_commit
         self._locks: dict[int, CycleLock] = {}
         self._runs: dict[int, _RunInfo] = {}
         self._decisions: dict[int, int] = {}
@@ -321,7 +323,7 @@ class Store:
     ) -> int:
         """Insert a ``running`` planner run (committed) and return its id."""
         started_at = _aware(started_at, "started_at")
-        with self.engine.begin() as conn:
+        with self._tx(durable=False) as conn:
             config_id = self._config_id(conn, config, started_at)
             run_id = conn.execute(
                 insert(RUN).values(
@@ -339,7 +341,7 @@ class Store:
         return int(run_id)
 
     def finish_run(self, run_id: int, status: str, ended_at: datetime, error: str | None = None) -> None:
-        with self.engine.begin() as conn:
+        with self._tx(durable=False) as conn:
             n = conn.execute(
                 update(RUN).where(RUN.c.id == run_id)
                 .values(status=status, ended_at=_aware(ended_at, "ended_at"), error=error)
@@ -364,13 +366,13 @@ class Store:
 
     # -- per-cycle records --------------------------------------------------------------------
     def record_observation(self, run_id: int, obs: Observation) -> int:
-        with self.engine.begin() as conn:
+        with self._tx(durable=False) as conn:
             return self._insert_observation(conn, run_id, obs)
 
     def record_predictions(self, run_id: int, forecasts: Mapping[str, SeriesForecast]) -> None:
         if not forecasts:
             return
-        with self.engine.begin() as conn:
+        with self._tx(durable=False) as conn:
             self._insert_predictions(conn, run_id, forecasts)
 
     def record_decision(self, run_id: int, decision: Decision, dry_run: bool) -> int:
@@ -416,7 +418,7 @@ class Store:
 
     def record_action_outcome(self, action_id: int, outcome: ScalingOutcome) -> None:
         ack = _aware(outcome.acknowledged_at, "acknowledged_at") if outcome.acknowledged_at else None
-        with self.engine.begin() as conn:
+        with self._tx(durable=False) as conn:
             n = conn.execute(
                 update(ACT).where(ACT.c.id == action_id)
                 .values(outcome=outcome.outcome, acknowledged_at=ack, error=outcome.error)
@@ -438,7 +440,7 @@ class Store:
             index_elements=[PST.c.deployment_id, PST.c.series, PST.c.predictor],
             set_={"state_json": payload, "updated_at": values["updated_at"]},
         )
-        with self.engine.begin() as conn:
+        with self._tx(durable=False) as conn:
             conn.execute(ins)
 
     def load_predictor_state(self, deployment_id: int, series: str, predictor: str) -> dict[str, Any] | None:
@@ -542,21 +544,19 @@ class Store:
         q = (
             select(
                 RUN.c.id.label("run_id"), DEP.c.namespace, DEP.c.name.label("deployment"),
-                RUN.c.trigger, RUN.c.status, RUN.c.started_at, RUN.c.ended_at, RUN.c.error,
-                RUN.c.flow_run_id,
-                OBS.c.window_start, OBS.c.window_end, OBS.c.quality,
+                RUN.c.trigger, RUN.c.status, RUN.c.started_at, RUN.c.error, OBS.c.quality,
                 OBS.c.num_req.label("observed_num_req"), OBS.c.isl.label("observed_isl"),
                 OBS.c.osl.label("observed_osl"), OBS.c.ttft_ms.label("observed_ttft_ms"),
                 OBS.c.itl_ms.label("observed_itl_ms"),
                 OBS.c.prefill_replicas.label("current_prefill"), OBS.c.decode_replicas.label("current_decode"),
-                pn.c.predictor, pn.c.value.label("predicted_num_req"), pn.c.upper.label("predicted_num_req_upper"),
+                pn.c.predictor, pn.c.value.label("predicted_num_req"),
                 pi.c.value.label("predicted_isl"), po.c.value.label("predicted_osl"),
                 DEC.c.id.label("decision_id"), DEC.c.policy, DEC.c.action, DEC.c.dry_run,
                 DEC.c.prefill_replicas.label("decided_prefill"), DEC.c.decode_replicas.label("decided_decode"),
                 DEC.c.total_gpus.label("decided_gpus"), DEC.c.reason,
-                ACT.c.id.label("action_id"), ACT.c.connector, ACT.c.outcome.label("action_outcome"),
+                ACT.c.id.label("action_id"), ACT.c.outcome.label("action_outcome"),
                 ACT.c.target_prefill.label("requested_prefill"), ACT.c.target_decode.label("requested_decode"),
-                ACT.c.acknowledged_at, ACT.c.error.label("action_error"),
+                ACT.c.error.label("action_error"),
             )
             .select_from(RUN)
             .join(DEP, DEP.c.id == RUN.c.deployment_id)
@@ -578,7 +578,9 @@ class Store:
         if since is not None:
             q = q.where(RUN.c.started_at >= _aware(since, "since"))
         with self.engine.connect() as conn:
-            rows = [dict(r._mapping) for r in conn.execute(q)]
+            result = conn.execute(q)
+            keys = list(result.keys())
+            rows = [dict(zip(keys, r, strict=True)) for r in result.tuples()]
         for row in rows:
             applied = row["action_outcome"] in ("applied", "unchanged")
             row["applied_prefill"] = row["requested_prefill"] if applied else None
@@ -618,6 +620,17 @@ class Store:
             }
 
     # -- internals ------------------------------------------------------------------------------
+    @contextmanager
+    def _tx(self, durable: bool = True) -> Iterator[Connection]:
+        """A transaction. ``durable=False`` on PostgreSQL commits without waiting for the WAL flush
+        (``synchronous_commit = off``): the row is safe from a planner crash at once and from a
+        server crash as soon as any later durable commit (the next decision or action request)
+        flushes the WAL, which it does in order. Decisions and action requests are always durable."""
+        with self.engine.begin() as conn:
+            if not durable and self.async_commit and self.dialect == "postgresql":
+                conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
+            yield conn
+
     def _insert(self, table: Any) -> Any:
         return postgresql.insert(table) if self.dialect == "postgresql" else sqlite.insert(table)
 
