@@ -161,7 +161,7 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['run_id'], ['planner_runs.id'], name=op.f('fk_observations_run_id_planner_runs'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_observations'))
     )
-    op.create_index('ix_observations_deployment_window_end', 'observations', ['deployment_id', 'window_end'], unique=False)
+    op.create_index('ix_observations_deployment_window_end', 'observations', ['deployment_id', 'window_end', 'num_req', 'isl', 'osl'], unique=False)
     op.create_index(op.f('ix_observations_run_id'), 'observations', ['run_id'], unique=False)
     op.create_table('predictions',
     sa.Column('id', ID, nullable=False),

@@ -130,7 +130,10 @@ class ObservationRow(Base):
     """What the frontend reported for one interval, with its data-quality flag."""
 
     __tablename__ = "observations"
-    __table_args__ = (Index("ix_observations_deployment_window_end", "deployment_id", "window_end"),)
+    # Covering index: the warm-start read (num_req/isl/osl by time) never touches the table.
+    __table_args__ = (
+        Index("ix_observations_deployment_window_end", "deployment_id", "window_end", "num_req", "isl", "osl"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     run_id: Mapped[int] = mapped_column(ForeignKey("planner_runs.id", ondelete="CASCADE"), index=True)

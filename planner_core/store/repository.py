@@ -24,7 +24,9 @@ from typing import Any
 from sqlalchemy import (
     Connection,
     Engine,
+    Float,
     and_,
+    cast,
     create_engine,
     delete,
     event,
@@ -456,7 +458,7 @@ class Store:
     def _epoch(self, column: Any) -> Any:
         if self.dialect == "sqlite":
             return (func.julianday(column) - 2440587.5) * 86400.0
-        return func.extract("epoch", column)
+        return cast(func.extract("epoch", column), Float)  # EXTRACT gives numeric on PostgreSQL 14+
 
     def load_histories(
         self,
@@ -580,7 +582,7 @@ class Store:
         with self.engine.connect() as conn:
             result = conn.execute(q)
             keys = list(result.keys())
-            rows = [dict(zip(keys, r, strict=True)) for r in result.tuples()]
+            rows = [dict(zip(keys, r, strict=True)) for r in result]
         for row in rows:
             applied = row["action_outcome"] in ("applied", "unchanged")
             row["applied_prefill"] = row["requested_prefill"] if applied else None
