@@ -21,6 +21,7 @@ Prints a table per backend and one JSON line at the end. PostgreSQL runs in a sc
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import math
 import os
@@ -272,6 +273,9 @@ def bench(url: str, backend: str, args: argparse.Namespace) -> dict[str, Any]:
     filler = Filler(store, args.deployments, args.days, args.interval_s, end)
     fill_s = filler.fill()
     counts = store.table_counts()
+    if args.gc_freeze:  # a long-running planner's heap, not the bulk fill's garbage, is what GC walks
+        gc.collect()
+        gc.freeze()
     writes = time_cycles(store, filler, args.samples)
     reads = time_reads(store, filler, args.repeats)
     size_bytes = db_size(store, url)
@@ -313,6 +317,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=20, help="timed reads")
     parser.add_argument("--sqlite-path", default=None, help="SQLite file (default: a temporary file)")
     parser.add_argument("--keep", action="store_true", help="keep the databases")
+    parser.add_argument("--gc-freeze", action="store_true",
+                        help="gc.collect()+gc.freeze() after the fill, before timing")
     args = parser.parse_args(argv)
     results = []
     if args.backend in ("sqlite", "both"):
