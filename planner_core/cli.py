@@ -13,9 +13,12 @@ from collections.abc import Sequence
 
 from planner_core.config import ConfigError
 from planner_core.profiles import ProfileError
+from planner_core.store.errors import StoreError
+from planner_core.traces import TraceError
 
 COMMAND_MODULES = (
     "planner_core.commands.size",
+    "planner_core.commands.replay",
     "planner_core.commands.forecast",
     "planner_core.commands.db",
     "planner_core.commands.history",
@@ -43,7 +46,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (ConfigError, ProfileError, UsageError) as exc:
+    except (ConfigError, ProfileError, TraceError, StoreError, UsageError) as exc:
         print(f"sla-planner {args.command}: error: {exc}", file=sys.stderr)
         return 2
 

@@ -116,6 +116,12 @@ class PlannerConfig(BaseModel):
     size_for_upper_quantile: bool = Field(
         True, description="default policy: size for the forecast's upper quantile, not its mean"
     )
+    apply_prefill_correction: bool = Field(
+        False, description="default policy: scale prefill service time by observed/profiled TTFT"
+    )
+    decode_target_utilization: float = Field(
+        0.85, gt=0.0, le=1.0, description="default policy: plan decode engines at this share of profiled throughput"
+    )
     scale_down_stabilization_s: int = Field(
         0, ge=0, description="default policy: shrink a pool only to the highest target of this many seconds"
     )
@@ -290,6 +296,8 @@ FLAGS: tuple[_Flag, ...] = (
     _Flag("--policy", "policy"),
     _Flag("--scale-down-stabilization", "scale_down_stabilization_s"),
     _Flag("--sla-attainment", "sla_attainment"),
+    _Flag("--decode-target-utilization", "decode_target_utilization"),
+    _Flag("--apply-prefill-correction", "apply_prefill_correction"),
     _Flag("--load-predictor", "load_predictor", ("--predictor",)),
     _Flag("--load-predictor-log1p", "load_predictor_log1p"),
     _Flag("--load-prediction-window-size", "load_prediction_window_size"),

@@ -13,8 +13,10 @@ between leaves a decision with a ``pending`` action that the next cycle reports.
 from __future__ import annotations
 
 import logging
+import math
 import traceback
-from collections.abc import Mapping
+from collections import deque
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -37,6 +39,7 @@ from planner_core.stabilizer import Stabilizer
 log = logging.getLogger("sla_planner.cycle")
 
 SERIES = ("num_req", "isl", "osl")
+BURST_MEMORY = 3  # intervals whose burst pattern the sizing plans for (this one and the last two)
 
 
 class LoadPredictorPort(Protocol):
@@ -98,10 +101,24 @@ def fetch(metrics: MetricsSource, connector: Connector, window_start: datetime, 
     return observation
 
 
-def predict(predictor: LoadPredictorPort, observation: Observation) -> LoadForecast:
-    """Feed the observation to the load predictor, then forecast the next interval."""
+def predict(
+    predictor: LoadPredictorPort, observation: Observation, recent_bursts: Sequence[tuple[int, ...]] = ()
+) -> LoadForecast:
+    """Feed the observation to the load predictor, then forecast the next interval.
+
+    The forecast also carries the burst patterns of the recent intervals: bursts recur, and
+    one calm interval should not take away the headroom the last burst needed."""
     predictor.observe(observation)
-    return predictor.predict()
+    if not observation.has_load():
+        # No data is not zero traffic: without this interval's load the sizing holds.
+        return LoadForecast(math.nan, math.nan, math.nan, predictor=f"none ({observation.quality})")
+    forecast = predictor.predict()
+    patterns = tuple(recent_bursts)
+    if observation.arrival_counts:
+        patterns += (observation.arrival_counts,)
+    if patterns:
+        forecast = replace(forecast, burst_patterns=patterns, burst_window_s=observation.arrival_window_s)
+    return forecast
 
 
 def decide(
@@ -172,6 +189,7 @@ class PlanningCycle:
     deployment_id: int | None = None
     stabilizer: Stabilizer | None = None
     trigger: str = "schedule"
+    recent_bursts: deque[tuple[int, ...]] = field(default_factory=lambda: deque(maxlen=BURST_MEMORY - 1))
 
     @classmethod
     def default_stabilizer(cls, config: PlannerConfig) -> Stabilizer | None:
@@ -179,12 +197,29 @@ class PlanningCycle:
             return None
         return Stabilizer(window_s=config.scale_down_stabilization_s)
 
-    def run(self, flow_run_id: str | None = None, window_end: datetime | None = None) -> CycleResult:
+    def run(
+        self, flow_run_id: str | None = None, window_end: datetime | None = None, lock_wait_s: float = 0.0
+    ) -> CycleResult:
+        """One cycle. With a store, it runs under the deployment's cycle lock: a cycle that cannot
+        get the lock within ``lock_wait_s`` returns ``status="skipped_locked"`` and changes nothing."""
         end = window_end or self.clock.now()
+        if self.store is None or self.deployment_id is None or not hasattr(self.store, "cycle_lock"):
+            return self._run(end, flow_run_id)
+        from planner_core.store import LockBusy
+
+        try:
+            with self.store.cycle_lock(self.deployment_id, wait_s=lock_wait_s):  # type: ignore[attr-defined]
+                return self._run(end, flow_run_id)
+        except LockBusy as busy:
+            start = end - timedelta(seconds=self.config.adjustment_interval_s)
+            return CycleResult(status="skipped_locked", window_start=start, window_end=end, error=str(busy))
+
+    def _run(self, end: datetime, flow_run_id: str | None) -> CycleResult:
         start = end - timedelta(seconds=self.config.adjustment_interval_s)
         result = CycleResult(status="ok", window_start=start, window_end=end)
         run_id = None
         if self.store is not None and self.deployment_id is not None:
+            result.notes.extend(self._recover_from_crash(end))
             run_id = self.store.begin_run(
                 self.deployment_id, self.trigger, self.config.model_dump(mode="json"), end, flow_run_id
             )
@@ -199,6 +234,21 @@ class PlanningCycle:
             self.store.finish_run(run_id, result.status, self.clock.now(), result.error)
         return result
 
+    def _recover_from_crash(self, now: datetime) -> list[str]:
+        """Report scaling the database knows of but never saw finish, and close dead runs."""
+        store, deployment_id = self.store, self.deployment_id
+        if store is None or deployment_id is None or not hasattr(store, "pending_actions"):
+            return []
+        notes = [
+            f"previous run {p.run_id}: scaling {p.kind.replace('_', ' ')} "
+            f"(prefill {p.targets.prefill}, decode {p.targets.decode}); check the cluster"
+            for p in store.pending_actions(deployment_id)  # type: ignore[attr-defined]
+        ]
+        for note in notes:
+            log.warning(note)
+        store.close_abandoned_runs(deployment_id, now)  # type: ignore[attr-defined]
+        return notes
+
     def _run_steps(self, result: CycleResult, run_id: int | None, now: datetime) -> None:
         store = self.store if run_id is not None else None
         observation = fetch(self.metrics, self.connector, result.window_start, result.window_end)
@@ -206,7 +256,9 @@ class PlanningCycle:
         if store is not None and run_id is not None:
             store.record_observation(run_id, observation)
 
-        forecast = predict(self.predictor, observation)
+        forecast = predict(self.predictor, observation, self.recent_bursts)
+        if observation.arrival_counts:
+            self.recent_bursts.append(observation.arrival_counts)
         result.forecast = forecast
         if store is not None and run_id is not None and forecast.is_usable():
             store.record_predictions(run_id, series_forecasts(forecast))
@@ -238,3 +290,25 @@ class PlanningCycle:
         if store is not None and self.deployment_id is not None:
             for series, state in self.predictor.get_state().items():
                 store.save_predictor_state(self.deployment_id, series, self.config.load_predictor, state, now)
+
+
+def build_load_predictor(config: PlannerConfig, store: Any = None, deployment_id: int | None = None) -> Any:
+    """The deployment's load predictor, resumed from the store when it can be.
+
+    Order: the serialised predictor state saved by the last cycle (no refit); else the
+    observation history (replayed through a fresh predictor); else the warm-up trace
+    (``--load-predictor-warmup-trace``); else empty."""
+    from planner_core.predictors import LoadPredictor
+
+    predictor = LoadPredictor(config)
+    if store is not None and deployment_id is not None:
+        states = {s: store.load_predictor_state(deployment_id, s, config.load_predictor) for s in SERIES}
+        if all(state is not None for state in states.values()):
+            predictor.load_state(states)
+            return predictor
+        history = store.load_histories(deployment_id)
+        if any(history.get(s) for s in SERIES):
+            return LoadPredictor.from_history(config, history)
+    if config.load_predictor_warmup_trace:
+        predictor.warm_up_from_trace(config.load_predictor_warmup_trace, config.adjustment_interval_s)
+    return predictor

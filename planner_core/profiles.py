@@ -368,11 +368,17 @@ class DecodeSurface:
     def thpt_per_gpu(self, concurrency: float, context_length: float) -> float:
         return self.thpt_per_gpu_at_kv(self.kv_usage(concurrency, context_length), context_length)
 
-    def best_operating_point(self, itl_target_ms: float, context_length: float) -> OperatingPoint:
-        """Highest throughput per GPU among KV usages whose ITL meets the target."""
+    def best_operating_point(
+        self, itl_target_ms: float, context_length: float, max_kv_usage: float = 1.0
+    ) -> OperatingPoint:
+        """Highest throughput per GPU among KV usages up to ``max_kv_usage`` whose ITL meets the
+        target. Planning below full KV leaves room for the concurrency to fluctuate: a full
+        cache makes new requests wait for admission, and that wait is TTFT."""
         itl_row = self._row(self.itl_ms_rows, context_length)
         thpt_row = self._row(self.thpt_rows, context_length)
         ok = itl_row <= itl_target_ms
+        if max_kv_usage < 1.0:
+            ok &= self.kv_axis <= max_kv_usage
         if not np.any(ok):
             return OperatingPoint(float(thpt_row[0]), float(itl_row[0]), 0.0, False)
         feasible = np.where(ok, thpt_row, -np.inf)

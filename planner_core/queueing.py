@@ -44,12 +44,25 @@ class QueueSizing:
     wait_probability: float
     late_probability: float  # P(wait > budget) at ``servers``
     reachable: bool
+    variability: float = 1.0
 
 
 def servers_for_wait_tail(
-    arrival_rate: float, service_s: float, wait_budget_s: float, late_share: float, max_servers: int = 100_000
+    arrival_rate: float,
+    service_s: float,
+    wait_budget_s: float,
+    late_share: float,
+    arrival_dispersion: float = 1.0,
+    max_servers: int = 100_000,
 ) -> QueueSizing:
-    """Fewest servers so that ``P(wait > wait_budget_s) <= late_share``."""
+    """Fewest servers so that ``P(wait > wait_budget_s) <= late_share``.
+
+    ``arrival_dispersion`` is the arrivals' squared coefficient of variation, estimated by the
+    index of dispersion of counts (1 = Poisson). Following the Allen-Cunneen approximation for
+    G/G/c, waits grow by ``(dispersion + 1) / 2`` over M/M/c, so the tail decays that much more
+    slowly; dispersion below 1 is treated as 1 (we never plan for smoother than Poisson).
+    """
+    variability = (max(1.0, arrival_dispersion) + 1.0) / 2.0
     load = max(0.0, arrival_rate * service_s)
     if load == 0:
         return QueueSizing(0, 0.0, wait_budget_s, 0.0, 0.0, True)
@@ -64,8 +77,8 @@ def servers_for_wait_tail(
         blocking = load * blocking / (k + load * blocking)
     while True:
         wait_p = servers * blocking / (servers - load * (1.0 - blocking))
-        late = wait_p * math.exp(-(servers - load) / service_s * wait_budget_s)
+        late = wait_p * math.exp(-(servers - load) / service_s * wait_budget_s / variability)
         if late <= late_share or servers >= max_servers:
-            return QueueSizing(servers, load, wait_budget_s, wait_p, late, late <= late_share)
+            return QueueSizing(servers, load, wait_budget_s, wait_p, late, late <= late_share, variability)
         servers += 1
         blocking = load * blocking / (servers + load * blocking)

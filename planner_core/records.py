@@ -46,6 +46,10 @@ class Observation:
     current: Replicas = field(default_factory=lambda: Replicas(None, None))
     quality: str = "ok"
     error: str | None = None
+    # Requests per ``arrival_window_s`` sub-window of the interval (the counter read at a fine
+    # step): how bursty the traffic was. None = the source cannot tell.
+    arrival_counts: tuple[int, ...] | None = None
+    arrival_window_s: float = 1.0
 
     @property
     def interval_s(self) -> float:
@@ -81,6 +85,10 @@ class LoadForecast:
     isl_upper: float | None = None
     osl_upper: float | None = None
     predictor: str = "given"
+    # Burst patterns to plan for: recent intervals' ``Observation.arrival_counts``; the sizing
+    # scales each to the forecast and sizes prefill for the worst. Empty = assume Poisson.
+    burst_patterns: tuple[tuple[int, ...], ...] = ()
+    burst_window_s: float = 1.0
 
     def is_usable(self) -> bool:
         return not any(is_missing(v) for v in (self.num_req, self.isl, self.osl))

@@ -31,6 +31,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from planner_core.burst import servers_for_bursts
 from planner_core.config import Mode, PlannerConfig, Policy
 from planner_core.profiles import OperatingPoint, Profile
 from planner_core.queueing import mean_wait_s, servers_for_wait_tail
@@ -47,6 +48,7 @@ from planner_core.records import (
 # Our policy trusts a correction factor only within this range: beyond it the mismatch is
 # more likely a measurement artefact (a cold cache, a queue) than a property of the engine.
 CORRECTION_RANGE = (0.25, 4.0)
+BURST_MIN_SHARE = 0.25
 
 
 def _finite_positive(value: float) -> bool:
@@ -62,7 +64,10 @@ def applied_corrections(corrections: Corrections, config: PlannerConfig) -> tupl
     if config.policy == Policy.DYNAMO:
         return min(1.0, prefill), decode
     lo, hi = CORRECTION_RANGE
-    return min(max(prefill, lo), hi), min(max(decode, lo), hi)
+    # Observed TTFT mixes engine speed with queueing and burst waits the sizing already plans
+    # for, so by default our policy records the prefill factor but does not act on it.
+    prefill_applied = min(max(prefill, lo), hi) if config.apply_prefill_correction else 1.0
+    return prefill_applied, min(max(decode, lo), hi)
 
 
 def compute_corrections(
@@ -177,6 +182,45 @@ def _budget_default(
     return prefill, decode, scale
 
 
+def _servers_for_burst_patterns(
+    forecast: LoadForecast, planned_num_req: float, service_s: float, config: PlannerConfig
+) -> int | None:
+    """Prefill engines for the worst recent burst pattern, scaled to the planned request count."""
+    # A pattern with far fewer requests than planned says little about the planned load's
+    # shape (five requests in one second, scaled to five hundred, is not a forecast).
+    patterns = [p for p in forecast.burst_patterns if sum(p) >= BURST_MIN_SHARE * planned_num_req and sum(p) > 0]
+    if not patterns or planned_num_req <= 0:
+        return None
+    budget_s = config.ttft_ms / 1000.0 - service_s
+    late = 1.0 - config.sla_attainment
+    return max(
+        servers_for_bursts(
+            [n * planned_num_req / sum(p) for n in p], forecast.burst_window_s, service_s, budget_s, late
+        )
+        for p in patterns
+    )
+
+
+def _peak_rate(forecast: LoadForecast, planned_num_req: float, span_s: float) -> float | None:
+    """Highest arrival rate (req/s) over any ``span_s`` stretch of the recent burst patterns,
+    each scaled to the planned request count."""
+    best: float | None = None
+    window = forecast.burst_window_s
+    for pattern in forecast.burst_patterns:
+        total = sum(pattern)
+        if total < BURST_MIN_SHARE * planned_num_req or total <= 0:
+            continue
+        k = max(1, min(len(pattern), round(span_s / window)))
+        running = sum(pattern[:k])
+        peak = running
+        for i in range(k, len(pattern)):
+            running += pattern[i] - pattern[i - k]
+            peak = max(peak, running)
+        rate = peak * planned_num_req / total / (k * window)
+        best = rate if best is None else max(best, rate)
+    return best
+
+
 def size(
     forecast: LoadForecast,
     profile: Profile,
@@ -253,6 +297,10 @@ def size(
                 1.0 - config.sla_attainment,
             )
             unconstrained = queue.servers
+            burst_servers = _servers_for_burst_patterns(forecast, planned_num_req, service_s, config)
+            if burst_servers is not None:
+                details.update(prefill_replicas_poisson=unconstrained, prefill_replicas_bursts=burst_servers)
+                unconstrained = max(unconstrained, burst_servers)
             details.update(
                 prefill_service_ms=service_s * 1000.0,
                 prefill_offered_load=queue.offered_load,
@@ -283,9 +331,22 @@ def size(
     if plans_decode:
         context = isl + osl / 2
         itl_target = config.itl_ms / decode_corr_applied
-        model = profile.decode.dynamo_grid if config.policy == Policy.DYNAMO else profile.decode.surface
-        point: OperatingPoint = model.best_operating_point(itl_target, context)
+        if config.policy == Policy.DYNAMO:
+            point: OperatingPoint = profile.decode.dynamo_grid.best_operating_point(itl_target, context)
+        else:
+            # Admission reserves isl + osl tokens per request while the profile's KV axis counts
+            # isl + osl/2: plan the operating point so reservations stay under the target share.
+            kv_cap = config.decode_target_utilization * context / (isl + osl)
+            point = profile.decode.surface.best_operating_point(itl_target, context, kv_cap)
         demand = planned_num_req * osl / interval_s
+        if config.policy == Policy.DEFAULT:
+            # A request stays in decode for osl x ITL seconds, so decode concurrency follows the
+            # arrival rate over that span, not over the whole interval: size for the busiest span.
+            decode_s = osl * point.itl_ms / 1000.0
+            peak_rate = _peak_rate(forecast, planned_num_req, decode_s)
+            if peak_rate is not None and peak_rate * interval_s > planned_num_req:
+                details.update(decode_peak_num_req_rate=peak_rate, decode_span_s=decode_s)
+                demand = peak_rate * osl
         decode_pool = _pool(
             _ceil_replicas(demand, point.thpt_per_gpu, config.decode_engine_num_gpu),
             config.min_endpoint,

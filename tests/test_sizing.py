@@ -91,16 +91,22 @@ def test_dynamo_policy_matches_reference(num_req, isl, osl, p_corr, d_corr, itl,
     assert d.decode_thpt_per_gpu == pytest.approx(thpt_d, rel=1e-9)
 
 
-def test_dynamo_caps_prefill_correction_at_one_default_does_not():
+def test_dynamo_caps_prefill_correction_at_one_default_applies_it_when_asked():
     over = Corrections(prefill=2.0, decode=1.0)
     dyn = decide(6000, corrections=over, policy="dynamo", max_gpu_budget=64)
-    ours = decide(6000, corrections=over, max_gpu_budget=64)
     assert dyn.prefill_correction_applied == 1.0
+    # by default ours records the factor but does not act on it (TTFT mixes in queueing) ...
+    recorded = decide(6000, corrections=over, max_gpu_budget=64)
+    assert recorded.prefill_correction == 2.0 and recorded.prefill_correction_applied == 1.0
+    # ... and applies it in both directions when asked
+    ours = decide(6000, corrections=over, max_gpu_budget=64, apply_prefill_correction=True)
     assert ours.prefill_correction_applied == 2.0
     plain = decide(6000, max_gpu_budget=64)
     # ours reads a slow engine as a longer service time in the queueing model
     assert ours.details["prefill_service_ms"] == pytest.approx(2 * plain.details["prefill_service_ms"])
     assert ours.prefill_replicas_unconstrained > plain.prefill_replicas_unconstrained
+    faster = decide(6000, corrections=Corrections(0.5, 1.0), max_gpu_budget=64, apply_prefill_correction=True)
+    assert faster.prefill_correction_applied == 0.5
     under = Corrections(prefill=0.5, decode=1.0)
     assert decide(6000, corrections=under, policy="dynamo", max_gpu_budget=64).prefill_correction_applied == 0.5
 
@@ -118,7 +124,10 @@ def test_hand_computed_default_case():
     tight = decide(6000, max_gpu_budget=64, ttft_ms=120)
     assert tight.prefill_replicas > math.ceil(300_000 / thpt)
     assert d.details["prefill_offered_load"] == pytest.approx(100 * service_s)
-    point = PROFILE.decode.surface.best_operating_point(50.0, 3075)
+    # decode: the best throughput whose ITL meets 50 ms with KV reservations (isl + osl per
+    # request) at most 85 % of the cache
+    point = PROFILE.decode.surface.best_operating_point(50.0, 3075, 0.85 * 3075 / 3150)
+    assert d.decode_kv_usage_at_operating_point <= 0.85 * 3075 / 3150
     assert d.decode_replicas == math.ceil(6000 * 150 / 60 / point.thpt_per_gpu)
     assert d.decode_context_length == 3075
     assert d.action == "scale"
@@ -167,9 +176,11 @@ def test_no_correction_ignores_factors():
 
 
 def test_default_clamps_wild_corrections_and_ignores_nan():
-    d = decide(6000, corrections=Corrections(50.0, float("nan")), max_gpu_budget=64)
+    d = decide(6000, corrections=Corrections(50.0, float("nan")), max_gpu_budget=64, apply_prefill_correction=True)
     assert d.prefill_correction_applied == 4.0
     assert d.decode_correction_applied == 1.0
+    d = decide(6000, corrections=Corrections(1.0, 0.01), max_gpu_budget=64)
+    assert d.decode_correction_applied == 0.25
 
 
 def test_zero_traffic_gives_min_endpoint():
@@ -320,3 +331,22 @@ def test_property_more_load_never_fewer_replicas_unconstrained(a, b):
     d_lo, d_hi = decide(lo, max_gpu_budget=10_000), decide(hi, max_gpu_budget=10_000)
     assert d_hi.prefill_replicas >= d_lo.prefill_replicas
     assert d_hi.decode_replicas >= d_lo.decode_replicas
+
+
+def test_burst_patterns_raise_prefill_and_decode():
+    config = make_config(adjustment_interval_s=60, max_gpu_budget=256)
+    steady = (100,) * 60
+    bursty = (0,) * 50 + (600,) * 10  # the same 6000 requests, all in the last ten seconds
+    calm = size(LoadForecast(6000, 3000, 150, burst_patterns=(steady,)), PROFILE, config)
+    burst = size(LoadForecast(6000, 3000, 150, burst_patterns=(bursty,)), PROFILE, config)
+    assert burst.details["prefill_replicas_bursts"] > calm.details["prefill_replicas_bursts"]
+    assert burst.prefill_replicas > calm.prefill_replicas
+    assert burst.decode_replicas > calm.decode_replicas
+    assert burst.details["decode_peak_num_req_rate"] == pytest.approx(600.0)
+
+
+def test_small_burst_patterns_are_ignored():
+    config = make_config(adjustment_interval_s=60, max_gpu_budget=256)
+    tiny = (0,) * 59 + (5,)
+    d = size(LoadForecast(6000, 3000, 150, burst_patterns=(tiny,)), PROFILE, config)
+    assert "prefill_replicas_bursts" not in d.details

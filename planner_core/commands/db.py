@@ -12,7 +12,8 @@ from planner_core.store.history import parse_duration
 
 def add_db_url_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--db-url", default=None,
+        "--db-url",
+        default=None,
         help=f"SQLAlchemy URL of the audit database (env {ENV_URL}; default {DEFAULT_URL}); "
         "postgresql://user@host/db uses psycopg 3",
     )
@@ -20,7 +21,8 @@ def add_db_url_argument(parser: argparse.ArgumentParser) -> None:
 
 def register(subparsers: Any) -> None:
     parser: argparse.ArgumentParser = subparsers.add_parser(
-        "db", help="manage the audit database (migrations, retention)",
+        "db",
+        help="manage the audit database (migrations, retention)",
         description="Create or upgrade the audit database schema, show its revision, prune old cycles.",
     )
     sub = parser.add_subparsers(dest="db_command", metavar="DB_COMMAND")

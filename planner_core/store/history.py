@@ -34,18 +34,36 @@ def parse_since(text: str, now: datetime | None = None) -> datetime:
     try:
         value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     except ValueError:
-        raise ValueError(
-            f"bad --since {text!r}: give a duration (1d, 6h) or a time (2025-01-31T14:00:00Z)"
-        ) from None
+        raise ValueError(f"bad --since {text!r}: give a duration (1d, 6h) or a time (2025-01-31T14:00:00Z)") from None
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 HISTORY_COLUMNS = (
-    "run_id", "deployment", "started_at", "trigger", "status", "quality",
-    "observed_num_req", "observed_isl", "observed_osl", "observed_ttft_ms", "observed_itl_ms",
-    "predicted_num_req", "predicted_isl", "predicted_osl",
-    "current_prefill", "current_decode", "decided_prefill", "decided_decode", "action", "dry_run",
-    "action_outcome", "applied_prefill", "applied_decode", "reason", "error",
+    "run_id",
+    "deployment",
+    "started_at",
+    "trigger",
+    "status",
+    "quality",
+    "observed_num_req",
+    "observed_isl",
+    "observed_osl",
+    "observed_ttft_ms",
+    "observed_itl_ms",
+    "predicted_num_req",
+    "predicted_isl",
+    "predicted_osl",
+    "current_prefill",
+    "current_decode",
+    "decided_prefill",
+    "decided_decode",
+    "action",
+    "dry_run",
+    "action_outcome",
+    "applied_prefill",
+    "applied_decode",
+    "reason",
+    "error",
 )
 
 
@@ -92,22 +110,41 @@ def _pair(a: Any, b: Any) -> str:
 
 def to_table(rows: Sequence[dict[str, Any]]) -> str:
     """One line per cycle: when, what was observed and predicted, what was decided and applied."""
-    header = ("run", "deployment", "started (UTC)", "trigger", "status", "req obs→pred", "isl/osl obs",
-              "ttft/itl ms", "P/D now", "P/D decided", "P/D applied", "outcome", "reason")
+    header = (
+        "run",
+        "deployment",
+        "started (UTC)",
+        "trigger",
+        "status",
+        "req obs→pred",
+        "isl/osl obs",
+        "ttft/itl ms",
+        "P/D now",
+        "P/D decided",
+        "P/D applied",
+        "outcome",
+        "reason",
+    )
     table = [header]
     for r in rows:
         outcome = r.get("action_outcome") or ("dry-run" if r.get("dry_run") else r.get("action") or "-")
-        table.append((
-            _cell(r.get("run_id")), _cell(r.get("deployment"), 24), _cell(r.get("started_at")),
-            _cell(r.get("trigger")), _cell(r.get("status")),
-            f"{_cell(r.get('observed_num_req'))}→{_cell(r.get('predicted_num_req'))}",
-            _pair(r.get("observed_isl"), r.get("observed_osl")),
-            _pair(r.get("observed_ttft_ms"), r.get("observed_itl_ms")),
-            _pair(r.get("current_prefill"), r.get("current_decode")),
-            _pair(r.get("decided_prefill"), r.get("decided_decode")),
-            _pair(r.get("applied_prefill"), r.get("applied_decode")),
-            _cell(outcome), _cell(r.get("error") or r.get("reason"), 60),
-        ))
+        table.append(
+            (
+                _cell(r.get("run_id")),
+                _cell(r.get("deployment"), 24),
+                _cell(r.get("started_at")),
+                _cell(r.get("trigger")),
+                _cell(r.get("status")),
+                f"{_cell(r.get('observed_num_req'))}→{_cell(r.get('predicted_num_req'))}",
+                _pair(r.get("observed_isl"), r.get("observed_osl")),
+                _pair(r.get("observed_ttft_ms"), r.get("observed_itl_ms")),
+                _pair(r.get("current_prefill"), r.get("current_decode")),
+                _pair(r.get("decided_prefill"), r.get("decided_decode")),
+                _pair(r.get("applied_prefill"), r.get("applied_decode")),
+                _cell(outcome),
+                _cell(r.get("error") or r.get("reason"), 60),
+            )
+        )
     widths = [max(len(row[i]) for row in table) for i in range(len(header))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in table]
     return "\n".join(lines) + "\n"

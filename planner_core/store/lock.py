@@ -122,8 +122,13 @@ class CycleLock:
             row = conn.execute(select(CL).where(CL.c.deployment_id == self.deployment_id)).first()
         if row is None:
             return {}
-        return {"holder": row.holder, "run_id": row.run_id, "since": row.acquired_at,
-                "expires_at": row.expires_at, "token": row.token}
+        return {
+            "holder": row.holder,
+            "run_id": row.run_id,
+            "since": row.acquired_at,
+            "expires_at": row.expires_at,
+            "token": row.token,
+        }
 
     # -- PostgreSQL: row lock ---------------------------------------------------------------------
     def _acquire_pg(self) -> None:
@@ -144,8 +149,11 @@ class CycleLock:
             if getattr(exc.orig, "sqlstate", None) == "55P03":  # lock_not_available
                 info = self.holder_info()
                 raise LockBusy(
-                    self.deployment_id, holder=info.get("holder"), run_id=info.get("run_id"),
-                    since=info.get("since"), waited_s=self.wait_s,
+                    self.deployment_id,
+                    holder=info.get("holder"),
+                    run_id=info.get("run_id"),
+                    since=info.get("since"),
+                    waited_s=self.wait_s,
                 ) from None
             raise
         except BaseException:
@@ -157,9 +165,9 @@ class CycleLock:
         with self.engine.begin() as wconn:
             ensure_lock_row(wconn, self.deployment_id)
             wconn.execute(
-                update(CL).where(CL.c.deployment_id == self.deployment_id).values(
-                    token=self.token, holder=self.holder, run_id=None, acquired_at=now, expires_at=None
-                )
+                update(CL)
+                .where(CL.c.deployment_id == self.deployment_id)
+                .values(token=self.token, holder=self.holder, run_id=None, acquired_at=now, expires_at=None)
             )
         self.acquired_at = now
 
@@ -172,8 +180,11 @@ class CycleLock:
                 return
             if time.monotonic() >= deadline:
                 raise LockBusy(
-                    self.deployment_id, holder=info.get("holder"), run_id=info.get("run_id"),
-                    since=info.get("since"), waited_s=self.wait_s,
+                    self.deployment_id,
+                    holder=info.get("holder"),
+                    run_id=info.get("run_id"),
+                    since=info.get("since"),
+                    waited_s=self.wait_s,
                 )
             time.sleep(min(POLL_S, max(0.0, deadline - time.monotonic())))
 
@@ -181,7 +192,10 @@ class CycleLock:
         """Take the lease; None on success, else what is known about the holder."""
         now = datetime.now(UTC)
         values = {
-            "token": self.token, "holder": self.holder, "run_id": None, "acquired_at": now,
+            "token": self.token,
+            "holder": self.holder,
+            "run_id": None,
+            "acquired_at": now,
             "expires_at": now + timedelta(seconds=self.ttl_s),
         }
         with self.engine.begin() as conn:
@@ -200,9 +214,7 @@ class CycleLock:
             row = conn.execute(select(CL).where(CL.c.deployment_id == self.deployment_id)).first()
             if row is not None and holder_is_dead(row.holder):
                 stolen = conn.execute(
-                    update(CL)
-                    .where(CL.c.deployment_id == self.deployment_id, CL.c.token == row.token)
-                    .values(**values)
+                    update(CL).where(CL.c.deployment_id == self.deployment_id, CL.c.token == row.token).values(**values)
                 ).rowcount
                 if stolen == 1:
                     self.acquired_at = now

@@ -253,9 +253,7 @@ class PredictorStateRow(Base):
     """Serialised predictor state per deployment, series and predictor (warm start)."""
 
     __tablename__ = "predictor_state"
-    __table_args__ = (
-        UniqueConstraint("deployment_id", "series", "predictor", name="uq_predictor_state_key"),
-    )
+    __table_args__ = (UniqueConstraint("deployment_id", "series", "predictor", name="uq_predictor_state_key"),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     deployment_id: Mapped[int] = mapped_column(ForeignKey("deployments.id"))

@@ -71,8 +71,9 @@ DEC = DecisionRow.__table__
 ACT = ScalingActionRow.__table__
 PST = PredictorStateRow.__table__
 
-_DECISION_COLUMNS = [c.name for c in DEC.columns if c.name not in (
-    "id", "run_id", "deployment_id", "decided_at", "dry_run")]
+_DECISION_COLUMNS = [
+    c.name for c in DEC.columns if c.name not in ("id", "run_id", "deployment_id", "decided_at", "dry_run")
+]
 
 
 def resolve_url(url: str | None = None) -> str:
@@ -80,7 +81,7 @@ def resolve_url(url: str | None = None) -> str:
     raw = url or os.environ.get(ENV_URL) or DEFAULT_URL
     for prefix in ("postgres://", "postgresql://"):
         if raw.startswith(prefix):
-            return "postgresql+psycopg://" + raw[len(prefix):]
+            return "postgresql+psycopg://" + raw[len(prefix) :]
     return raw
 
 
@@ -280,14 +281,20 @@ class Store:
                 if (row.model, row.backend, row.mode) != (model, backend, mode):
                     conn.execute(update(DEP).where(DEP.c.id == row.id).values(model=model, backend=backend, mode=mode))
                 return int(row.id)
-            ins = self._insert(DEP).values(
-                name=name, namespace=namespace, model=model, backend=backend, mode=mode,
-                created_at=_aware(created_at or datetime.now(UTC), "created_at"),
-            ).on_conflict_do_nothing()
+            ins = (
+                self._insert(DEP)
+                .values(
+                    name=name,
+                    namespace=namespace,
+                    model=model,
+                    backend=backend,
+                    mode=mode,
+                    created_at=_aware(created_at or datetime.now(UTC), "created_at"),
+                )
+                .on_conflict_do_nothing()
+            )
             conn.execute(ins)
-            dep_id = conn.execute(
-                select(DEP.c.id).where(DEP.c.namespace == namespace, DEP.c.name == name)
-            ).scalar_one()
+            dep_id = conn.execute(select(DEP.c.id).where(DEP.c.namespace == namespace, DEP.c.name == name)).scalar_one()
             ensure_lock_row(conn, dep_id)
             return int(dep_id)
 
@@ -328,15 +335,22 @@ class Store:
         with self._tx(durable=False) as conn:
             config_id = self._config_id(conn, config, started_at)
             run_id = conn.execute(
-                insert(RUN).values(
-                    deployment_id=deployment_id, trigger=trigger, status="running", started_at=started_at,
-                    config_id=config_id, flow_run_id=flow_run_id,
-                ).returning(RUN.c.id)
+                insert(RUN)
+                .values(
+                    deployment_id=deployment_id,
+                    trigger=trigger,
+                    status="running",
+                    started_at=started_at,
+                    config_id=config_id,
+                    flow_run_id=flow_run_id,
+                )
+                .returning(RUN.c.id)
             ).scalar_one()
             lock = self._locks.get(deployment_id)
             if lock is not None:
                 conn.execute(
-                    update(CL).where(CL.c.deployment_id == deployment_id, CL.c.token == lock.token)
+                    update(CL)
+                    .where(CL.c.deployment_id == deployment_id, CL.c.token == lock.token)
                     .values(**lock.bind_run_values(run_id, datetime.now(UTC)))
                 )
         self._runs[run_id] = _RunInfo(deployment_id, started_at)
@@ -345,7 +359,8 @@ class Store:
     def finish_run(self, run_id: int, status: str, ended_at: datetime, error: str | None = None) -> None:
         with self._tx(durable=False) as conn:
             n = conn.execute(
-                update(RUN).where(RUN.c.id == run_id)
+                update(RUN)
+                .where(RUN.c.id == run_id)
                 .values(status=status, ended_at=_aware(ended_at, "ended_at"), error=error)
             ).rowcount
         if n != 1:
@@ -353,7 +368,10 @@ class Store:
         self._runs.pop(run_id, None)
 
     def close_abandoned_runs(
-        self, deployment_id: int, ended_at: datetime, exclude_run_id: int | None = None,
+        self,
+        deployment_id: int,
+        ended_at: datetime,
+        exclude_run_id: int | None = None,
         status: str = "abandoned",
     ) -> int:
         """Mark runs still ``running`` (their process died) as ``abandoned``; call under the lock."""
@@ -361,10 +379,15 @@ class Store:
         if exclude_run_id is not None:
             q = q.where(RUN.c.id != exclude_run_id)
         with self.engine.begin() as conn:
-            return int(conn.execute(q.values(
-                status=status, ended_at=_aware(ended_at, "ended_at"),
-                error="the planner stopped before finishing this run",
-            )).rowcount)
+            return int(
+                conn.execute(
+                    q.values(
+                        status=status,
+                        ended_at=_aware(ended_at, "ended_at"),
+                        error="the planner stopped before finishing this run",
+                    )
+                ).rowcount
+            )
 
     # -- per-cycle records --------------------------------------------------------------------
     def record_observation(self, run_id: int, obs: Observation) -> int:
@@ -409,11 +432,17 @@ class Store:
                 if dep_id is None:
                     raise StoreError(f"unknown decision {decision_id}")
             action_id = conn.execute(
-                insert(ACT).values(
-                    decision_id=decision_id, deployment_id=dep_id, connector=connector,
-                    target_prefill=_int(targets.prefill), target_decode=_int(targets.decode),
-                    requested_at=_aware(requested_at, "requested_at"), outcome="pending",
-                ).returning(ACT.c.id)
+                insert(ACT)
+                .values(
+                    decision_id=decision_id,
+                    deployment_id=dep_id,
+                    connector=connector,
+                    target_prefill=_int(targets.prefill),
+                    target_decode=_int(targets.decode),
+                    requested_at=_aware(requested_at, "requested_at"),
+                    outcome="pending",
+                )
+                .returning(ACT.c.id)
             ).scalar_one()
         self._decisions.pop(decision_id, None)
         return int(action_id)
@@ -422,7 +451,8 @@ class Store:
         ack = _aware(outcome.acknowledged_at, "acknowledged_at") if outcome.acknowledged_at else None
         with self._tx(durable=False) as conn:
             n = conn.execute(
-                update(ACT).where(ACT.c.id == action_id)
+                update(ACT)
+                .where(ACT.c.id == action_id)
                 .values(outcome=outcome.outcome, acknowledged_at=ack, error=outcome.error)
             ).rowcount
         if n != 1:
@@ -434,8 +464,11 @@ class Store:
     ) -> None:
         payload = json.dumps(state, default=_state_default, sort_keys=True)
         values = {
-            "deployment_id": deployment_id, "series": series, "predictor": predictor,
-            "state_json": payload, "updated_at": _aware(updated_at, "updated_at"),
+            "deployment_id": deployment_id,
+            "series": series,
+            "predictor": predictor,
+            "state_json": payload,
+            "updated_at": _aware(updated_at, "updated_at"),
         }
         ins = self._insert(PST).values(**values)
         ins = ins.on_conflict_do_update(
@@ -476,9 +509,7 @@ class Store:
         if since is not None:
             q = q.where(OBS.c.window_end >= _aware(since, "since"))
         newest_first = limit is not None  # the latest ``limit`` points, returned oldest first
-        q = q.order_by(OBS.c.window_end.desc()).limit(int(limit or 0)) if newest_first else q.order_by(
-            OBS.c.window_end
-        )
+        q = q.order_by(OBS.c.window_end.desc()).limit(int(limit or 0)) if newest_first else q.order_by(OBS.c.window_end)
         with self.engine.connect() as conn:
             rows = conn.execute(q).all()
         if newest_first:
@@ -508,28 +539,57 @@ class Store:
                 .order_by(ACT.c.requested_at, ACT.c.id)
             ).all()
             for r in rows:
-                out.append(PendingAction(
-                    "pending", deployment_id, r.run_id, r.decision_id, r.id, r.connector,
-                    Replicas(r.target_prefill, r.target_decode), r.decided_at, r.requested_at, r.run_status,
-                ))
+                out.append(
+                    PendingAction(
+                        "pending",
+                        deployment_id,
+                        r.run_id,
+                        r.decision_id,
+                        r.id,
+                        r.connector,
+                        Replicas(r.target_prefill, r.target_decode),
+                        r.decided_at,
+                        r.requested_at,
+                        r.run_status,
+                    )
+                )
             has_action = select(ACT.c.id).where(ACT.c.decision_id == DEC.c.id).exists()
             q = (
-                select(DEC.c.id, DEC.c.run_id, DEC.c.decided_at, DEC.c.prefill_replicas, DEC.c.decode_replicas,
-                       RUN.c.status)
+                select(
+                    DEC.c.id,
+                    DEC.c.run_id,
+                    DEC.c.decided_at,
+                    DEC.c.prefill_replicas,
+                    DEC.c.decode_replicas,
+                    RUN.c.status,
+                )
                 .join(RUN, RUN.c.id == DEC.c.run_id)
                 .where(
-                    RUN.c.deployment_id == deployment_id, RUN.c.status == "running",
-                    DEC.c.action == "scale", DEC.c.dry_run.is_(False), not_(has_action),
+                    RUN.c.deployment_id == deployment_id,
+                    RUN.c.status == "running",
+                    DEC.c.action == "scale",
+                    DEC.c.dry_run.is_(False),
+                    not_(has_action),
                 )
                 .order_by(DEC.c.decided_at, DEC.c.id)
             )
             if exclude_run_id is not None:
                 q = q.where(RUN.c.id != exclude_run_id)
             for r in conn.execute(q).all():
-                out.append(PendingAction(
-                    "not_requested", deployment_id, r.run_id, r.id, None, None,
-                    Replicas(r.prefill_replicas, r.decode_replicas), r.decided_at, None, r.status,
-                ))
+                out.append(
+                    PendingAction(
+                        "not_requested",
+                        deployment_id,
+                        r.run_id,
+                        r.id,
+                        None,
+                        None,
+                        Replicas(r.prefill_replicas, r.decode_replicas),
+                        r.decided_at,
+                        None,
+                        r.status,
+                    )
+                )
         return out
 
     def latest_cycles(
@@ -545,19 +605,37 @@ class Store:
 
         q = (
             select(
-                RUN.c.id.label("run_id"), DEP.c.namespace, DEP.c.name.label("deployment"),
-                RUN.c.trigger, RUN.c.status, RUN.c.started_at, RUN.c.error, OBS.c.quality,
-                OBS.c.num_req.label("observed_num_req"), OBS.c.isl.label("observed_isl"),
-                OBS.c.osl.label("observed_osl"), OBS.c.ttft_ms.label("observed_ttft_ms"),
+                RUN.c.id.label("run_id"),
+                DEP.c.namespace,
+                DEP.c.name.label("deployment"),
+                RUN.c.trigger,
+                RUN.c.status,
+                RUN.c.started_at,
+                RUN.c.error,
+                OBS.c.quality,
+                OBS.c.num_req.label("observed_num_req"),
+                OBS.c.isl.label("observed_isl"),
+                OBS.c.osl.label("observed_osl"),
+                OBS.c.ttft_ms.label("observed_ttft_ms"),
                 OBS.c.itl_ms.label("observed_itl_ms"),
-                OBS.c.prefill_replicas.label("current_prefill"), OBS.c.decode_replicas.label("current_decode"),
-                pn.c.predictor, pn.c.value.label("predicted_num_req"),
-                pi.c.value.label("predicted_isl"), po.c.value.label("predicted_osl"),
-                DEC.c.id.label("decision_id"), DEC.c.policy, DEC.c.action, DEC.c.dry_run,
-                DEC.c.prefill_replicas.label("decided_prefill"), DEC.c.decode_replicas.label("decided_decode"),
-                DEC.c.total_gpus.label("decided_gpus"), DEC.c.reason,
-                ACT.c.id.label("action_id"), ACT.c.outcome.label("action_outcome"),
-                ACT.c.target_prefill.label("requested_prefill"), ACT.c.target_decode.label("requested_decode"),
+                OBS.c.prefill_replicas.label("current_prefill"),
+                OBS.c.decode_replicas.label("current_decode"),
+                pn.c.predictor,
+                pn.c.value.label("predicted_num_req"),
+                pi.c.value.label("predicted_isl"),
+                po.c.value.label("predicted_osl"),
+                DEC.c.id.label("decision_id"),
+                DEC.c.policy,
+                DEC.c.action,
+                DEC.c.dry_run,
+                DEC.c.prefill_replicas.label("decided_prefill"),
+                DEC.c.decode_replicas.label("decided_decode"),
+                DEC.c.total_gpus.label("decided_gpus"),
+                DEC.c.reason,
+                ACT.c.id.label("action_id"),
+                ACT.c.outcome.label("action_outcome"),
+                ACT.c.target_prefill.label("requested_prefill"),
+                ACT.c.target_decode.label("requested_decode"),
                 ACT.c.error.label("action_error"),
             )
             .select_from(RUN)
@@ -664,8 +742,11 @@ class Store:
 
     def _insert_observation(self, conn: Connection, run_id: int, obs: Observation) -> int:
         info = self._run_info(conn, run_id)
-        return int(conn.execute(insert(OBS).values(observation_values(obs, run_id, info.deployment_id))
-                                .returning(OBS.c.id)).scalar_one())
+        return int(
+            conn.execute(
+                insert(OBS).values(observation_values(obs, run_id, info.deployment_id)).returning(OBS.c.id)
+            ).scalar_one()
+        )
 
     def _insert_predictions(self, conn: Connection, run_id: int, forecasts: Mapping[str, SeriesForecast]) -> None:
         self._run_info(conn, run_id)
@@ -685,21 +766,33 @@ class Store:
 def observation_values(obs: Observation, run_id: int, deployment_id: int) -> dict[str, Any]:
     current = obs.current or Replicas(None, None)
     return {
-        "run_id": run_id, "deployment_id": deployment_id,
+        "run_id": run_id,
+        "deployment_id": deployment_id,
         "window_start": _aware(obs.window_start, "window_start"),
         "window_end": _aware(obs.window_end, "window_end"),
-        "num_req": _num(obs.num_req), "ttft_ms": _num(obs.ttft_ms), "itl_ms": _num(obs.itl_ms),
-        "isl": _num(obs.isl), "osl": _num(obs.osl), "request_duration_s": _num(obs.request_duration_s),
-        "prefill_replicas": _int(current.prefill), "decode_replicas": _int(current.decode),
-        "quality": obs.quality, "error": obs.error,
+        "num_req": _num(obs.num_req),
+        "ttft_ms": _num(obs.ttft_ms),
+        "itl_ms": _num(obs.itl_ms),
+        "isl": _num(obs.isl),
+        "osl": _num(obs.osl),
+        "request_duration_s": _num(obs.request_duration_s),
+        "prefill_replicas": _int(current.prefill),
+        "decode_replicas": _int(current.decode),
+        "quality": obs.quality,
+        "error": obs.error,
     }
 
 
 def prediction_values(forecasts: Mapping[str, SeriesForecast], run_id: int) -> list[dict[str, Any]]:
     return [
         {
-            "run_id": run_id, "series": series, "predictor": f.predictor, "value": _num(f.value),
-            "upper": _num(f.upper), "quantile": _num(f.quantile), "horizon": int(f.horizon),
+            "run_id": run_id,
+            "series": series,
+            "predictor": f.predictor,
+            "value": _num(f.value),
+            "upper": _num(f.upper),
+            "quantile": _num(f.quantile),
+            "horizon": int(f.horizon),
         }
         for series, f in forecasts.items()
     ]
@@ -710,7 +803,10 @@ def decision_values(
 ) -> dict[str, Any]:
     d = decision.to_dict()
     values: dict[str, Any] = {
-        "run_id": run_id, "deployment_id": deployment_id, "decided_at": decided_at, "dry_run": bool(dry_run),
+        "run_id": run_id,
+        "deployment_id": deployment_id,
+        "decided_at": decided_at,
+        "dry_run": bool(dry_run),
     }
     for name in _DECISION_COLUMNS:
         value = d.get(name)
@@ -735,4 +831,3 @@ def decision_from_row(row: Mapping[str, Any]) -> Decision:
     for name in ("budget_limited", "budget_exceeded"):
         kwargs[name] = bool(kwargs[name])
     return Decision(**kwargs)
-

@@ -1,0 +1,164 @@
+"""`sla-planner replay`: closed-loop replay of a real trace on the simulated cluster."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+from planner_core.config import BUNDLED_TRACE, add_config_arguments, config_from_args
+from planner_core.profiles import load_profile
+from planner_core.sim.replay import POLICIES, compute_oracle, load_workload, run_policy
+
+# With no arguments the bundled Azure conversation trace (about 5.5 requests/s) is scaled so
+# that its busiest minute needs several GPUs per pool.
+DEFAULT_LOAD_SCALE = 10.0
+# The replay's budget is generous so that the comparison measures the policies, not the cap.
+DEFAULT_REPLAY_BUDGET = 64
+DEFAULT_INTERVAL_S = 60
+DEFAULT_PREDICTOR = "auto"
+
+REPLAY_FLAGS = (
+    "profile_results_dir",
+    "adjustment_interval_s",
+    "ttft_ms",
+    "itl_ms",
+    "max_gpu_budget",
+    "min_endpoint",
+    "prefill_engine_num_gpu",
+    "decode_engine_num_gpu",
+    "load_predictor",
+    "no_correction",
+    "scale_down_stabilization_s",
+    "model_name",
+    "namespace",
+    "load_predictor_log1p",
+)
+
+
+def register(subparsers: Any) -> None:
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "replay",
+        help="replay a trace through the planner on a simulated cluster and score it",
+        description=(
+            "Closed-loop replay: every interval the production planning cycle observes the simulated "
+            "frontend, predicts, sizes, scales the simulated cluster and writes to the store. With no "
+            "arguments: the bundled Azure 2023 conversation trace at load scale 10, the bundled H200 "
+            "profile, SQLite planner.db."
+        ),
+    )
+    parser.add_argument("--trace", type=Path, default=None, help="Azure CSV, Mooncake JSONL or ServeGen curve")
+    parser.add_argument("--policy", choices=POLICIES, default="default", help="planner policy to replay")
+    parser.add_argument("--compare", default=None, help="comma-separated policies to run on the same trace")
+    parser.add_argument("--startup-s", type=float, default=60.0, help="seconds before a new worker is ready")
+    parser.add_argument("--load-scale", type=float, default=None, help="multiply the arrival rate (shape kept)")
+    parser.add_argument("--duration-s", type=float, default=None, help="replay only the first N seconds")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--db-url", default=None, help="store URL (default: env PLANNER_DB_URL or sqlite:///planner.db)"
+    )
+    parser.add_argument("--no-store", action="store_true", help="do not write cycles to a database")
+    parser.add_argument("--report-dir", type=Path, default=None, help="write PNG plots and index.html here")
+    parser.add_argument("--json", action="store_true", help="print results as JSON")
+    add_config_arguments(parser, only=REPLAY_FLAGS)
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from planner_core.cli import UsageError
+
+    if args.adjustment_interval_s is None:
+        args.adjustment_interval_s = DEFAULT_INTERVAL_S
+    if args.max_gpu_budget is None:
+        args.max_gpu_budget = DEFAULT_REPLAY_BUDGET
+    if args.load_predictor is None:
+        args.load_predictor = DEFAULT_PREDICTOR
+    config = config_from_args(args)
+    policies = [p.strip() for p in args.compare.split(",")] if args.compare else [args.policy]
+    unknown = [p for p in policies if p not in POLICIES]
+    if unknown:
+        raise UsageError(f"--compare: unknown policy {', '.join(unknown)}; choose from {', '.join(POLICIES)}")
+    if args.load_scale is not None and not args.load_scale > 0:
+        raise UsageError("--load-scale must be a positive number, for example 10")
+    trace = args.trace or BUNDLED_TRACE
+    load_scale = args.load_scale if args.load_scale is not None else (DEFAULT_LOAD_SCALE if args.trace is None else 1.0)
+    workload = load_workload(trace, load_scale=load_scale, seed=args.seed, duration_s=args.duration_s)
+    if len(workload) == 0:
+        raise UsageError(f"--trace {trace}: no requests to replay")
+    profile = load_profile(config.profile_dir())
+
+    store = None
+    if not args.no_store:
+        from planner_core.store import Store
+
+        store = Store(args.db_url)
+
+    print(
+        f"replaying {len(workload):,} requests of {workload.name} over {workload.duration_s / 60:.1f} min "
+        f"(load scale {load_scale:g}), interval {config.adjustment_interval_s} s, start-up {args.startup_s:g} s",
+        file=sys.stderr,
+    )
+    oracle_plan = compute_oracle(workload, profile, config)
+    results = []
+    for policy in policies:
+        bar = _ProgressBar(policy)
+        results.append(
+            run_policy(
+                workload,
+                config,
+                policy,
+                startup_s=args.startup_s,
+                seed=args.seed,
+                store=store,
+                oracle_plan=oracle_plan,
+                profile=profile,
+                progress=bar,
+            )
+        )
+        bar.close()
+
+    if args.report_dir is not None:
+        from planner_core.sim.report import write_report
+
+        index = write_report(
+            results,
+            args.report_dir,
+            f"Replay of {workload.name} (load scale {load_scale:g})",
+            config.ttft_ms,
+            config.itl_ms,
+        )
+        print(f"report: {index}", file=sys.stderr)
+    if args.json:
+        payload = [_clean(r.summary()) for r in results]
+        print(json.dumps(payload[0] if len(payload) == 1 else {"trace": workload.name, "results": payload}))
+    else:
+        from planner_core.sim.report import format_table
+
+        print(format_table(results))
+    return 0
+
+
+def _clean(summary: dict[str, Any]) -> dict[str, Any]:
+    return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in summary.items()}
+
+
+class _ProgressBar:
+    """A tqdm bar over intervals, on stderr, shown only on a terminal."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.bar: Any = None
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.bar is None:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, desc=f"{self.label:>8s}", unit="interval", file=sys.stderr, disable=None)
+        self.bar.update(done - self.bar.n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()

@@ -1,0 +1,474 @@
+"""Closed-loop replay: a real trace, the simulated cluster, and the production planning cycle.
+
+Every interval the same :class:`~planner_core.cycle.PlanningCycle` that the Prefect flow runs
+observes the simulated frontend's metrics of the last interval, predicts, sizes, enforces the
+budget, hands the targets to the simulated cluster (the virtual connector's outside
+environment) and persists everything to the store, on simulated time.
+
+Baselines run on the same requests:
+
+``dynamo``  Dynamo's arithmetic with its default predictor (ARIMA).
+``static``  fixed replicas sized (with Dynamo's arithmetic on the actual load) for the trace's
+            busiest interval, running from the start.
+``oracle``  per interval, the fewest replicas that meet the SLA for that interval's actual
+            requests with no start-up delay (see ``docs/oracle.md``): a lower bound on GPU-hours.
+
+Closed-loop policies start from their own sizing of the first interval's actual load, as if
+the planner had been running on this traffic before the trace began.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from planner_core.config import PlannerConfig, Policy
+from planner_core.cycle import CycleResult, PlanningCycle
+from planner_core.ports import SimulatedClock
+from planner_core.profiles import Profile, load_profile
+from planner_core.records import LoadForecast, Observation, Replicas, ScalingOutcome
+from planner_core.sim.cluster import ClusterSimulator
+from planner_core.sim.oracle import oracle_replicas
+from planner_core.sizing import size
+
+POLICIES = ("default", "dynamo", "static", "oracle")
+DYNAMO_PREDICTOR = "arima"
+DEFAULT_EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class Workload:
+    """Requests to replay: arrival seconds from the start, ISL and OSL per request."""
+
+    arrival_s: np.ndarray
+    isl: np.ndarray
+    osl: np.ndarray
+    name: str
+    start: datetime = DEFAULT_EPOCH
+
+    @property
+    def duration_s(self) -> float:
+        return float(self.arrival_s[-1]) if self.arrival_s.size else 0.0
+
+    def __len__(self) -> int:
+        return int(self.arrival_s.size)
+
+
+ARRIVAL_COUNT_WINDOW_S = 1.0
+
+
+def arrival_counts(
+    arrival_s: np.ndarray, start_s: float, end_s: float, window_s: float = ARRIVAL_COUNT_WINDOW_S
+) -> tuple[int, ...] | None:
+    """Requests per ``window_s`` sub-window of [start_s, end_s): the frontend counter at a fine step."""
+    bins = int((end_s - start_s) // window_s)
+    if bins < 1:
+        return None
+    lo, hi = np.searchsorted(arrival_s, [start_s, start_s + bins * window_s])
+    counts = np.bincount(((arrival_s[lo:hi] - start_s) // window_s).astype(np.int64), minlength=bins)[:bins]
+    return tuple(int(c) for c in counts)
+
+
+class SimulatedFrontend:
+    """MetricsSource over the simulator: what Prometheus would report for the window."""
+
+    def __init__(self, sim: ClusterSimulator, epoch: datetime, arrival_s: np.ndarray) -> None:
+        self.sim = sim
+        self.epoch = epoch
+        self.arrival_s = arrival_s
+
+    def _seconds(self, when: datetime) -> float:
+        return (when - self.epoch).total_seconds()
+
+    def observe(self, window_start: datetime, window_end: datetime) -> Observation:
+        start_s, end_s = self._seconds(window_start), self._seconds(window_end)
+        self.sim.advance_to(end_s)
+        m = self.sim.metrics(start_s, end_s)
+        # The simulated frontend always answers; zero arrivals is genuine zero traffic.
+        quality = "ok"
+        return Observation(
+            window_start=window_start,
+            window_end=window_end,
+            num_req=m.num_req,
+            ttft_ms=m.ttft_ms,
+            itl_ms=m.itl_ms,
+            isl=m.isl,
+            osl=m.osl,
+            request_duration_s=m.request_duration_s,
+            current=Replicas(m.prefill_replicas, m.decode_replicas),
+            quality=quality,
+            arrival_counts=arrival_counts(self.arrival_s, start_s, end_s),
+            arrival_window_s=ARRIVAL_COUNT_WINDOW_S,
+        )
+
+
+class SimulatedClusterConnector:
+    """The virtual connector's outside environment, in process: targets go to the simulator."""
+
+    name = "simulator"
+
+    def __init__(self, sim: ClusterSimulator) -> None:
+        self.sim = sim
+
+    def current_replicas(self) -> Replicas:
+        r = self.sim.replicas()
+        return Replicas(r["prefill"]["target"], r["decode"]["target"])
+
+    def apply(self, targets: Replicas, decision_id: int | None, requested_at: datetime) -> ScalingOutcome:
+        before = self.current_replicas()
+        self.sim.set_targets(targets)
+        changed = (targets.prefill is not None and targets.prefill != before.prefill) or (
+            targets.decode is not None and targets.decode != before.decode
+        )
+        return ScalingOutcome(
+            connector=self.name,
+            requested=targets,
+            outcome="applied" if changed else "unchanged",
+            requested_at=requested_at,
+            acknowledged_at=requested_at,
+        )
+
+
+@dataclass
+class ReplayResult:
+    policy: str
+    predictor: str | None
+    requests: int
+    sla_attainment: float
+    ttft_attainment: float
+    itl_attainment: float
+    p50_ttft_ms: float
+    p99_ttft_ms: float
+    p50_itl_ms: float
+    p99_itl_ms: float
+    gpu_hours: float
+    oracle_gpu_hours: float
+    prefill_gpu_hours: float
+    decode_gpu_hours: float
+    oracle_prefill_gpu_hours: float
+    oracle_decode_gpu_hours: float
+    scaling_actions: int
+    wall_s: float
+    intervals: int
+    unfinished: int
+    # per interval series for the report
+    timeline: dict[str, list[Any]] = field(default_factory=dict)
+
+    def summary(self) -> dict[str, Any]:
+        out = {k: v for k, v in self.__dict__.items() if k != "timeline"}
+        out["gpu_hours_vs_oracle"] = self.gpu_hours / self.oracle_gpu_hours if self.oracle_gpu_hours else None
+        return out
+
+
+def load_workload(
+    path: str | Path, load_scale: float = 1.0, seed: int = 0, duration_s: float | None = None
+) -> Workload:
+    """Requests to replay from any supported trace.
+
+    Per-request traces (Azure CSV, Mooncake JSONL) are used as they are; a ServeGen aggregate
+    rate curve becomes Poisson arrivals at its rate with (ISL, OSL) pairs drawn from the bundled
+    Azure conversation trace. ``duration_s`` keeps only the first seconds; ``load_scale``
+    multiplies the arrival rate while keeping the shape (see :func:`planner_core.sim.load_scale`).
+    """
+    from planner_core.config import BUNDLED_TRACE
+    from planner_core.sim.workload import load_scale as scale_load
+    from planner_core.traces import detect_format, read_rate_curve, read_trace, requests_from_rate_curve
+
+    path = Path(path)
+    if detect_format(path) == "servegen_aggregate":
+        curve = read_rate_curve(path)
+        start = float(curve.window_start_s[0])
+        end = start + duration_s if duration_s is not None else None
+        trace = requests_from_rate_curve(curve, read_trace(BUNDLED_TRACE), seed, start_s=start, end_s=end)
+    else:
+        trace = read_trace(path)
+    arrival, isl, osl = trace.arrival_s, trace.isl, trace.osl
+    if duration_s is not None:
+        keep = arrival < duration_s
+        arrival, isl, osl = arrival[keep], isl[keep], osl[keep]
+    if load_scale != 1.0:
+        arrival, isl, osl = scale_load(arrival, isl, osl, load_scale, seed)
+    start_time = datetime.fromtimestamp(trace.origin_s, UTC) if trace.origin_s else DEFAULT_EPOCH
+    return Workload(
+        np.asarray(arrival, dtype=np.float64),
+        np.asarray(isl, dtype=np.float64),
+        np.asarray(osl, dtype=np.float64),
+        path.stem,
+        start_time,
+    )
+
+
+def _percentile(values: np.ndarray, q: float) -> float:
+    finite = values[np.isfinite(values)]
+    return float(np.percentile(finite, q)) if finite.size else float("nan")
+
+
+def score(sim: ClusterSimulator, config: PlannerConfig) -> dict[str, float]:
+    """Per-request SLA attainment and latency percentiles; unfinished requests miss the SLA."""
+    res = sim.results()
+    ttft, itl = np.asarray(res.ttft_ms), np.asarray(res.itl_ms)
+    n = ttft.size
+    ttft_ok = np.isfinite(ttft) & (ttft <= config.ttft_ms)
+    itl_ok = np.isfinite(itl) & (itl <= config.itl_ms)
+    return {
+        "requests": n,
+        "sla_attainment": float(np.mean(ttft_ok & itl_ok)) if n else 1.0,
+        "ttft_attainment": float(np.mean(ttft_ok)) if n else 1.0,
+        "itl_attainment": float(np.mean(itl_ok)) if n else 1.0,
+        "p50_ttft_ms": _percentile(ttft, 50),
+        "p99_ttft_ms": _percentile(ttft, 99),
+        "p50_itl_ms": _percentile(itl, 50),
+        "p99_itl_ms": _percentile(itl, 99),
+        "unfinished": int(np.sum(~np.isfinite(ttft) | ~np.isfinite(itl))),
+    }
+
+
+def compute_oracle(workload: Workload, profile: Profile, config: PlannerConfig) -> list[Replicas]:
+    return oracle_replicas(
+        profile,
+        workload.arrival_s,
+        workload.isl,
+        workload.osl,
+        interval_s=float(config.adjustment_interval_s),
+        ttft_ms=config.ttft_ms,
+        itl_ms=config.itl_ms,
+        prefill_engine_num_gpu=config.prefill_engine_num_gpu,
+        decode_engine_num_gpu=config.decode_engine_num_gpu,
+    )
+
+
+def oracle_gpu_hours(plan: Sequence[Replicas], config: PlannerConfig) -> float:
+    per_interval_gpus = [
+        (r.prefill or 0) * config.prefill_engine_num_gpu + (r.decode or 0) * config.decode_engine_num_gpu for r in plan
+    ]
+    return sum(per_interval_gpus) * config.adjustment_interval_s / 3600.0
+
+
+def static_replicas(workload: Workload, profile: Profile, config: PlannerConfig) -> Replicas:
+    """Dynamo's arithmetic on the busiest interval's actual load, held all along."""
+    interval = float(config.adjustment_interval_s)
+    bins = np.floor(workload.arrival_s / interval).astype(np.int64)
+    counts = np.bincount(bins)
+    peak = int(np.argmax(counts))
+    in_peak = bins == peak
+    forecast = LoadForecast(
+        float(counts[peak]), float(workload.isl[in_peak].mean()), float(workload.osl[in_peak].mean())
+    )
+    static_config = config.model_copy(update={"policy": Policy.DYNAMO})
+    return size(forecast, profile, static_config).targets
+
+
+def first_interval_replicas(workload: Workload, profile: Profile, config: PlannerConfig) -> Replicas:
+    """What the policy itself would run for the first interval's actual load: the replay
+    starts as if the planner had been running on this traffic before the trace began."""
+    interval = float(config.adjustment_interval_s)
+    first = workload.arrival_s < interval
+    if not np.any(first):
+        return Replicas(config.min_endpoint, config.min_endpoint)
+    counts = arrival_counts(workload.arrival_s, 0.0, interval)
+    observed = LoadForecast(
+        float(first.sum()),
+        float(workload.isl[first].mean()),
+        float(workload.osl[first].mean()),
+        burst_patterns=(counts,) if counts else (),
+        burst_window_s=ARRIVAL_COUNT_WINDOW_S,
+    )
+    return size(observed, profile, config).targets
+
+
+def run_policy(
+    workload: Workload,
+    config: PlannerConfig,
+    policy: str,
+    *,
+    startup_s: float = 60.0,
+    seed: int = 0,
+    store: Any = None,
+    oracle_plan: Sequence[Replicas] | None = None,
+    profile: Profile | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    deployment_name: str | None = None,
+) -> ReplayResult:
+    """Replay ``workload`` under one policy and score it."""
+    if policy not in POLICIES:
+        raise ValueError(f"policy: unknown {policy!r}; choose from {', '.join(POLICIES)}")
+    profile = profile or load_profile(config.profile_dir())
+    interval = float(config.adjustment_interval_s)
+    started = time.perf_counter()
+    plan = list(oracle_plan) if oracle_plan is not None else compute_oracle(workload, profile, config)
+    n_intervals = max(1, math.ceil(workload.duration_s / interval))
+    first = plan[0] if plan else Replicas(config.min_endpoint, config.min_endpoint)
+    first = Replicas(max(first.prefill or 0, config.min_endpoint), max(first.decode or 0, config.min_endpoint))
+    timeline: dict[str, list[Any]] = {
+        k: []
+        for k in (
+            "t_s",
+            "num_req",
+            "predicted_num_req",
+            "prefill_target",
+            "decode_target",
+            "ttft_ms",
+            "itl_ms",
+            "oracle_prefill",
+            "oracle_decode",
+        )
+    }
+    actions = 0
+
+    if policy in ("oracle", "static"):
+        initial = first if policy == "oracle" else static_replicas(workload, profile, config)
+        sim = ClusterSimulator(
+            profile,
+            workload.arrival_s,
+            workload.isl,
+            workload.osl,
+            prefill_engine_num_gpu=config.prefill_engine_num_gpu,
+            decode_engine_num_gpu=config.decode_engine_num_gpu,
+            initial=initial,
+            startup_s=0.0 if policy == "oracle" else startup_s,
+            seed=seed,
+        )
+        for k in range(n_intervals):
+            if policy == "oracle" and k < len(plan):
+                before = sim.replicas()
+                sim.set_targets(plan[k])
+                if (plan[k].prefill, plan[k].decode) != (before["prefill"]["target"], before["decode"]["target"]):
+                    actions += 1
+            sim.advance_to((k + 1) * interval)
+            m = sim.metrics(k * interval, (k + 1) * interval)
+            r = sim.replicas()
+            _append(
+                timeline,
+                (k + 1) * interval,
+                m.num_req,
+                None,
+                r["prefill"]["target"],
+                r["decode"]["target"],
+                m.ttft_ms,
+                m.itl_ms,
+                plan[k] if k < len(plan) else None,
+            )
+            if progress:
+                progress(k + 1, n_intervals)
+        predictor_name = None
+    else:
+        from planner_core.predictors import LoadPredictor
+
+        if policy == "dynamo":
+            config = config.model_copy(update={"policy": Policy.DYNAMO, "load_predictor": DYNAMO_PREDICTOR})
+        else:
+            config = config.model_copy(update={"policy": Policy.DEFAULT})
+        predictor_name = config.load_predictor
+        sim = ClusterSimulator(
+            profile,
+            workload.arrival_s,
+            workload.isl,
+            workload.osl,
+            prefill_engine_num_gpu=config.prefill_engine_num_gpu,
+            decode_engine_num_gpu=config.decode_engine_num_gpu,
+            initial=first_interval_replicas(workload, profile, config),
+            startup_s=startup_s,
+            seed=seed,
+        )
+        clock = SimulatedClock(workload.start)
+        deployment_id = None
+        if store is not None:
+            deployment_id = store.ensure_deployment(
+                deployment_name or f"replay-{workload.name}-{policy}",
+                config.namespace,
+                config.model_name,
+                config.backend.value,
+                config.mode.value,
+            )
+        cycle = PlanningCycle(
+            config=config,
+            profile=profile,
+            metrics=SimulatedFrontend(sim, workload.start, workload.arrival_s),
+            connector=SimulatedClusterConnector(sim),
+            clock=clock,
+            predictor=LoadPredictor(config),
+            store=store,
+            deployment_id=deployment_id,
+            stabilizer=PlanningCycle.default_stabilizer(config),
+            trigger="replay",
+        )
+        for k in range(n_intervals):
+            clock.set(workload.start + timedelta(seconds=(k + 1) * interval))
+            result: CycleResult = cycle.run()
+            if result.outcome is not None and result.outcome.outcome == "applied":
+                actions += 1
+            obs, forecast, decision = result.observation, result.forecast, result.decision
+            _append(
+                timeline,
+                (k + 1) * interval,
+                obs.num_req if obs else None,
+                forecast.num_req if forecast and forecast.is_usable() else None,
+                decision.prefill_replicas if decision else None,
+                decision.decode_replicas if decision else None,
+                obs.ttft_ms if obs else None,
+                obs.itl_ms if obs else None,
+                plan[k + 1] if k + 1 < len(plan) else None,
+            )
+            if progress:
+                progress(k + 1, n_intervals)
+
+    # Let in-flight requests finish with the last replicas so every request is scored.
+    sim.advance_to(math.inf)
+    scores = score(sim, config)
+    gpu_seconds = sim.gpu_seconds()
+    return ReplayResult(
+        policy=policy,
+        predictor=predictor_name,
+        requests=int(scores["requests"]),
+        sla_attainment=scores["sla_attainment"],
+        ttft_attainment=scores["ttft_attainment"],
+        itl_attainment=scores["itl_attainment"],
+        p50_ttft_ms=scores["p50_ttft_ms"],
+        p99_ttft_ms=scores["p99_ttft_ms"],
+        p50_itl_ms=scores["p50_itl_ms"],
+        p99_itl_ms=scores["p99_itl_ms"],
+        gpu_hours=(gpu_seconds["prefill"] + gpu_seconds["decode"]) / 3600.0,
+        oracle_gpu_hours=oracle_gpu_hours(plan, config),
+        prefill_gpu_hours=gpu_seconds["prefill"] / 3600.0,
+        decode_gpu_hours=gpu_seconds["decode"] / 3600.0,
+        oracle_prefill_gpu_hours=oracle_gpu_hours([Replicas(r.prefill, 0) for r in plan], config),
+        oracle_decode_gpu_hours=oracle_gpu_hours([Replicas(0, r.decode) for r in plan], config),
+        scaling_actions=actions,
+        wall_s=time.perf_counter() - started,
+        intervals=n_intervals,
+        unfinished=int(scores["unfinished"]),
+        timeline=timeline,
+    )
+
+
+def _append(
+    timeline: dict[str, list[Any]],
+    t_s: float,
+    num_req: Any,
+    predicted: Any,
+    prefill: Any,
+    decode: Any,
+    ttft: Any,
+    itl: Any,
+    oracle: Replicas | None,
+) -> None:
+    timeline["t_s"].append(t_s)
+    timeline["num_req"].append(num_req)
+    timeline["predicted_num_req"].append(predicted)
+    timeline["prefill_target"].append(prefill)
+    timeline["decode_target"].append(decode)
+    timeline["ttft_ms"].append(ttft)
+    timeline["itl_ms"].append(itl)
+    timeline["oracle_prefill"].append(oracle.prefill if oracle else None)
+    timeline["oracle_decode"].append(oracle.decode if oracle else None)
+
+
+def default_report_dir(base: Path, workload: Workload) -> Path:
+    return base / f"{workload.name}"

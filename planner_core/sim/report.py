@@ -1,0 +1,134 @@
+"""Replay report: three PNG plots and an HTML page that embeds them with the result table."""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display on servers and in CI
+import matplotlib.pyplot as plt
+
+from planner_core.sim.replay import ReplayResult
+
+COLUMNS = (
+    ("policy", "policy", "{}"),
+    ("predictor", "predictor", "{}"),
+    ("requests", "requests", "{:,}"),
+    ("sla_attainment", "SLA met", "{:.2%}"),
+    ("ttft_attainment", "TTFT met", "{:.2%}"),
+    ("itl_attainment", "ITL met", "{:.2%}"),
+    ("p99_ttft_ms", "p99 TTFT ms", "{:,.0f}"),
+    ("p99_itl_ms", "p99 ITL ms", "{:.1f}"),
+    ("gpu_hours", "GPU-h", "{:.2f}"),
+    ("gpu_hours_vs_oracle", "x oracle", "{:.2f}"),
+    ("scaling_actions", "actions", "{}"),
+    ("wall_s", "wall s", "{:.1f}"),
+)
+
+
+def _fmt(value: Any, pattern: str) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return pattern.format(value)
+
+
+def table_rows(results: Sequence[ReplayResult]) -> list[list[str]]:
+    rows = []
+    for r in results:
+        s = r.summary()
+        rows.append([_fmt(s.get(key), pattern) for key, _, pattern in COLUMNS])
+    return rows
+
+
+def format_table(results: Sequence[ReplayResult]) -> str:
+    header = [title for _, title, _ in COLUMNS]
+    rows = table_rows(results)
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
+    lines = ["  ".join(h.rjust(w) for h, w in zip(header, widths, strict=True))]
+    lines += ["  ".join(c.rjust(w) for c, w in zip(row, widths, strict=True)) for row in rows]
+    return "\n".join(lines)
+
+
+def _series(values: Sequence[Any]) -> list[float]:
+    return [float("nan") if v is None else float(v) for v in values]
+
+
+def write_report(
+    results: Sequence[ReplayResult], out_dir: Path, title: str, ttft_sla_ms: float, itl_sla_ms: float
+) -> Path:
+    """Write load.png, replicas.png, latency.png and index.html into ``out_dir``."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    closed_loop = [r for r in results if r.timeline.get("t_s")]
+    minutes = {r.policy: [t / 60 for t in r.timeline["t_s"]] for r in closed_loop}
+
+    fig, ax = plt.subplots(figsize=(10, 3.5))
+    if closed_loop:
+        base = closed_loop[0]
+        ax.plot(minutes[base.policy], _series(base.timeline["num_req"]), color="black", label="observed requests")
+    for r in closed_loop:
+        if any(v is not None for v in r.timeline["predicted_num_req"]):
+            ax.plot(
+                minutes[r.policy],
+                _series(r.timeline["predicted_num_req"]),
+                label=f"predicted ({r.policy}, {r.predictor})",
+                alpha=0.8,
+            )
+    ax.set_xlabel("minutes")
+    ax.set_ylabel("requests per interval")
+    ax.set_title("Load and forecast (forecast drawn at the interval it predicts)")
+    ax.legend(loc="upper left", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out_dir / "load.png", dpi=110)
+    plt.close(fig)
+
+    fig, axes = plt.subplots(2, 1, figsize=(10, 5.5), sharex=True)
+    for pool, ax in zip(("prefill", "decode"), axes, strict=True):
+        for r in closed_loop:
+            style = {"color": "black", "linestyle": "--"} if r.policy == "oracle" else {}
+            ax.step(minutes[r.policy], _series(r.timeline[f"{pool}_target"]), where="post", label=r.policy, **style)
+        ax.set_ylabel(f"{pool} replicas")
+        ax.legend(loc="upper left", fontsize=8, ncol=4)
+    axes[-1].set_xlabel("minutes")
+    axes[0].set_title("Replicas per pool against the oracle")
+    fig.tight_layout()
+    fig.savefig(out_dir / "replicas.png", dpi=110)
+    plt.close(fig)
+
+    fig, axes = plt.subplots(2, 1, figsize=(10, 5.5), sharex=True)
+    for key, sla, ax in (("ttft_ms", ttft_sla_ms, axes[0]), ("itl_ms", itl_sla_ms, axes[1])):
+        for r in closed_loop:
+            ax.plot(minutes[r.policy], _series(r.timeline[key]), label=r.policy)
+        ax.axhline(sla, color="red", linestyle=":", label="SLA")
+        ax.set_ylabel(f"mean {key.replace('_ms', '')} (ms)")
+        ax.set_yscale("log")
+        ax.legend(loc="upper left", fontsize=8, ncol=5)
+    axes[-1].set_xlabel("minutes")
+    axes[0].set_title("Interval-mean latency against the SLA")
+    fig.tight_layout()
+    fig.savefig(out_dir / "latency.png", dpi=110)
+    plt.close(fig)
+
+    header = "".join(f"<th>{html.escape(t)}</th>" for _, t, _ in COLUMNS)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in table_rows(results))
+    page = f"""<!doctype html>
+<html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
+<style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto}}table{{border-collapse:collapse}}
+td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}img{{max-width:100%}}</style></head>
+<body><h1>{html.escape(title)}</h1>
+<p>SLA: TTFT &le; {ttft_sla_ms:g} ms and mean ITL &le; {itl_sla_ms:g} ms per request.</p>
+<table><tr>{header}</tr>{body}</table>
+<h2>Load</h2><img src="load.png" alt="load and forecast">
+<h2>Replicas</h2><img src="replicas.png" alt="replicas per pool">
+<h2>Latency</h2><img src="latency.png" alt="TTFT and ITL">
+<h2>Raw results</h2><pre>{html.escape(json.dumps([r.summary() for r in results], indent=2, default=str))}</pre>
+</body></html>
+"""
+    index = out_dir / "index.html"
+    index.write_text(page)
+    return index

@@ -1,0 +1,209 @@
+"""The planning cycle end to end on the simulated cluster, with the real SQLite store."""
+
+import json
+import math
+from datetime import UTC, datetime
+
+import pytest
+
+from planner_core.cli import main
+from planner_core.config import BUNDLED_TRACE, make_config
+from planner_core.cycle import PlanningCycle, build_load_predictor
+from planner_core.ports import SimulatedClock
+from planner_core.profiles import load_profile
+from planner_core.records import Observation, Replicas, ScalingOutcome
+from planner_core.sim.replay import load_workload, run_policy
+from planner_core.store import Store
+
+PROFILE = load_profile(make_config().profile_dir())
+
+
+@pytest.fixture(scope="module")
+def workload():
+    return load_workload(BUNDLED_TRACE, load_scale=3, seed=1, duration_s=600)
+
+
+def config(**over):
+    return make_config(**{"adjustment_interval_s": 60, "max_gpu_budget": 64, "load_predictor": "constant", **over})
+
+
+def test_replay_scores_and_persists_every_cycle(workload, sqlite_url):
+    store = Store(sqlite_url)
+    result = run_policy(workload, config(), "default", store=store, profile=PROFILE, deployment_name="t")
+    assert result.requests == len(workload) and result.unfinished == 0
+    assert 0.0 <= result.sla_attainment <= 1.0
+    assert result.gpu_hours > 0 and result.oracle_gpu_hours > 0
+    rows = store.latest_cycles("t", None, 100)
+    assert len(rows) == result.intervals
+    assert all(r["status"] in ("ok", "held") for r in rows)
+    # the predictor state was saved for warm start
+    dep = store.deployment_id("t")
+    assert store.load_predictor_state(dep, "num_req", "constant") is not None
+
+
+def test_replay_is_deterministic(workload):
+    a = run_policy(workload, config(), "default", profile=PROFILE)
+    b = run_policy(workload, config(), "default", profile=PROFILE)
+    assert a.summary() | {"wall_s": 0} == b.summary() | {"wall_s": 0}
+
+
+def test_oracle_and_static_baselines(workload):
+    oracle = run_policy(workload, config(), "oracle", profile=PROFILE)
+    static = run_policy(workload, config(), "static", profile=PROFILE)
+    assert oracle.gpu_hours == pytest.approx(oracle.oracle_gpu_hours, rel=0.05)
+    assert oracle.sla_attainment >= 0.98
+    assert static.scaling_actions == 0
+
+
+def test_default_beats_dynamo_on_attainment(workload):
+    ours = run_policy(workload, config(load_predictor="auto"), "default", profile=PROFILE)
+    dynamo = run_policy(workload, config(), "dynamo", profile=PROFILE)
+    assert dynamo.predictor == "arima"
+    assert ours.sla_attainment > dynamo.sla_attainment
+
+
+class RaisingConnector:
+    name = "broken"
+
+    def current_replicas(self):
+        return Replicas(2, 2)
+
+    def apply(self, targets, decision_id, requested_at):
+        raise ConnectionError("API server unreachable")
+
+
+class FixedMetrics:
+    """A frontend that reports fixed numbers (or no data at all)."""
+
+    def __init__(self, num_req, quality="ok"):
+        self.num_req, self.quality = num_req, quality
+
+    def observe(self, window_start, window_end):
+        if self.num_req is None:
+            return Observation(window_start, window_end, None, None, None, None, None, None, quality="no_data")
+        return Observation(window_start, window_end, self.num_req, 80.0, 20.0, 3000, 150, 4.0)
+
+
+def make_cycle(store, metrics, connector, predictor="constant"):
+    cfg = config(load_predictor=predictor)
+    dep = store.ensure_deployment("unit", "dynamo", None, "vllm", "disagg")
+    return PlanningCycle(
+        config=cfg,
+        profile=PROFILE,
+        metrics=metrics,
+        connector=connector,
+        clock=SimulatedClock(datetime(2026, 1, 1, 0, 1, tzinfo=UTC)),
+        predictor=build_load_predictor(cfg, store, dep),
+        store=store,
+        deployment_id=dep,
+    )
+
+
+def test_connector_failure_is_recorded_as_error(sqlite_url):
+    store = Store(sqlite_url)
+    result = make_cycle(store, FixedMetrics(1200), RaisingConnector()).run()
+    assert result.status == "error" and "API server unreachable" in result.error
+    assert result.decision is not None  # the decision was committed before the call
+    row = store.latest_cycles("unit", None, 1)[0]
+    assert row["status"] == "error"
+    assert store.pending_actions(store.deployment_id("unit")) == []  # outcome recorded
+
+
+class RecordingConnector:
+    name = "recording"
+
+    def __init__(self):
+        self.calls = []
+
+    def current_replicas(self):
+        return Replicas(3, 3)
+
+    def apply(self, targets, decision_id, requested_at):
+        self.calls.append(targets)
+        return ScalingOutcome(self.name, targets, "applied", requested_at)
+
+
+def test_missing_metrics_hold_and_never_scale(sqlite_url):
+    store = Store(sqlite_url)
+    connector = RecordingConnector()
+    result = make_cycle(store, FixedMetrics(None), connector).run()
+    assert result.status == "held"
+    assert result.decision.action == "hold"
+    assert (result.decision.prefill_replicas, result.decision.decode_replicas) == (3, 3)
+    assert connector.calls == []
+
+
+def test_restart_resumes_forecast_from_store(sqlite_url):
+    store = Store(sqlite_url)
+    cycle = make_cycle(store, FixedMetrics(1200), RecordingConnector(), predictor="kalman")
+    for minute in range(2, 8):
+        cycle.clock.set(datetime(2026, 1, 1, 0, minute, tzinfo=UTC))
+        cycle.metrics.num_req = 1000 + 50 * minute
+        cycle.run()
+    expected = cycle.predictor.predict()
+    resumed = build_load_predictor(cycle.config, store, cycle.deployment_id)
+    assert resumed.predict() == expected
+
+
+def test_second_cycle_waits_for_the_lock(sqlite_url):
+    store = Store(sqlite_url)
+    cycle = make_cycle(store, FixedMetrics(1200), RecordingConnector())
+    with Store(sqlite_url).cycle_lock(cycle.deployment_id):
+        result = cycle.run(lock_wait_s=0.0)
+    assert result.status == "skipped_locked"
+    assert "being planned by" in result.error
+    assert result.run_id is None  # nothing was written
+
+
+def test_replay_cli_json_and_report(tmp_path, capsys):
+    code = main(
+        [
+            "replay",
+            "--duration-s",
+            "300",
+            "--load-scale",
+            "2",
+            "--no-store",
+            "--json",
+            "--load-predictor",
+            "constant",
+            "--report-dir",
+            str(tmp_path / "report"),
+            "--compare",
+            "default,oracle",
+        ]
+    )
+    assert code == 0
+    out = json.loads(capsys.readouterr().out)
+    assert [r["policy"] for r in out["results"]] == ["default", "oracle"]
+    for key in (
+        "requests",
+        "sla_attainment",
+        "ttft_attainment",
+        "itl_attainment",
+        "p50_ttft_ms",
+        "p99_ttft_ms",
+        "p50_itl_ms",
+        "p99_itl_ms",
+        "gpu_hours",
+        "oracle_gpu_hours",
+        "scaling_actions",
+        "wall_s",
+    ):
+        assert key in out["results"][0]
+        assert out["results"][0][key] is None or not (
+            isinstance(out["results"][0][key], float) and math.isnan(out["results"][0][key])
+        )
+    for name in ("load.png", "replicas.png", "latency.png", "index.html"):
+        assert (tmp_path / "report" / name).stat().st_size > 1000
+    assert "load.png" in (tmp_path / "report" / "index.html").read_text()
+
+
+def test_replay_cli_rejects_bad_input(capsys, tmp_path):
+    assert main(["replay", "--compare", "default,magic", "--no-store"]) == 2
+    assert "unknown policy magic" in capsys.readouterr().err
+    assert main(["replay", "--load-scale", "-1", "--no-store"]) == 2
+    bad = tmp_path / "bad.csv"
+    bad.write_text("TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:15:47.0000000,12,x\n")
+    assert main(["replay", "--trace", str(bad), "--no-store"]) == 2
+    assert "line 2" in capsys.readouterr().err
