@@ -1,0 +1,74 @@
+"""Closed-loop replay of the shared Azure traces: default vs Dynamo vs static vs oracle.
+
+    .venv/bin/python benchmarks/bench_replay.py [--scales 10,30] [--traces code,conv] [--policies ...]
+
+For each trace and load scale it runs ``sla-planner replay --compare default,dynamo,static,oracle``
+(same code path, no store) and prints the table, the targets, and one JSON line at the end.
+Targets (issue 5): ``default`` reaches >= 99 % SLA attainment with GPU-hours <= 1.15 x the
+oracle's and beats ``dynamo`` on attainment at no more than its GPU-hours; replaying one hour of
+the conversation trace at scale 30 (about 580,000 requests) takes < 60 s of wall time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+from planner_core.config import make_config
+from planner_core.profiles import load_profile
+from planner_core.sim.replay import compute_oracle, load_workload, run_policy
+from planner_core.sim.report import format_table
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "traces" / "azure_llm_2023"
+TRACES = {"code": SHARED / "AzureLLMInferenceTrace_code.csv", "conv": SHARED / "AzureLLMInferenceTrace_conv.csv"}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--scales", default="10,30")
+    parser.add_argument("--traces", default="code,conv")
+    parser.add_argument("--policies", default="default,dynamo,static,oracle")
+    parser.add_argument("--predictor", default="auto", help="predictor of the default policy")
+    args = parser.parse_args()
+
+    config = make_config(adjustment_interval_s=60, max_gpu_budget=256, load_predictor=args.predictor)
+    profile = load_profile(config.profile_dir())
+    summary = []
+    for trace in args.traces.split(","):
+        for scale in (float(s) for s in args.scales.split(",")):
+            t0 = time.perf_counter()
+            workload = load_workload(TRACES[trace], load_scale=scale, seed=0)
+            load_s = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            plan = compute_oracle(workload, profile, config)
+            oracle_s = time.perf_counter() - t0
+            results = [
+                run_policy(workload, config, p, oracle_plan=plan, profile=profile) for p in args.policies.split(",")
+            ]
+            by = {r.policy: r for r in results}
+            print(f"\n== azure {trace} x{scale:g}: {len(workload):,} requests "
+                  f"(trace load {load_s:.1f} s, oracle {oracle_s:.1f} s)")
+            print(format_table(results))
+            row = {"trace": trace, "load_scale": scale, "requests": len(workload),
+                   "results": [r.summary() for r in results], "oracle_s": oracle_s}
+            if "default" in by:
+                d = by["default"]
+                checks = {
+                    "attainment>=0.99": d.sla_attainment >= 0.99,
+                    "gpu_hours<=1.15x_oracle": d.gpu_hours <= 1.15 * d.oracle_gpu_hours,
+                }
+                if "dynamo" in by:
+                    checks["beats_dynamo_attainment"] = d.sla_attainment > by["dynamo"].sla_attainment
+                    checks["gpu_hours<=dynamo"] = d.gpu_hours <= by["dynamo"].gpu_hours
+                if trace == "conv" and scale == 30:
+                    checks["wall<60s"] = d.wall_s + load_s < 60
+                row["targets"] = checks
+                print("targets: " + ", ".join(f"{k} {'met' if v else 'MISSED'}" for k, v in checks.items()))
+            summary.append(row)
+    print(json.dumps({"benchmark": "replay", "runs": summary}, default=str))
+
+
+if __name__ == "__main__":
+    main()
