@@ -306,20 +306,12 @@ def run_policy(
     n_intervals = max(1, math.ceil(workload.duration_s / interval))
     first = plan[0] if plan else Replicas(config.min_endpoint, config.min_endpoint)
     first = Replicas(max(first.prefill or 0, config.min_endpoint), max(first.decode or 0, config.min_endpoint))
-    timeline: dict[str, list[Any]] = {
-        k: []
-        for k in (
-            "t_s",
-            "num_req",
-            "predicted_num_req",
-            "prefill_target",
-            "decode_target",
-            "ttft_ms",
-            "itl_ms",
-            "oracle_prefill",
-            "oracle_decode",
-        )
-    }
+    # Row k describes interval k: its start, observed load and latency, the forecast made for
+    # it, the replicas requested for it, and the oracle's replicas for it.
+    timeline: dict[str, list[Any]] = {key: [None] * n_intervals for key in TIMELINE_KEYS}
+    timeline["start_s"] = [k * interval for k in range(n_intervals)]
+    timeline["oracle_prefill"] = [plan[k].prefill if k < len(plan) else None for k in range(n_intervals)]
+    timeline["oracle_decode"] = [plan[k].decode if k < len(plan) else None for k in range(n_intervals)]
     actions = 0
 
     if policy in ("oracle", "static"):
@@ -344,16 +336,14 @@ def run_policy(
             sim.advance_to((k + 1) * interval)
             m = sim.metrics(k * interval, (k + 1) * interval)
             r = sim.replicas()
-            _append(
+            _record(
                 timeline,
-                (k + 1) * interval,
-                m.num_req,
-                None,
-                r["prefill"]["target"],
-                r["decode"]["target"],
-                m.ttft_ms,
-                m.itl_ms,
-                plan[k] if k < len(plan) else None,
+                k,
+                num_req=m.num_req,
+                ttft_ms=m.ttft_ms,
+                itl_ms=m.itl_ms,
+                prefill_target=r["prefill"]["target"],
+                decode_target=r["decode"]["target"],
             )
             if progress:
                 progress(k + 1, n_intervals)
@@ -399,23 +389,24 @@ def run_policy(
             stabilizer=PlanningCycle.default_stabilizer(config),
             trigger="replay",
         )
+        initial = sim.replicas()
+        _record(timeline, 0, prefill_target=initial["prefill"]["target"], decode_target=initial["decode"]["target"])
         for k in range(n_intervals):
             clock.set(workload.start + timedelta(seconds=(k + 1) * interval))
             result: CycleResult = cycle.run()
             if result.outcome is not None and result.outcome.outcome == "applied":
                 actions += 1
             obs, forecast, decision = result.observation, result.forecast, result.decision
-            _append(
-                timeline,
-                (k + 1) * interval,
-                obs.num_req if obs else None,
-                forecast.num_req if forecast and forecast.is_usable() else None,
-                decision.prefill_replicas if decision else None,
-                decision.decode_replicas if decision else None,
-                obs.ttft_ms if obs else None,
-                obs.itl_ms if obs else None,
-                plan[k + 1] if k + 1 < len(plan) else None,
-            )
+            if obs is not None:
+                _record(timeline, k, num_req=obs.num_req, ttft_ms=obs.ttft_ms, itl_ms=obs.itl_ms)
+            if k + 1 < n_intervals:
+                _record(
+                    timeline,
+                    k + 1,
+                    predicted_num_req=forecast.num_req if forecast and forecast.is_usable() else None,
+                    prefill_target=decision.prefill_replicas if decision else None,
+                    decode_target=decision.decode_replicas if decision else None,
+                )
             if progress:
                 progress(k + 1, n_intervals)
 
@@ -448,27 +439,19 @@ def run_policy(
     )
 
 
-def _append(
-    timeline: dict[str, list[Any]],
-    t_s: float,
-    num_req: Any,
-    predicted: Any,
-    prefill: Any,
-    decode: Any,
-    ttft: Any,
-    itl: Any,
-    oracle: Replicas | None,
-) -> None:
-    timeline["t_s"].append(t_s)
-    timeline["num_req"].append(num_req)
-    timeline["predicted_num_req"].append(predicted)
-    timeline["prefill_target"].append(prefill)
-    timeline["decode_target"].append(decode)
-    timeline["ttft_ms"].append(ttft)
-    timeline["itl_ms"].append(itl)
-    timeline["oracle_prefill"].append(oracle.prefill if oracle else None)
-    timeline["oracle_decode"].append(oracle.decode if oracle else None)
+TIMELINE_KEYS = (
+    "start_s",
+    "num_req",
+    "predicted_num_req",
+    "prefill_target",
+    "decode_target",
+    "ttft_ms",
+    "itl_ms",
+    "oracle_prefill",
+    "oracle_decode",
+)
 
 
-def default_report_dir(base: Path, workload: Workload) -> Path:
-    return base / f"{workload.name}"
+def _record(timeline: dict[str, list[Any]], k: int, **values: Any) -> None:
+    for key, value in values.items():
+        timeline[key][k] = value

@@ -64,24 +64,31 @@ def write_report(
 ) -> Path:
     """Write load.png, replicas.png, latency.png and index.html into ``out_dir``."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    closed_loop = [r for r in results if r.timeline.get("t_s")]
-    minutes = {r.policy: [t / 60 for t in r.timeline["t_s"]] for r in closed_loop}
+    closed_loop = [r for r in results if r.timeline.get("start_s")]
+    minutes = {r.policy: [t / 60 for t in r.timeline["start_s"]] for r in closed_loop}
 
     fig, ax = plt.subplots(figsize=(10, 3.5))
     if closed_loop:
         base = closed_loop[0]
-        ax.plot(minutes[base.policy], _series(base.timeline["num_req"]), color="black", label="observed requests")
+        ax.step(
+            minutes[base.policy],
+            _series(base.timeline["num_req"]),
+            where="post",
+            color="black",
+            label="observed requests",
+        )
     for r in closed_loop:
         if any(v is not None for v in r.timeline["predicted_num_req"]):
-            ax.plot(
+            ax.step(
                 minutes[r.policy],
                 _series(r.timeline["predicted_num_req"]),
+                where="post",
                 label=f"predicted ({r.policy}, {r.predictor})",
                 alpha=0.8,
             )
     ax.set_xlabel("minutes")
     ax.set_ylabel("requests per interval")
-    ax.set_title("Load and forecast (forecast drawn at the interval it predicts)")
+    ax.set_title("Requests per interval and the forecast made for it")
     ax.legend(loc="upper left", fontsize=8)
     fig.tight_layout()
     fig.savefig(out_dir / "load.png", dpi=110)
@@ -90,8 +97,18 @@ def write_report(
     fig, axes = plt.subplots(2, 1, figsize=(10, 5.5), sharex=True)
     for pool, ax in zip(("prefill", "decode"), axes, strict=True):
         for r in closed_loop:
-            style = {"color": "black", "linestyle": "--"} if r.policy == "oracle" else {}
-            ax.step(minutes[r.policy], _series(r.timeline[f"{pool}_target"]), where="post", label=r.policy, **style)
+            if r.policy != "oracle":
+                ax.step(minutes[r.policy], _series(r.timeline[f"{pool}_target"]), where="post", label=r.policy)
+        if closed_loop:
+            base = closed_loop[0]
+            ax.step(
+                minutes[base.policy],
+                _series(base.timeline[f"oracle_{pool}"]),
+                where="post",
+                label="oracle",
+                color="black",
+                linestyle="--",
+            )
         ax.set_ylabel(f"{pool} replicas")
         ax.legend(loc="upper left", fontsize=8, ncol=4)
     axes[-1].set_xlabel("minutes")
@@ -103,7 +120,7 @@ def write_report(
     fig, axes = plt.subplots(2, 1, figsize=(10, 5.5), sharex=True)
     for key, sla, ax in (("ttft_ms", ttft_sla_ms, axes[0]), ("itl_ms", itl_sla_ms, axes[1])):
         for r in closed_loop:
-            ax.plot(minutes[r.policy], _series(r.timeline[key]), label=r.policy)
+            ax.step(minutes[r.policy], _series(r.timeline[key]), where="post", label=r.policy)
         ax.axhline(sla, color="red", linestyle=":", label="SLA")
         ax.set_ylabel(f"mean {key.replace('_ms', '')} (ms)")
         ax.set_yscale("log")
