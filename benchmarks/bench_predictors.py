@@ -3,8 +3,16 @@
 Runs each predictor online (predict the next interval, then observe it) on the request-count
 series of the Azure 2023 code and conversation traces (60 s intervals) and of the ServeGen
 14-day aggregate curves (language m-small and m-mid, 600 s windows), and prints MAPE, sMAPE,
-MAE and the predict / observe times. Then it times ``auto`` and ``arima`` with 30 days of 60 s
-history loaded (``LoadPredictor.from_history``), over 200 live cycles.
+MAE and the predict / observe times. ``arima`` is scored with ``synchronous_refit=True`` (the
+order search inline, deterministic; a live planner gets the same fit one interval later at
+most, since a search takes seconds and intervals are a minute or more).
+
+Then it times ``auto`` and ``arima`` with 30 days of 60 s history loaded
+(``LoadPredictor.from_history``) over 200 live cycles, in their default (live) mode: for
+``arima`` the order search runs in the background worker process. The per-cycle number is the
+wall time of ``observe()`` + ``predict()`` in the calling thread, refit points included; the
+search running in the other process is not in it (it is the point of the design), but it does
+compete for the machine's cores while the cycles run back to back.
 
 Usage: .venv/bin/python benchmarks/bench_predictors.py [--series num_req|isl|osl]
 Prints a table and, last, one JSON line with every number.
@@ -43,7 +51,8 @@ def quality(series: str, predictors: tuple[str, ...]) -> list[dict]:
         binned = read_binned(path, interval)
         for name in predictors:
             t0 = time.perf_counter()
-            r = evaluate(binned, name, series=series)
+            opts = {"synchronous_refit": True} if name == "arima" else {}
+            r = evaluate(binned, name, series=series, **opts)
             r["trace"] = case
             r["wall_s"] = time.perf_counter() - t0
             rows.append(r)
@@ -75,7 +84,11 @@ def hot_path(name: str, days: int = 30, cycles: int = 200) -> dict:
         pred_ms.append((b - a) * 1e3)
         obs_ms.append((c - b) * 1e3)
     cyc = np.asarray(pred_ms) + np.asarray(obs_ms)
+    model = p.model
+    if hasattr(model, "wait_for_refit"):
+        model.wait_for_refit(timeout=120)
     return {
+        "background_searches": getattr(model, "fits", None),
         "predictor": name,
         "history_points": n,
         "from_history_s": warm_s,
@@ -120,10 +133,20 @@ def main() -> int:
         dyn = {k: v for k, v in by.items() if k in DYNAMO_PREDICTORS}
         best = min(dyn, key=dyn.get)
         ok = by["auto"] < dyn[best]
-        targets[case] = {"auto": by["auto"], "best_dynamo": best, "best_dynamo_smape": dyn[best], "met": ok}
-        print(f"  {case:17s} auto {by['auto']:.2f} vs {best} {dyn[best]:.2f}: {'met' if ok else 'MISSED'}")
+        margin = dyn[best] - by["auto"]
+        targets[case] = {
+            "auto": by["auto"],
+            "best_dynamo": best,
+            "best_dynamo_smape": dyn[best],
+            "margin": margin,
+            "met": ok,
+        }
+        print(
+            f"  target auto<best-dynamo {case:17s} auto {by['auto']:.2f} vs {best} {dyn[best]:.2f} "
+            f"(margin {margin:+.2f}): target {'met' if ok else 'MISSED'}"
+        )
 
-    print("\nTarget 2: predict p95 < 100 ms with 30 days of 60 s history (200 live cycles after from_history)")
+    print("\nTarget 2: observe+predict p95 < 100 ms with 30 days of 60 s history (200 live cycles after from_history)")
     hot = [hot_path(name) for name in ("auto", "arima")]
     for h in hot:
         print(
@@ -131,8 +154,9 @@ def main() -> int:
             f"predict p50 {h['predict_ms_p50']:.3f} / p95 {h['predict_ms_p95']:.3f} ms, "
             f"observe p95 {h['observe_ms_p95']:.1f} ms, cycle p95 {h['cycle_ms_p95']:.1f} / max "
             f"{h['cycle_ms_max']:.0f} / mean {h['cycle_ms_mean']:.1f} ms: "
-            f"{'met' if h['predict_ms_p95'] < 100 and h['cycle_ms_p95'] < 100 else 'MISSED'}"
+            f"target {'met' if h['predict_ms_p95'] < 100 and h['cycle_ms_p95'] < 100 else 'MISSED'}"
         )
+        targets[f"hot_path_{h['predictor']}"] = {"cycle_ms_p95": h["cycle_ms_p95"], "met": h["cycle_ms_p95"] < 100}
     print(json.dumps({"series": args.series, "quality": rows, "targets": targets, "hot_path": hot}, sort_keys=True))
     return 0
 

@@ -6,8 +6,17 @@ import numpy as np
 import pytest
 
 from planner_core.config import make_config
-from planner_core.predictors import PREDICTOR_NAMES, LoadPredictor, make_predictor
+from planner_core.predictors import PREDICTOR_NAMES, LoadPredictor
+from planner_core.predictors import make_predictor as _make_predictor
 from planner_core.records import Observation
+
+
+def make_predictor(name, config, **options):
+    # arima's order search runs inline here (deterministic); test_arima_background_refit
+    # covers the background worker
+    options.setdefault("synchronous_refit", True)
+    return _make_predictor(name, config, **options)
+
 
 CHEAP = ("constant", "kalman", "seasonal", "holt_winters", "auto")
 STEP = 600.0
@@ -196,7 +205,7 @@ def test_warm_start_from_history_equals_uninterrupted(name, config):
         live.observe(v, t)
         live.predict()
     cfg = config.model_copy(update={"load_predictor": name})
-    restored = LoadPredictor.from_history(cfg, {"num_req": rows, "isl": rows, "osl": rows})
+    restored = LoadPredictor.from_history(cfg, {"num_req": rows, "isl": rows, "osl": rows}, synchronous_refit=True)
     assert restored.series["num_req"].predict() == live.predict()
 
 
@@ -248,3 +257,60 @@ def test_warm_up_from_trace(config, tmp_path):
     assert lp.warm_up_from_trace(path, 60) == 4
     f = lp.predict()
     assert f.num_req == 60 and f.isl == 100 and f.osl == 10
+
+
+def test_arima_background_refit(config):
+    import time
+
+    p = _make_predictor("arima", config)  # default: order search in the background worker
+    vals = noisy_series(12, seed=3)
+    slowest = 0.0
+    for i, v in enumerate(vals):
+        t0 = time.perf_counter()
+        p.observe(v, (i + 1) * STEP)
+        p.predict()
+        slowest = max(slowest, time.perf_counter() - t0)
+    assert slowest < 1.0  # the 5th and 10th samples start searches but do not wait for them
+    p.model.wait_for_refit(timeout=120)
+    assert p.model.fit_at in (5, 10) and p.model.kwds is not None
+    json.dumps(p.get_state(), allow_nan=False)
+    q = make_predictor("arima", config)
+    q.load_state(json.loads(json.dumps(p.get_state())))
+    p.observe(vals[-1], 13 * STEP)
+    q.observe(vals[-1], 13 * STEP)
+    p.model.wait_for_refit(timeout=120)
+    assert q.model.fit_at == 10  # inline refit of the pending point after the restart
+
+
+def test_auto_zero_gaps_do_not_poison(config):
+    base = [1000.0 + (10.0 if i % 2 else -10.0) for i in range(60)]
+    gappy = base[:30] + [0.0] * 5 + [8.0] + base[30:]  # a data gap, then a partial window
+    p = make_predictor("auto", config)
+    preds = []
+    for i, v in enumerate(gappy):
+        preds.append(p.predict().value)
+        p.observe(v, (i + 1) * STEP)
+    # during the gap and right after the partial window the forecast stays near the level (or
+    # 0 inside the gap once gaps have been seen to persist); after it, back at the level
+    assert preds[36] == pytest.approx(1000.0, rel=0.05)
+    assert p.predict().value == pytest.approx(1000.0, rel=0.05)
+    state = json.loads(json.dumps(p.get_state(), allow_nan=False))
+    q = make_predictor("auto", config)
+    q.load_state(state)
+    assert q.predict() == p.predict()
+
+
+def test_auto_follows_last_value_on_random_walk(config):
+    rng = np.random.default_rng(5)
+    vals = (1000 * np.exp(np.cumsum(0.05 * rng.standard_normal(600)))).tolist()
+    err = {}
+    for name in ("constant", "auto"):
+        p = make_predictor(name, config)
+        e = []
+        for i, v in enumerate(vals):
+            if i > 50:
+                f = p.predict().value
+                e.append(2 * abs(v - f) / (v + f))
+            p.observe(v, (i + 1) * STEP)
+        err[name] = np.mean(e)
+    assert err["auto"] < 1.1 * err["constant"]  # Hedge pays a little for exploring

@@ -12,13 +12,27 @@ The schedule depends only on the sample count, so the model at any point is a fu
 the last ``window_size + refit_every`` samples: the state is bounded and serialisable (the
 buffer, the order and the parameters), and a warm start from history refits only over that
 tail.
+
+Refits off the hot path: by default (``synchronous_refit=False``) the order search at a refit
+point runs in a background worker process (one shared ``ProcessPoolExecutor`` with one
+worker, so it neither blocks the planning cycle nor competes for the GIL). Until it finishes
+the previous order and parameters keep forecasting (the last value before the first fit);
+the finished fit is swapped in at the next ``observe()`` after it is done.
+At most one search per series is in flight; a refit point passed while one runs is searched
+when it finishes (on the newest window). ``synchronous_refit=True`` runs the search inline
+(deterministic: tests and offline scoring use it), and a warm start from history
+(``observe_history``) always refits inline, so the restored model is reproducible.
 """
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import math
+import threading
 import warnings
 from collections import deque
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -28,6 +42,35 @@ from planner_core.predictors.base import RESIDUAL_WINDOW, Model
 MIN_POINTS = 5
 EARLY_REFITS = (5, 10, 20)
 DEFAULT_REFIT_EVERY = 25
+
+
+_POOL: Any = None
+_POOL_LOCK = threading.Lock()
+
+
+def _pool() -> Any:
+    """The shared background worker (a process; a thread if processes are unavailable)."""
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None:
+            try:
+                import multiprocessing as mp
+
+                _POOL = ProcessPoolExecutor(max_workers=1, mp_context=mp.get_context("spawn"))
+            except (OSError, ValueError, ImportError):  # pragma: no cover - restricted sandboxes
+                _POOL = ThreadPoolExecutor(max_workers=1, thread_name_prefix="arima-refit")
+            atexit.register(_POOL.shutdown, wait=False, cancel_futures=True)
+        return _POOL
+
+
+def _search(data: np.ndarray) -> tuple[dict[str, Any], list[float]] | None:
+    """The refit job: None for a constant window or a failed search."""
+    if np.all(data == data[0]):
+        return None
+    try:
+        return fit_auto_arima(data)
+    except Exception:
+        return None
 
 
 def fit_auto_arima(y: np.ndarray) -> tuple[dict[str, Any], list[float]] | None:
@@ -74,7 +117,13 @@ def filter_forecast(y: np.ndarray, kwds: dict[str, Any], params: list[float]) ->
 class AutoArima(Model):
     name = "arima"
 
-    def __init__(self, window_size: int = 50, refit_every: int = DEFAULT_REFIT_EVERY) -> None:
+    def __init__(
+        self, window_size: int = 50, refit_every: int = DEFAULT_REFIT_EVERY, *, synchronous_refit: bool = False
+    ) -> None:
+        self.synchronous_refit = bool(synchronous_refit)
+        self.replaying = False  # set by Predictor.observe_history: refit inline
+        self._job: Future | None = None  # background search in flight (not in the state)
+        self._job_at: int | None = None  # the refit point it is for
         self.window = int(window_size)
         self.refit_every = max(1, int(refit_every))
         self.buf: deque[float] = deque(maxlen=self.window + self.refit_every)
@@ -100,25 +149,68 @@ class AutoArima(Model):
         self.buf.append(y)
         self.n += 1
 
-    def _ensure_fit(self) -> None:
-        r = self.refit_point(self.n)
-        if r is None or r == self.fit_at:
-            return
+    def _window_at(self, r: int) -> np.ndarray:
         lag = self.n - r
         data = np.asarray(self.buf, dtype=float)
         data = data[: len(data) - lag] if lag else data
-        data = data[-self.window :]
+        return data[-self.window :]
+
+    def _apply(self, r: int, fitted: tuple[dict[str, Any], list[float]] | None) -> None:
         self.fit_at = r
-        self.kwds, self.params = None, None
+        self.kwds, self.params = fitted if fitted is not None else (None, None)
+
+    def _collect(self) -> None:
+        """Swap in a finished background search (non-blocking)."""
+        job = self._job
+        if job is None or not job.done():
+            return
+        r = self._job_at
+        self._job, self._job_at = None, None
+        try:
+            fitted = job.result()
+        except Exception:  # a broken worker: keep the old fit, search again later
+            return
+        if r is not None and (self.fit_at is None or r > self.fit_at):
+            self._apply(r, fitted)
+        self.fits += 1
+
+    def _ensure_fit(self) -> None:
+        self._collect()
+        r = self.refit_point(self.n)
+        if r is None or r == self.fit_at:
+            return
+        if self.synchronous_refit or self.replaying:
+            self._wait_job()
+            if r != self.fit_at:
+                self._apply(r, _search(self._window_at(r)))
+                self.fits += 1
+            return
+        if self._job is not None:
+            return  # one search at a time; the newest refit point is searched after it
+        data = self._window_at(r)
         if np.all(data == data[0]):
+            self._apply(r, None)
             return
         try:
-            fitted = fit_auto_arima(data)
-        except Exception:
-            fitted = None
-        self.fits += 1
-        if fitted is not None:
-            self.kwds, self.params = fitted
+            self._job = _pool().submit(_search, data)
+        except Exception:  # no worker available: search inline
+            self._apply(r, _search(data))
+            self.fits += 1
+            return
+        self._job_at = r
+
+    def _wait_job(self) -> None:
+        """Drop an in-flight background search (its result is superseded by an inline refit)."""
+        if self._job is not None:
+            self._job.cancel()
+            self._job, self._job_at = None, None
+
+    def wait_for_refit(self, timeout: float | None = None) -> None:
+        """Block until the in-flight background search (if any) is swapped in (tests, tools)."""
+        if self._job is not None:
+            with contextlib.suppress(Exception):
+                self._job.result(timeout=timeout)
+            self._collect()
 
     def forecast(self, t_next: float | None) -> float | None:
         if self.n == 0:
@@ -157,3 +249,4 @@ class AutoArima(Model):
         self.fit_at = state["fit_at"]
         self.kwds = state["kwds"]
         self.params = state["params"]
+        self._job, self._job_at = None, None  # a search in flight is redone if still due

@@ -1,22 +1,36 @@
-"""``auto``: picks and blends cheap candidate models by their rolling one-step out-of-sample
-error on the deployment's own series.
+"""``auto``: an online ensemble of cheap candidate models, weighted by their recent one-step
+out-of-sample error on the deployment's own series (exponentially weighted "Hedge").
 
-Every candidate forecasts every interval (all are O(1) or O(small window) per sample). When
-the sample arrives, each candidate's symmetric absolute percentage error
-``2|y - f| / (|y| + |f|)`` (in the original units) goes into a window of the last
-``error_window`` intervals. The forecast is a blend of the ``top_k`` candidates with the lowest
-mean error, weighted by 1 / error^2; until ``min_history`` errors exist the blend is over all
-candidates equally weighted with the most robust ones (last value, short means).
+Every candidate forecasts every interval (all are O(1) or O(small window) per sample, last
+value included). When the sample arrives, each candidate's symmetric absolute percentage
+error ``2|y - f| / (|y| + |f|)`` (in the original units) is added to its exponentially
+discounted loss ``L_i <- decay * L_i + e_i``. The forecast is the blend of all candidates with
+weights ``exp(-eta * (L_i - min L))`` (Hedge / exponentially weighted forecaster); a large
+``eta`` makes it follow the leader, a small one averages. The last value starts with a head
+start of ``prior`` in loss (so a fresh ``auto`` behaves like ``constant`` until the others
+have shown they do better). Exponential weights track the best
+candidate, so the blend cannot do much worse than the best candidate over the recent past.
+
+Zero samples are treated as possible *data gaps* (a scrape that saw nothing, a ServeGen
+window without data), not as load the candidates should learn from:
+
+* zeros are not fed to the candidates, and do not score them;
+* the forecast right after a zero is either 0 ("the gap continues") or the candidates' blend
+  ("the load is back"), whichever has had the lower error after past zeros;
+* the first non-zero sample after a run of zeros is often a partial interval. It is *held*:
+  the forecast right after it is either that sample or the pre-gap blend, whichever has had the
+  lower error after past gap exits; when the next sample arrives, the held one is fed to the
+  candidates only if it predicted that next sample better than the pre-gap blend did.
+
+All of it is a bounded, JSON-serialisable state (candidate states and a few numbers), and a
+pure function of the samples seen, so a warm start from history equals the uninterrupted run.
 """
 
 from __future__ import annotations
 
 import math
-from collections import deque
 from collections.abc import Callable
 from typing import Any
-
-import numpy as np
 
 from planner_core.predictors.base import Model
 from planner_core.predictors.simple import (
@@ -30,16 +44,17 @@ from planner_core.predictors.simple import (
     WindowStat,
 )
 
+DEFAULT_DECAY = 0.95  # loss half-life about 14 intervals
+DEFAULT_ETA = 3.0
+DEFAULT_PRIOR = 1.0  # head start of the last value: weight exp(-3) for the others at first
+
 
 def _identity(y: float) -> float:
     return y
 
 
-SCALE_FACTORS = (0.9, 1.0, 1.1, 1.25, 1.5)
-MIN_FACTOR_HISTORY = 10
-
-
 def _smape_term(actual: float, pred: float) -> float:
+    pred = max(pred, 0.0)
     den = abs(actual) + abs(pred)
     return 0.0 if den == 0 else 2.0 * abs(actual - pred) / den
 
@@ -59,6 +74,9 @@ def default_candidates(q_level: float, q_trend: float, r: float, min_points: int
         HoltWinters(),
         FourierRegression(),
         Drift(0.5),
+        WindowStat(20, "mean"),
+        Ewma(0.8),
+        Drift(0.25),
     ]
 
 
@@ -69,94 +87,127 @@ class AutoBlend(Model):
         self,
         candidates: list[Model],
         *,
-        error_window: int = 48,
-        top_k: int = 3,
-        min_history: int = 3,
+        decay: float = DEFAULT_DECAY,
+        eta: float = DEFAULT_ETA,
         inverse: Callable[[float], float] = _identity,
         forward: Callable[[float], float] = _identity,
-        factors: tuple[float, ...] = SCALE_FACTORS,
-        blend_window: int = 48,
+        geometric: bool = False,
+        zeros_are_load: bool = False,
+        prior: float = DEFAULT_PRIOR,
     ) -> None:
-        self.forward = forward
-        self.factors = tuple(factors)
-        self.blend_window = int(blend_window)
-        self.factor_errors: list[deque[float]] = [deque(maxlen=self.blend_window) for _ in self.factors]
-        self.pending_blend: float | None = None
-        self.factor = 1.0
+        self.geometric = geometric
+        self.zeros_are_load = zeros_are_load
         self.candidates = candidates
-        self.error_window = int(error_window)
-        self.top_k = int(top_k)
-        self.min_history = int(min_history)
+        self.decay = float(decay)
+        self.eta = float(eta)
         self.inverse = inverse
-        self.errors: list[deque[float]] = [deque(maxlen=self.error_window) for _ in candidates]
-        self.pending: list[float | None] = [None] * len(candidates)
+        self.forward = forward
+        # discounted sMAPE per candidate; the first candidate (last value) starts ahead by `prior`
+        self.loss: list[float] = [0.0] + [float(prior)] * (len(candidates) - 1)
         self.weights: list[float] = []
+        self.pending: list[float | None] = [None] * len(candidates)  # candidate forecasts (fit space)
+        self.pending_blend: float | None = None
+        self.zero_run = 0  # consecutive zero samples so far
+        self.held: list[float] | None = None  # [value, t] of the first sample after zeros
+        # discounted sMAPE of the two options after a zero: [predict 0, predict the blend]
+        self.after_zero = [0.0, 0.0]
+        # ... and after a gap exit: [the held sample, the pre-gap blend]
+        self.after_exit = [0.0, 0.0]
 
+    # -- learning ----------------------------------------------------------------------------
     def update(self, y: float, t: float) -> None:
         actual = self.inverse(y)
-        for i, f in enumerate(self.pending):
-            if f is not None:
-                self.errors[i].append(_smape_term(actual, self.inverse(f)))
-        if self.pending_blend is not None:
-            base = self.inverse(self.pending_blend)
-            for j, c in enumerate(self.factors):
-                self.factor_errors[j].append(_smape_term(actual, c * base))
+        blend = self.inverse(self.pending_blend) if self.pending_blend is not None else None
+        if self.zero_run > 0 and blend is not None:
+            d = self.decay
+            self.after_zero = [
+                d * self.after_zero[0] + _smape_term(actual, 0.0),
+                d * self.after_zero[1] + _smape_term(actual, blend),
+            ]
+        held = self.held
+        if held is not None and blend is not None:
+            d = self.decay
+            self.after_exit = [
+                d * self.after_exit[0] + _smape_term(actual, self.inverse(held[0])),
+                d * self.after_exit[1] + _smape_term(actual, blend),
+            ]
         self.pending_blend = None
+        if y <= 0.0 and not self.zeros_are_load:
+            self.zero_run += 1
+            self.held = None  # a lone sample between zeros: dropped
+            return
+        if y <= 0.0:
+            self.zero_run += 1
+        elif self.zero_run > 0:
+            self.zero_run = 0
+            if not self.zeros_are_load:
+                self.held = [y, t]
+                return
+        if held is not None:
+            self.held = None
+            trusted = blend is None or _smape_term(actual, self.inverse(held[0])) <= _smape_term(actual, blend)
+            if trusted:
+                for c in self.candidates:
+                    c.update(held[0], held[1])
+        else:
+            d = self.decay
+            for i, f in enumerate(self.pending):
+                e = 2.0 if f is None or not math.isfinite(f) else _smape_term(actual, self.inverse(f))
+                self.loss[i] = d * self.loss[i] + e
         for c in self.candidates:
             c.update(y, t)
         self.pending = [None] * len(self.candidates)
 
-    def scores(self) -> list[float]:
-        return [float(np.mean(e)) if len(e) >= self.min_history else math.inf for e in self.errors]
+    # -- forecasting -------------------------------------------------------------------------
+    def _blend(self, fc: list[float | None]) -> float | None:
+        avail = [i for i, f in enumerate(fc) if f is not None and math.isfinite(f)]
+        self.weights = [0.0] * len(fc)
+        if not avail:
+            return None
+        best = min(self.loss[i] for i in avail)
+        w = {i: math.exp(-self.eta * (self.loss[i] - best)) for i in avail}
+        tot = sum(w.values())
+        out = 0.0
+        for i, wi in w.items():
+            self.weights[i] = wi / tot
+            if self.geometric:
+                out += wi / tot * math.log1p(max(self.inverse(fc[i]), 0.0))  # type: ignore[arg-type]
+            else:
+                out += wi / tot * fc[i]  # type: ignore[operator]
+        return self.forward(math.expm1(out)) if self.geometric else out
 
     def forecast(self, t_next: float | None) -> float | None:
         fc = [c.forecast(t_next) for c in self.candidates]
         self.pending = fc
-        scores = self.scores()
-        avail = [i for i, f in enumerate(fc) if f is not None and math.isfinite(f)]
-        if not avail:
-            return None
-        ranked = sorted(avail, key=lambda i: (scores[i], i))
-        if not math.isfinite(scores[ranked[0]]):
-            return fc[0] if fc[0] is not None else fc[ranked[0]]
-        chosen = [i for i in ranked[: self.top_k] if math.isfinite(scores[i])]
-        w = np.array([1.0 / max(scores[i], 1e-6) ** 2 for i in chosen])
-        w = w / w.sum()
-        self.weights = [0.0] * len(fc)
-        for i, wi in zip(chosen, w, strict=True):
-            self.weights[i] = float(wi)
-        blend = float(sum(wi * fc[i] for i, wi in zip(chosen, w, strict=True)))  # type: ignore[operator]
+        blend = self._blend(fc)
         self.pending_blend = blend
-        self.factor = self._best_factor()
-        if self.factor == 1.0:
-            return blend
-        return self.forward(self.factor * self.inverse(blend))
-
-    def _best_factor(self) -> float:
-        if not self.factors or len(self.factor_errors[0]) < MIN_FACTOR_HISTORY:
-            return 1.0
-        means = [float(np.mean(e)) for e in self.factor_errors]
-        best = min(range(len(self.factors)), key=lambda j: (means[j], abs(self.factors[j] - 1.0)))
-        return self.factors[best]
+        if blend is None:
+            return None
+        if self.zero_run > 0 and self.after_zero[0] < self.after_zero[1]:
+            return 0.0
+        if self.held is not None and self.after_exit[0] < self.after_exit[1]:
+            return self.held[0]
+        return blend
 
     def describe(self) -> dict[str, Any]:
         return {
-            c.name: {"score": s if math.isfinite(s) else None, "weight": w}
-            for c, s, w in zip(
-                self.candidates, self.scores(), self.weights or [0.0] * len(self.candidates), strict=True
-            )
+            c.name: {"loss": lo, "weight": w}
+            for c, lo, w in zip(self.candidates, self.loss, self.weights or [0.0] * len(self.candidates), strict=True)
         }
 
+    # -- state -------------------------------------------------------------------------------
     def get_state(self) -> dict[str, Any]:
         return {
             "names": [c.name for c in self.candidates],
             "models": [c.get_state() for c in self.candidates],
-            "errors": [list(e) for e in self.errors],
+            "loss": list(self.loss),
+            "weights": list(self.weights),
             "pending": self.pending,
-            "weights": self.weights,
-            "factor_errors": [list(e) for e in self.factor_errors],
             "pending_blend": self.pending_blend,
-            "factor": self.factor,
+            "zero_run": self.zero_run,
+            "held": self.held,
+            "after_zero": self.after_zero,
+            "after_exit": self.after_exit,
         }
 
     def load_state(self, state: dict[str, Any]) -> None:
@@ -166,9 +217,11 @@ class AutoBlend(Model):
             )
         for c, s in zip(self.candidates, state["models"], strict=True):
             c.load_state(s)
-        self.errors = [deque((float(x) for x in e), maxlen=self.error_window) for e in state["errors"]]
+        self.loss = [float(x) for x in state["loss"]]
+        self.weights = [float(x) for x in state["weights"]]
         self.pending = list(state["pending"])
-        self.weights = list(state["weights"])
-        self.factor_errors = [deque((float(x) for x in e), maxlen=self.blend_window) for e in state["factor_errors"]]
         self.pending_blend = state["pending_blend"]
-        self.factor = float(state["factor"])
+        self.zero_run = int(state["zero_run"])
+        self.held = None if state["held"] is None else [float(x) for x in state["held"]]
+        self.after_zero = [float(x) for x in state["after_zero"]]
+        self.after_exit = [float(x) for x in state["after_exit"]]

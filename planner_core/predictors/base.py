@@ -105,11 +105,13 @@ class Predictor:
             self._step = t - self._last_t
         if self._last_t is None or t > self._last_t:
             self._last_t = t
-        if is_missing(value):
+        if is_missing(value) or not math.isfinite(float(value)):  # type: ignore[arg-type]
+            if forecast and self.model.eager and self._started:
+                # the target moved on by one interval: forecast it now, as predict() would, so
+                # that a live run and a replay of the same rows give the model the same calls
+                self._compute_next()
             return
         v = float(value)  # type: ignore[arg-type]
-        if not math.isfinite(v):
-            return
         v = max(v, 0.0)
         if not self._started:
             if v == 0.0:
@@ -178,8 +180,15 @@ class Predictor:
                 cut -= 1
                 if not is_missing(rows[cut][1]):
                     seen += 1
-        for i, (t, v) in enumerate(rows):
-            self._observe(v, t, forecast=i >= cut and self.model.eager)
+        replaying = getattr(self.model, "replaying", None)
+        if replaying is not None:
+            self.model.replaying = True  # type: ignore[attr-defined]  # e.g. arima refits inline
+        try:
+            for i, (t, v) in enumerate(rows):
+                self._observe(v, t, forecast=i >= cut and self.model.eager)
+        finally:
+            if replaying is not None:
+                self.model.replaying = replaying  # type: ignore[attr-defined]
         if self.model.eager and cut > 0:
             # the first tail sample had no forecast before it; make sure one exists now
             pass
