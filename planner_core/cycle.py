@@ -39,7 +39,7 @@ from planner_core.stabilizer import Stabilizer
 log = logging.getLogger("sla_planner.cycle")
 
 SERIES = ("num_req", "isl", "osl")
-BURST_MEMORY = 3  # intervals whose burst pattern the sizing plans for (this one and the last two)
+BURST_MEMORY = 4  # intervals whose burst pattern the sizing plans for (this one and the last three)
 
 
 class LoadPredictorPort(Protocol):
