@@ -383,7 +383,12 @@ def run_policy(
             metrics=SimulatedFrontend(sim, workload.start, workload.arrival_s),
             connector=SimulatedClusterConnector(sim),
             clock=clock,
-            predictor=LoadPredictor(config),
+            # Simulated time: a background ARIMA search would finish long before the next
+            # interval, so run it inline (deterministic). The dynamo baseline refits at every
+            # prediction, as Dynamo does.
+            predictor=LoadPredictor(
+                config, synchronous_refit=True, **({"refit_every": 1} if policy == "dynamo" else {})
+            ),
             store=store,
             deployment_id=deployment_id,
             stabilizer=PlanningCycle.default_stabilizer(config),
