@@ -130,43 +130,37 @@ def _ceil_replicas(demand: float, thpt_per_gpu: float, engine_num_gpu: int) -> i
     return math.ceil(demand / thpt_per_gpu / engine_num_gpu)
 
 
-def _budget_dynamo(
+def _fit_budget(
     prefill: int | None, decode: int | None, config: PlannerConfig
 ) -> tuple[int | None, int | None, float | None]:
-    """Dynamo's 2025 rule: proportional scale, ``round``, decode gets what prefill left."""
-    gp, gd, budget, floor = (
-        config.prefill_engine_num_gpu,
-        config.decode_engine_num_gpu,
-        config.max_gpu_budget,
-        config.min_endpoint,
-    )
+    """Replicas within ``max_gpu_budget`` by the policy's rule, and the scale applied (None
+    when the budget was not binding)."""
+    gp, gd, budget = config.prefill_engine_num_gpu, config.decode_engine_num_gpu, config.max_gpu_budget
     total = (prefill or 0) * gp + (decode or 0) * gd
     if total <= budget:
         return prefill, decode, None
     scale = budget / total
-    if prefill is not None:
-        prefill = max(floor, round(prefill * scale))
-    if decode is not None:
-        left = budget - (prefill or 0) * gp
-        decode = max(floor, round(left / gd))
+    rule = _budget_dynamo if config.policy == Policy.DYNAMO else _budget_default
+    prefill, decode = rule(prefill, decode, scale, gp, gd, budget, config.min_endpoint)
     return prefill, decode, scale
 
 
+def _budget_dynamo(
+    prefill: int | None, decode: int | None, scale: float, gp: int, gd: int, budget: int, floor: int
+) -> tuple[int | None, int | None]:
+    """Dynamo's 2025 rule: proportional scale, ``round``, decode gets what prefill left."""
+    if prefill is not None:
+        prefill = max(floor, round(prefill * scale))
+    if decode is not None:
+        decode = max(floor, round((budget - (prefill or 0) * gp) / gd))
+    return prefill, decode
+
+
 def _budget_default(
-    prefill: int | None, decode: int | None, config: PlannerConfig
-) -> tuple[int | None, int | None, float | None]:
+    prefill: int | None, decode: int | None, scale: float, gp: int, gd: int, budget: int, floor: int
+) -> tuple[int | None, int | None]:
     """Proportional scale with ``floor`` so the result never exceeds the budget; every
     planned pool keeps ``min_endpoint``; GPUs one pool cannot use go back to the other."""
-    gp, gd, budget, floor = (
-        config.prefill_engine_num_gpu,
-        config.decode_engine_num_gpu,
-        config.max_gpu_budget,
-        config.min_endpoint,
-    )
-    total = (prefill or 0) * gp + (decode or 0) * gd
-    if total <= budget:
-        return prefill, decode, None
-    scale = budget / total
     if prefill is not None and decode is not None:
         wanted_p, wanted_d = prefill, decode
         prefill = max(floor, math.floor(prefill * scale))
@@ -179,7 +173,7 @@ def _budget_default(
         prefill = max(floor, min(prefill, budget // gp))
     elif decode is not None:
         decode = max(floor, min(decode, budget // gd))
-    return prefill, decode, scale
+    return prefill, decode
 
 
 def _servers_for_burst_patterns(
@@ -384,8 +378,7 @@ def size(
     gpus_before = (prefill_target or 0) * config.prefill_engine_num_gpu + (
         decode_target or 0
     ) * config.decode_engine_num_gpu
-    rule = _budget_dynamo if config.policy == Policy.DYNAMO else _budget_default
-    prefill_final, decode_final, scale = rule(prefill_target, decode_target, config)
+    prefill_final, decode_final, scale = _fit_budget(prefill_target, decode_target, config)
     prefill_gpus = (prefill_final or 0) * config.prefill_engine_num_gpu
     decode_gpus = (decode_final or 0) * config.decode_engine_num_gpu
     exceeded = prefill_gpus + decode_gpus > config.max_gpu_budget

@@ -265,6 +265,22 @@ def static_replicas(workload: Workload, profile: Profile, config: PlannerConfig)
     return size(forecast, profile, static_config).targets
 
 
+def _simulator(
+    workload: Workload, profile: Profile, config: PlannerConfig, initial: Replicas, startup_s: float, seed: int
+) -> ClusterSimulator:
+    return ClusterSimulator(
+        profile,
+        workload.arrival_s,
+        workload.isl,
+        workload.osl,
+        prefill_engine_num_gpu=config.prefill_engine_num_gpu,
+        decode_engine_num_gpu=config.decode_engine_num_gpu,
+        initial=initial,
+        startup_s=startup_s,
+        seed=seed,
+    )
+
+
 def first_interval_replicas(workload: Workload, profile: Profile, config: PlannerConfig) -> Replicas:
     """What the policy itself would run for the first interval's actual load: the replay
     starts as if the planner had been running on this traffic before the trace began."""
@@ -316,17 +332,7 @@ def run_policy(
 
     if policy in ("oracle", "static"):
         initial = first if policy == "oracle" else static_replicas(workload, profile, config)
-        sim = ClusterSimulator(
-            profile,
-            workload.arrival_s,
-            workload.isl,
-            workload.osl,
-            prefill_engine_num_gpu=config.prefill_engine_num_gpu,
-            decode_engine_num_gpu=config.decode_engine_num_gpu,
-            initial=initial,
-            startup_s=0.0 if policy == "oracle" else startup_s,
-            seed=seed,
-        )
+        sim = _simulator(workload, profile, config, initial, 0.0 if policy == "oracle" else startup_s, seed)
         for k in range(n_intervals):
             if policy == "oracle" and k < len(plan):
                 before = sim.replicas()
@@ -356,17 +362,7 @@ def run_policy(
         else:
             config = config.model_copy(update={"policy": Policy.DEFAULT})
         predictor_name = config.load_predictor
-        sim = ClusterSimulator(
-            profile,
-            workload.arrival_s,
-            workload.isl,
-            workload.osl,
-            prefill_engine_num_gpu=config.prefill_engine_num_gpu,
-            decode_engine_num_gpu=config.decode_engine_num_gpu,
-            initial=first_interval_replicas(workload, profile, config),
-            startup_s=startup_s,
-            seed=seed,
-        )
+        sim = _simulator(workload, profile, config, first_interval_replicas(workload, profile, config), startup_s, seed)
         clock = SimulatedClock(workload.start)
         deployment_id = None
         if store is not None:
