@@ -208,7 +208,7 @@ class PlanningCycle:
         from planner_core.store import LockBusy
 
         try:
-            with self.store.cycle_lock(self.deployment_id, wait_s=lock_wait_s):  # type: ignore[attr-defined]
+            with self.store.cycle_lock(self.deployment_id, wait_s=lock_wait_s):
                 return self._run(end, flow_run_id)
         except LockBusy as busy:
             start = end - timedelta(seconds=self.config.adjustment_interval_s)
@@ -242,7 +242,7 @@ class PlanningCycle:
         notes = [
             f"previous run {p.run_id}: scaling {p.kind.replace('_', ' ')} "
             f"(prefill {p.targets.prefill}, decode {p.targets.decode}); check the cluster"
-            for p in store.pending_actions(deployment_id)  # type: ignore[attr-defined]
+            for p in store.pending_actions(deployment_id)
         ]
         for note in notes:
             log.warning(note)

@@ -201,7 +201,7 @@ def _read_azure(path: Path) -> Trace:
     return _finish(times, isl, osl, path, "azure")
 
 
-def _json_int(obj: dict, key: str, path: Path, lineno: int) -> int:
+def _json_number(obj: dict, key: str, path: Path, lineno: int) -> float:
     if key not in obj:
         raise TraceError(
             f"{path}: line {lineno}: missing key {key!r} (expected timestamp, input_length, output_length)"
@@ -209,7 +209,7 @@ def _json_int(obj: dict, key: str, path: Path, lineno: int) -> int:
     value = obj[key]
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
         raise TraceError(f"{path}: line {lineno}: {key} must be a non-negative number, got {value!r}")
-    return value
+    return float(value)
 
 
 def _read_mooncake(path: Path) -> Trace:
@@ -226,9 +226,9 @@ def _read_mooncake(path: Path) -> Trace:
                 raise TraceError(f"{path}: line {lineno}: expected one JSON object per line ({exc.msg})") from None
             if not isinstance(obj, dict):
                 raise TraceError(f"{path}: line {lineno}: expected a JSON object, got {type(obj).__name__}")
-            times.append(float(_json_int(obj, "timestamp", path, lineno)) / 1000.0)
-            isl.append(int(_json_int(obj, "input_length", path, lineno)))
-            osl.append(int(_json_int(obj, "output_length", path, lineno)))
+            times.append(float(_json_number(obj, "timestamp", path, lineno)) / 1000.0)
+            isl.append(int(_json_number(obj, "input_length", path, lineno)))
+            osl.append(int(_json_number(obj, "output_length", path, lineno)))
     return _finish(times, isl, osl, path, "mooncake")
 
 

@@ -34,6 +34,7 @@ import math
 from collections import deque
 from collections.abc import Callable
 from heapq import heappop, heappush, heapreplace
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -84,7 +85,7 @@ def simulate_decode_pool(
     max_kv = model.max_kv_tokens
     itl_fn = model.itl_s
     # per worker: [tok, t_last, itl_s, n, ctx_sum, reserved, heap, version]
-    workers = [[0.0, 0.0, 0.0, 0, 0.0, 0.0, [], 0] for _ in range(n_workers)]
+    workers: list[list[Any]] = [[0.0, 0.0, 0.0, 0, 0.0, 0.0, [], 0] for _ in range(n_workers)]
     events: list[tuple[float, int, int, int]] = []  # (time, seq, worker, version)
     seq = 0
     first = [0.0] * num

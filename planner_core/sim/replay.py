@@ -390,8 +390,8 @@ def run_policy(
             stabilizer=PlanningCycle.default_stabilizer(config),
             trigger="replay",
         )
-        initial = sim.replicas()
-        _record(timeline, 0, prefill_target=initial["prefill"]["target"], decode_target=initial["decode"]["target"])
+        running = sim.replicas()
+        _record(timeline, 0, prefill_target=running["prefill"]["target"], decode_target=running["decode"]["target"])
         for k in range(n_intervals):
             clock.set(workload.start + timedelta(seconds=(k + 1) * interval))
             result: CycleResult = cycle.run()
