@@ -1,29 +1,43 @@
-"""``auto``: an online ensemble of cheap candidate models, weighted by their recent one-step
-out-of-sample error on the deployment's own series (exponentially weighted "Hedge").
+"""``auto``: a two-level online ensemble of cheap candidate models, chosen by their recent
+one-step out-of-sample error on the deployment's own series.
 
-Every candidate forecasts every interval (all are O(1) or O(small window) per sample, last
-value included). When the sample arrives, each candidate's symmetric absolute percentage
-error ``2|y - f| / (|y| + |f|)`` (in the original units) is added to its exponentially
-discounted loss ``L_i <- decay * L_i + e_i``. The forecast is the blend of all candidates with
-weights ``exp(-eta * (L_i - min L))`` (Hedge / exponentially weighted forecaster); a large
-``eta`` makes it follow the leader, a small one averages. The last value starts with a head
-start of ``prior`` in loss (so a fresh ``auto`` behaves like ``constant`` until the others
-have shown they do better). Exponential weights track the best
-candidate, so the blend cannot do much worse than the best candidate over the recent past.
+**Level 1: candidates.** Every candidate (last value, Kalman, EWMAs, moving means/median,
+seasonal naive, Holt-Winters, Fourier regression, drift; all O(1) or O(small window) per
+sample) forecasts every interval. When the sample arrives, each candidate's symmetric
+absolute percentage error ``2|y - f| / (|y| + |f|)`` (in the original units) is scored.
+
+**Level 1: three complete forecasters** built from the same candidate forecasts:
+
+* ``hedge``: exponentially weighted blend of all candidates, weights
+  ``exp(-eta * (L_i - min L))`` on the discounted loss ``L_i <- decay * L_i + e_i``; the last
+  value starts ``prior`` ahead (so a fresh blend behaves like ``constant``);
+* ``topk``: the blend of the ``top_k`` candidates with the lowest mean error over the recent
+  past (exponential window of about 48 intervals), weighted by ``1 / error^2`` (the pre-Hedge
+  ``auto``, without its scale factor); the last value until a candidate has ``min_history``
+  scored forecasts;
+* ``last``: the last value (Dynamo's ``constant``).
+
+**Level 2: selection.** The forecast is the Hedge blend of the three, weights
+``exp(-eta_t * (S_j - min S))`` on their discounted sMAPE ``S_j`` (discount
+``select_decay``), uniform at first, with the standard anytime learning rate
+``eta_t = sqrt(8 ln 3 / t)`` for losses in [0, 1] (sMAPE terms are in [0, 2], so it is halved),
+``t`` the discounted number of scored samples. No tuned rate: it tracks whichever of the three
+works on this series, with regret O(sqrt(t ln 3)) against the best of them.
 
 Zero samples are treated as possible *data gaps* (a scrape that saw nothing, a ServeGen
 window without data), not as load the candidates should learn from:
 
 * zeros are not fed to the candidates, and do not score them;
-* the forecast right after a zero is either 0 ("the gap continues") or the candidates' blend
+* the forecast right after a zero is either 0 ("the gap continues") or the ensemble's forecast
   ("the load is back"), whichever has had the lower error after past zeros;
 * the first non-zero sample after a run of zeros is often a partial interval. It is *held*:
-  the forecast right after it is either that sample or the pre-gap blend, whichever has had the
-  lower error after past gap exits; when the next sample arrives, the held one is fed to the
-  candidates only if it predicted that next sample better than the pre-gap blend did.
+  the forecast right after it is either that sample or the pre-gap forecast, whichever has had
+  the lower error after past gap exits; when the next sample arrives, the held one is fed to the
+  candidates only if it predicted that next sample better than the pre-gap forecast did.
 
-All of it is a bounded, JSON-serialisable state (candidate states and a few numbers), and a
-pure function of the samples seen, so a warm start from history equals the uninterrupted run.
+All of it is a bounded, JSON-serialisable state (candidate states and a few numbers per
+candidate), and a pure function of the samples seen, so a warm start from history equals the
+uninterrupted run.
 """
 
 from __future__ import annotations
@@ -47,6 +61,11 @@ from planner_core.predictors.simple import (
 DEFAULT_DECAY = 0.95  # loss half-life about 14 intervals
 DEFAULT_ETA = 3.0
 DEFAULT_PRIOR = 1.0  # head start of the last value: weight exp(-3) for the others at first
+DEFAULT_TOP_K = 3
+DEFAULT_RANK_DECAY = 47.0 / 48.0  # ``topk`` ranks by the mean error over about 48 intervals
+DEFAULT_MIN_HISTORY = 3  # scored forecasts before ``topk`` ranks a candidate
+DEFAULT_SELECT_DECAY = 0.99  # level 2 remembers about 100 intervals
+MEMBERS = ("hedge", "topk", "last")  # the level-2 forecasters
 
 
 def _identity(y: float) -> float:
@@ -94,7 +113,12 @@ class AutoBlend(Model):
         geometric: bool = False,
         zeros_are_load: bool = False,
         prior: float = DEFAULT_PRIOR,
+        top_k: int = DEFAULT_TOP_K,
+        rank_decay: float = DEFAULT_RANK_DECAY,
+        min_history: int = DEFAULT_MIN_HISTORY,
+        select_decay: float = DEFAULT_SELECT_DECAY,
     ) -> None:
+        """``candidates[0]`` must be the last value."""
         self.geometric = geometric
         self.zeros_are_load = zeros_are_load
         self.candidates = candidates
@@ -102,10 +126,24 @@ class AutoBlend(Model):
         self.eta = float(eta)
         self.inverse = inverse
         self.forward = forward
+        self.top_k = int(top_k)
+        self.rank_decay = float(rank_decay)
+        self.min_history = int(min_history)
+        self.select_decay = float(select_decay)
+        n = len(candidates)
         # discounted sMAPE per candidate; the first candidate (last value) starts ahead by `prior`
-        self.loss: list[float] = [0.0] + [float(prior)] * (len(candidates) - 1)
+        self.loss: list[float] = [0.0] + [float(prior)] * (n - 1)
         self.weights: list[float] = []
-        self.pending: list[float | None] = [None] * len(candidates)  # candidate forecasts (fit space)
+        # ``topk`` ranking: discounted error sum, discounted count, number of scored forecasts
+        self.rank_sum = [0.0] * n
+        self.rank_w = [0.0] * n
+        self.rank_n = [0] * n
+        # level 2: discounted sMAPE of each member, discounted count, last weights
+        self.sel_loss = [0.0] * len(MEMBERS)
+        self.sel_t = 0.0
+        self.member_weights: list[float] = []
+        self.pending: list[float | None] = [None] * n  # candidate forecasts (fit space)
+        self.member_pending: list[float] | None = None  # member forecasts (fit space)
         self.pending_blend: float | None = None
         self.zero_run = 0  # consecutive zero samples so far
         self.held: list[float] | None = None  # [value, t] of the first sample after zeros
@@ -150,16 +188,31 @@ class AutoBlend(Model):
                 for c in self.candidates:
                     c.update(held[0], held[1])
         else:
-            d = self.decay
-            for i, f in enumerate(self.pending):
-                e = 2.0 if f is None or not math.isfinite(f) else _smape_term(actual, self.inverse(f))
-                self.loss[i] = d * self.loss[i] + e
+            self._score(actual)
         for c in self.candidates:
             c.update(y, t)
         self.pending = [None] * len(self.candidates)
+        self.member_pending = None
+
+    def _score(self, actual: float) -> None:
+        d, rd = self.decay, self.rank_decay
+        for i, f in enumerate(self.pending):
+            ok = f is not None and math.isfinite(f)
+            e = _smape_term(actual, self.inverse(f)) if ok else 2.0  # type: ignore[arg-type]
+            self.loss[i] = d * self.loss[i] + e
+            if ok:
+                self.rank_sum[i] = rd * self.rank_sum[i] + e
+                self.rank_w[i] = rd * self.rank_w[i] + 1.0
+                self.rank_n[i] += 1
+        if self.member_pending is not None:
+            sd = self.select_decay
+            for j, f in enumerate(self.member_pending):
+                self.sel_loss[j] = sd * self.sel_loss[j] + _smape_term(actual, self.inverse(f))
+            self.sel_t = sd * self.sel_t + 1.0
 
     # -- forecasting -------------------------------------------------------------------------
     def _blend(self, fc: list[float | None]) -> float | None:
+        """Level 1 ``hedge``."""
         avail = [i for i, f in enumerate(fc) if f is not None and math.isfinite(f)]
         self.weights = [0.0] * len(fc)
         if not avail:
@@ -176,10 +229,39 @@ class AutoBlend(Model):
                 out += wi / tot * fc[i]  # type: ignore[operator]
         return self.forward(math.expm1(out)) if self.geometric else out
 
+    def _topk(self, fc: list[float | None]) -> float | None:
+        """Level 1 ``topk``: the pre-Hedge ``auto`` without its scale factor."""
+        ok = [i for i, f in enumerate(fc) if f is not None and math.isfinite(f)]
+        ranked = [i for i in ok if self.rank_n[i] >= self.min_history]
+        if not ranked:
+            return fc[0] if 0 in ok else None
+        score = {i: self.rank_sum[i] / self.rank_w[i] for i in ranked}
+        chosen = sorted(ranked, key=lambda i: (score[i], i))[: self.top_k]
+        w = [1.0 / max(score[i], 1e-6) ** 2 for i in chosen]
+        tot = sum(w)
+        return sum(wi / tot * fc[i] for wi, i in zip(w, chosen, strict=True))  # type: ignore[operator]
+
+    def _select(self, members: list[float]) -> float:
+        """Level 2: Hedge over the members with the anytime rate sqrt(8 ln K / t) / 2."""
+        k = len(members)
+        eta = math.sqrt(8.0 * math.log(k) / max(self.sel_t, 1.0)) / 2.0
+        best = min(self.sel_loss)
+        w = [math.exp(-eta * (s - best)) for s in self.sel_loss]
+        tot = sum(w)
+        self.member_weights = [wi / tot for wi in w]
+        return sum(wi * f for wi, f in zip(self.member_weights, members, strict=True))
+
     def forecast(self, t_next: float | None) -> float | None:
         fc = [c.forecast(t_next) for c in self.candidates]
         self.pending = fc
-        blend = self._blend(fc)
+        hedge = self._blend(fc)
+        blend = None
+        self.member_pending = None
+        if hedge is not None:
+            found = {"hedge": hedge, "topk": self._topk(fc), "last": fc[0]}
+            members = [hedge if found[m] is None or not math.isfinite(found[m]) else found[m] for m in MEMBERS]  # type: ignore[arg-type]
+            self.member_pending = members  # type: ignore[assignment]
+            blend = self._select(members)  # type: ignore[arg-type]
         self.pending_blend = blend
         if blend is None:
             return None
@@ -190,10 +272,15 @@ class AutoBlend(Model):
         return blend
 
     def describe(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             c.name: {"loss": lo, "weight": w}
             for c, lo, w in zip(self.candidates, self.loss, self.weights or [0.0] * len(self.candidates), strict=True)
         }
+        out["members"] = {
+            m: {"loss": lo, "weight": w}
+            for m, lo, w in zip(MEMBERS, self.sel_loss, self.member_weights or [0.0] * len(MEMBERS), strict=True)
+        }
+        return out
 
     # -- state -------------------------------------------------------------------------------
     def get_state(self) -> dict[str, Any]:
@@ -202,7 +289,15 @@ class AutoBlend(Model):
             "models": [c.get_state() for c in self.candidates],
             "loss": list(self.loss),
             "weights": list(self.weights),
+            "rank_sum": list(self.rank_sum),
+            "rank_w": list(self.rank_w),
+            "rank_n": list(self.rank_n),
+            "members": list(MEMBERS),
+            "sel_loss": list(self.sel_loss),
+            "sel_t": self.sel_t,
+            "member_weights": list(self.member_weights),
             "pending": self.pending,
+            "member_pending": self.member_pending,
             "pending_blend": self.pending_blend,
             "zero_run": self.zero_run,
             "held": self.held,
@@ -215,11 +310,21 @@ class AutoBlend(Model):
             raise ValueError(
                 f"auto state has candidates {state['names']}, expected {[c.name for c in self.candidates]}"
             )
+        if state.get("members") != list(MEMBERS):
+            raise ValueError(f"auto state has members {state.get('members')}, expected {list(MEMBERS)}")
         for c, s in zip(self.candidates, state["models"], strict=True):
             c.load_state(s)
         self.loss = [float(x) for x in state["loss"]]
         self.weights = [float(x) for x in state["weights"]]
+        self.rank_sum = [float(x) for x in state["rank_sum"]]
+        self.rank_w = [float(x) for x in state["rank_w"]]
+        self.rank_n = [int(x) for x in state["rank_n"]]
+        self.sel_loss = [float(x) for x in state["sel_loss"]]
+        self.sel_t = float(state["sel_t"])
+        self.member_weights = [float(x) for x in state["member_weights"]]
         self.pending = list(state["pending"])
+        mp = state["member_pending"]
+        self.member_pending = None if mp is None else [float(x) for x in mp]
         self.pending_blend = state["pending_blend"]
         self.zero_run = int(state["zero_run"])
         self.held = None if state["held"] is None else [float(x) for x in state["held"]]
