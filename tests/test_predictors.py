@@ -314,3 +314,33 @@ def test_auto_follows_last_value_on_random_walk(config):
             p.observe(v, (i + 1) * STEP)
         err[name] = np.mean(e)
     assert err["auto"] < 1.1 * err["constant"]  # Hedge pays a little for exploring
+
+
+def test_auto_second_level_selects_by_recent_error(config):
+    # i.i.d. noise around a level: the last value is the worst forecaster, so level 2 moves its
+    # weight to the two blends (which lean on the means); the weights start uniform
+    p = make_predictor("auto", config)
+    feed(p, [500.0])
+    p.predict()
+    start = p.model.describe()["members"]
+    assert [m["weight"] for m in start.values()] == pytest.approx([1 / 3] * 3)
+    rng = np.random.default_rng(7)
+    vals = (1000 + 200 * rng.standard_normal(400)).tolist()
+    err = {}
+    for name in ("constant", "auto"):
+        q = make_predictor(name, config)
+        e = []
+        for i, v in enumerate(vals):
+            if i > 50:
+                f = q.predict().value
+                e.append(2 * abs(v - f) / (v + f))
+            q.observe(v, (i + 1) * STEP)
+        err[name] = np.mean(e)
+    members = q.model.describe()["members"]
+    assert sum(m["weight"] for m in members.values()) == pytest.approx(1.0)
+    assert members["last"]["loss"] > max(members["hedge"]["loss"], members["topk"]["loss"])
+    # the anytime rate is cautious (eta ~0.15 with ~100 intervals remembered): the weight moves
+    # steadily, not all at once
+    assert members["last"]["weight"] < 0.25
+    assert members["last"]["weight"] < min(members["hedge"]["weight"], members["topk"]["weight"])
+    assert err["auto"] < 0.85 * err["constant"]
