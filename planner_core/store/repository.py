@@ -35,6 +35,7 @@ from sqlalchemy import (
     inspect,
     not_,
     select,
+    true,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
@@ -198,6 +199,25 @@ class Store:
         self.url = resolve_url(url)
         self.engine = make_engine(self.url, echo=echo)
         self.dialect = self.engine.dialect.name
+        # PostgreSQL: one-statement writes run in autocommit (no BEGIN / COMMIT round trips). The
+        # durable ones (decisions, action requests) share the main pool, whose sessions keep
+        # ``synchronous_commit = on``; the others use a second small pool whose sessions start
+        # with ``synchronous_commit = off`` (see :meth:`_single`).
+        self._autocommit_engine: Engine | None = None
+        self._async_engine: Engine | None = None
+        if self.dialect == "postgresql":
+            self._autocommit_engine = self.engine.execution_options(isolation_level="AUTOCOMMIT")
+            self._async_engine = (
+                make_engine(
+                    self.url,
+                    echo=echo,
+                    isolation_level="AUTOCOMMIT",
+                    pool_size=2,
+                    connect_args={"options": "-c synchronous_commit=off"},
+                )
+                if async_commit
+                else self._autocommit_engine
+            )
         self.lock_ttl_s = lock_ttl_s
         self.async_commit = async_commit
         self._locks: dict[int, CycleLock] = {}
@@ -209,6 +229,8 @@ class Store:
 
     # -- lifecycle ----------------------------------------------------------------------------
     def close(self) -> None:
+        if self._async_engine is not None and self._async_engine is not self._autocommit_engine:
+            self._async_engine.dispose()
         self.engine.dispose()
 
     def __enter__(self) -> Store:
@@ -332,6 +354,12 @@ class Store:
     ) -> int:
         """Insert a ``running`` planner run (committed) and return its id."""
         started_at = _aware(started_at, "started_at")
+        if self.dialect == "postgresql":
+            config_id = self._cached_config_id(config)
+            if config_id is not None:
+                run_id = self._begin_run_pg(deployment_id, trigger, config_id, started_at, flow_run_id)
+                self._runs[run_id] = _RunInfo(deployment_id, started_at)
+                return run_id
         with self._tx(durable=False) as conn:
             config_id = self._config_id(conn, config, started_at)
             run_id = conn.execute(
@@ -356,8 +384,37 @@ class Store:
         self._runs[run_id] = _RunInfo(deployment_id, started_at)
         return int(run_id)
 
+    def _begin_run_pg(
+        self, deployment_id: int, trigger: str, config_id: int, started_at: datetime, flow_run_id: str | None
+    ) -> int:
+        """The run insert and the lock's ``run_id`` in one autocommitted statement (two CTEs)."""
+        run = (
+            insert(RUN)
+            .values(
+                deployment_id=deployment_id,
+                trigger=trigger,
+                status="running",
+                started_at=started_at,
+                config_id=config_id,
+                flow_run_id=flow_run_id,
+            )
+            .returning(RUN.c.id)
+            .cte("run")
+        )
+        q = select(run.c.id)
+        lock = self._locks.get(deployment_id)
+        if lock is not None:
+            bind = update(CL).where(CL.c.deployment_id == deployment_id, CL.c.token == lock.token)
+            bind = bind.values(run_id=select(run.c.id).scalar_subquery()).returning(CL.c.deployment_id).cte("bind")
+            q = q.add_cte(bind)
+        with self._single(durable=False) as conn:
+            run_id = int(conn.execute(q).scalar_one())
+        if lock is not None:
+            lock.bind_run_values(run_id, datetime.now(UTC))
+        return run_id
+
     def finish_run(self, run_id: int, status: str, ended_at: datetime, error: str | None = None) -> None:
-        with self._tx(durable=False) as conn:
+        with self._single(durable=False) as conn:
             n = conn.execute(
                 update(RUN)
                 .where(RUN.c.id == run_id)
@@ -391,18 +448,18 @@ class Store:
 
     # -- per-cycle records --------------------------------------------------------------------
     def record_observation(self, run_id: int, obs: Observation) -> int:
-        with self._tx(durable=False) as conn:
+        with self._single(durable=False) as conn:
             return self._insert_observation(conn, run_id, obs)
 
     def record_predictions(self, run_id: int, forecasts: Mapping[str, SeriesForecast]) -> None:
         if not forecasts:
             return
-        with self._tx(durable=False) as conn:
+        with self._single(durable=False) as conn:
             self._insert_predictions(conn, run_id, forecasts)
 
     def record_decision(self, run_id: int, decision: Decision, dry_run: bool) -> int:
-        """Insert the decision and COMMIT; returns its id."""
-        with self.engine.begin() as conn:
+        """Insert the decision and COMMIT (durably: the WAL is flushed before this returns); returns its id."""
+        with self._single(durable=True) as conn:
             return self._insert_decision(conn, run_id, decision, dry_run)
 
     def write_cycle(
@@ -424,8 +481,8 @@ class Store:
     def record_action_requested(
         self, decision_id: int, connector: str, targets: Replicas, requested_at: datetime
     ) -> int:
-        """Commit a ``pending`` scaling action; call before the connector."""
-        with self.engine.begin() as conn:
+        """Commit a ``pending`` scaling action (durably); call before the connector."""
+        with self._single(durable=True) as conn:
             dep_id = self._decisions.get(decision_id)
             if dep_id is None:
                 dep_id = conn.execute(select(DEC.c.deployment_id).where(DEC.c.id == decision_id)).scalar()
@@ -449,7 +506,7 @@ class Store:
 
     def record_action_outcome(self, action_id: int, outcome: ScalingOutcome) -> None:
         ack = _aware(outcome.acknowledged_at, "acknowledged_at") if outcome.acknowledged_at else None
-        with self._tx(durable=False) as conn:
+        with self._single(durable=False) as conn:
             n = conn.execute(
                 update(ACT)
                 .where(ACT.c.id == action_id)
@@ -475,7 +532,7 @@ class Store:
             index_elements=[PST.c.deployment_id, PST.c.series, PST.c.predictor],
             set_={"state_json": payload, "updated_at": values["updated_at"]},
         )
-        with self._tx(durable=False) as conn:
+        with self._single(durable=False) as conn:
             conn.execute(ins)
 
     def load_predictor_state(self, deployment_id: int, series: str, predictor: str) -> dict[str, Any] | None:
@@ -597,77 +654,149 @@ class Store:
     ) -> list[dict[str, Any]]:
         """Recent cycles, newest first: observed load, predicted load, decided and applied replicas.
 
-        ``deployment_name`` is ``name`` or ``namespace/name``."""
-        pn, pi, po = (aliased(PRED, name=f"p_{s}") for s in SERIES)
+        ``deployment_name`` is ``name`` or ``namespace/name``.
 
-        def pred_join(alias: Any, series: str) -> Any:
-            return and_(alias.c.run_id == RUN.c.id, alias.c.series == series, alias.c.horizon == 1)
-
-        q = (
-            select(
-                RUN.c.id.label("run_id"),
-                DEP.c.namespace,
-                DEP.c.name.label("deployment"),
-                RUN.c.trigger,
-                RUN.c.status,
-                RUN.c.started_at,
-                RUN.c.error,
-                OBS.c.quality,
-                OBS.c.num_req.label("observed_num_req"),
-                OBS.c.isl.label("observed_isl"),
-                OBS.c.osl.label("observed_osl"),
-                OBS.c.ttft_ms.label("observed_ttft_ms"),
-                OBS.c.itl_ms.label("observed_itl_ms"),
-                OBS.c.prefill_replicas.label("current_prefill"),
-                OBS.c.decode_replicas.label("current_decode"),
-                pn.c.predictor,
-                pn.c.value.label("predicted_num_req"),
-                pi.c.value.label("predicted_isl"),
-                po.c.value.label("predicted_osl"),
-                DEC.c.id.label("decision_id"),
-                DEC.c.policy,
-                DEC.c.action,
-                DEC.c.dry_run,
-                DEC.c.prefill_replicas.label("decided_prefill"),
-                DEC.c.decode_replicas.label("decided_decode"),
-                DEC.c.total_gpus.label("decided_gpus"),
-                DEC.c.reason,
-                ACT.c.id.label("action_id"),
-                ACT.c.outcome.label("action_outcome"),
-                ACT.c.target_prefill.label("requested_prefill"),
-                ACT.c.target_decode.label("requested_decode"),
-                ACT.c.error.label("action_error"),
-            )
-            .select_from(RUN)
-            .join(DEP, DEP.c.id == RUN.c.deployment_id)
-            .outerjoin(OBS, OBS.c.run_id == RUN.c.id)
-            .outerjoin(pn, pred_join(pn, "num_req"))
-            .outerjoin(pi, pred_join(pi, "isl"))
-            .outerjoin(po, pred_join(po, "osl"))
-            .outerjoin(DEC, DEC.c.run_id == RUN.c.id)
-            .outerjoin(ACT, ACT.c.decision_id == DEC.c.id)
-            .order_by(RUN.c.started_at.desc(), RUN.c.id.desc())
-            .limit(int(limit))
-        )
-        if deployment_name:
-            if "/" in deployment_name:
-                ns, _, name = deployment_name.partition("/")
-                q = q.where(DEP.c.namespace == ns, DEP.c.name == name)
-            else:
-                q = q.where(DEP.c.name == deployment_name)
-        if since is not None:
-            q = q.where(RUN.c.started_at >= _aware(since, "since"))
+        The deployment name is resolved to ids first, so the runs are found through
+        ``ix_planner_runs_deployment_started`` (a filter on the joined ``deployments`` table left
+        PostgreSQL scanning every run of every deployment since ``since``); the runs are limited
+        before anything is joined to them, and on PostgreSQL the three forecasts of a run come
+        from one index probe (a ``LATERAL`` aggregate) instead of three joins."""
+        since_at = _aware(since, "since") if since is not None else None
         with self.engine.connect() as conn:
-            result = conn.execute(q)
-            keys = list(result.keys())
-            rows = [dict(zip(keys, r, strict=True)) for r in result]
+            dq = select(DEP.c.id, DEP.c.namespace, DEP.c.name)
+            if deployment_name:
+                if "/" in deployment_name:
+                    ns, _, name = deployment_name.partition("/")
+                    dq = dq.where(DEP.c.namespace == ns, DEP.c.name == name)
+                else:
+                    dq = dq.where(DEP.c.name == deployment_name)
+            deps = {int(r[0]): (r[1], r[2]) for r in conn.execute(dq)}
+            if not deps:
+                return []
+            runs = select(RUN.c.id, RUN.c.deployment_id, RUN.c.trigger, RUN.c.status, RUN.c.started_at, RUN.c.error)
+            if deployment_name:
+                ids = sorted(deps)
+                runs = runs.where(RUN.c.deployment_id == ids[0] if len(ids) == 1 else RUN.c.deployment_id.in_(ids))
+            if since_at is not None:
+                runs = runs.where(RUN.c.started_at >= since_at)
+            r = runs.order_by(RUN.c.started_at.desc(), RUN.c.id.desc()).limit(int(limit)).subquery("r")
+            q = self._latest_cycles_query(r)
+            if self.dialect == "postgresql":
+                # An OLTP read of a few thousand rows: parallel workers only add their start-up
+                # time, and a long --since would push the cost over jit_above_cost (JIT
+                # compilation alone then takes longer than the query).
+                conn.exec_driver_sql(
+                    "SELECT set_config('jit', 'off', true), set_config('max_parallel_workers_per_gather', '0', true)"
+                )
+            rows = conn.execute(q).all()
+            conn.rollback()
+        out: list[dict[str, Any]] = []
+        append = out.append
         for row in rows:
-            applied = row["action_outcome"] in ("applied", "unchanged")
-            row["applied_prefill"] = row["requested_prefill"] if applied else None
-            row["applied_decode"] = row["requested_decode"] if applied else None
-            if row["dry_run"] is not None:
-                row["dry_run"] = bool(row["dry_run"])
-        return rows
+            ns, dep_name = deps[row[1]]
+            (run_id, _, trigger, status, started_at, error, quality, o_num, o_isl, o_osl, o_ttft, o_itl, cur_p, cur_d,
+             predictor, p_num, p_isl, p_osl, dec_id, policy, action, dry_run, dec_p, dec_d, dec_gpus, reason,
+             act_id, outcome, req_p, req_d, act_error) = row
+            applied = outcome in ("applied", "unchanged")
+            append({
+                "run_id": run_id,
+                "namespace": ns,
+                "deployment": dep_name,
+                "trigger": trigger,
+                "status": status,
+                "started_at": started_at,
+                "error": error,
+                "quality": quality,
+                "observed_num_req": o_num,
+                "observed_isl": o_isl,
+                "observed_osl": o_osl,
+                "observed_ttft_ms": o_ttft,
+                "observed_itl_ms": o_itl,
+                "current_prefill": cur_p,
+                "current_decode": cur_d,
+                "predictor": predictor,
+                "predicted_num_req": p_num,
+                "predicted_isl": p_isl,
+                "predicted_osl": p_osl,
+                "decision_id": dec_id,
+                "policy": policy,
+                "action": action,
+                "dry_run": None if dry_run is None else bool(dry_run),
+                "decided_prefill": dec_p,
+                "decided_decode": dec_d,
+                "decided_gpus": dec_gpus,
+                "reason": reason,
+                "action_id": act_id,
+                "action_outcome": outcome,
+                "requested_prefill": req_p,
+                "requested_decode": req_d,
+                "action_error": act_error,
+                "applied_prefill": req_p if applied else None,
+                "applied_decode": req_d if applied else None,
+            })
+        return out
+
+    def _latest_cycles_query(self, r: Any) -> Any:
+        """The cycles of the (already limited) runs subquery ``r``, columns in the order
+        :meth:`latest_cycles` unpacks them."""
+        if self.dialect == "postgresql":
+            h1 = and_(PRED.c.run_id == r.c.id, PRED.c.horizon == 1)
+
+            def pick(column: Any, series: str) -> Any:
+                return func.min(column).filter(PRED.c.series == series)
+
+            preds = (
+                select(
+                    pick(PRED.c.predictor, "num_req").label("predictor"),
+                    pick(PRED.c.value, "num_req").label("num_req"),
+                    pick(PRED.c.value, "isl").label("isl"),
+                    pick(PRED.c.value, "osl").label("osl"),
+                )
+                .where(h1)
+                .lateral("p")
+            )
+            pred_cols = (preds.c.predictor, preds.c.num_req, preds.c.isl, preds.c.osl)
+        else:
+            pn, pi, po = (aliased(PRED, name=f"p_{s}") for s in SERIES)
+            pred_cols = (pn.c.predictor, pn.c.value, pi.c.value, po.c.value)
+        q = select(
+            r.c.id,
+            r.c.deployment_id,
+            r.c.trigger,
+            r.c.status,
+            r.c.started_at,
+            r.c.error,
+            OBS.c.quality,
+            OBS.c.num_req,
+            OBS.c.isl,
+            OBS.c.osl,
+            OBS.c.ttft_ms,
+            OBS.c.itl_ms,
+            OBS.c.prefill_replicas,
+            OBS.c.decode_replicas,
+            *pred_cols,
+            DEC.c.id,
+            DEC.c.policy,
+            DEC.c.action,
+            DEC.c.dry_run,
+            DEC.c.prefill_replicas,
+            DEC.c.decode_replicas,
+            DEC.c.total_gpus,
+            DEC.c.reason,
+            ACT.c.id,
+            ACT.c.outcome,
+            ACT.c.target_prefill,
+            ACT.c.target_decode,
+            ACT.c.error,
+        ).select_from(r)
+        q = q.outerjoin(OBS, OBS.c.run_id == r.c.id)
+        if self.dialect == "postgresql":
+            q = q.outerjoin(preds, true())
+        else:
+            for alias, series in zip((pn, pi, po), SERIES, strict=True):
+                q = q.outerjoin(alias, and_(alias.c.run_id == r.c.id, alias.c.series == series, alias.c.horizon == 1))
+        q = q.outerjoin(DEC, DEC.c.run_id == r.c.id).outerjoin(ACT, ACT.c.decision_id == DEC.c.id)
+        return q.order_by(r.c.started_at.desc(), r.c.id.desc())
 
     # -- retention ------------------------------------------------------------------------------
     def prune(self, older_than: timedelta, now: datetime | None = None) -> dict[str, int]:
@@ -711,6 +840,23 @@ class Store:
                 conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
             yield conn
 
+    @contextmanager
+    def _single(self, durable: bool = True) -> Iterator[Connection]:
+        """A connection for writes that are ONE statement each (plus reads before it).
+
+        On PostgreSQL the statement commits by itself (autocommit): one round trip instead of
+        BEGIN, the statement and COMMIT. ``durable=True`` runs on the main pool
+        (``synchronous_commit = on``: the commit has reached the disk when the call returns);
+        ``durable=False`` on the pool whose sessions run with ``synchronous_commit = off`` (same
+        guarantees as :meth:`_tx` with ``durable=False``). On SQLite it is :meth:`_tx`."""
+        engine = self._autocommit_engine if durable else self._async_engine
+        if engine is None:
+            with self._tx(durable) as conn:
+                yield conn
+            return
+        with engine.connect() as conn:
+            yield conn
+
     def _insert(self, table: Any) -> Any:
         return postgresql.insert(table) if self.dialect == "postgresql" else sqlite.insert(table)
 
@@ -726,10 +872,12 @@ class Store:
             self._runs[run_id] = info
         return info
 
+    def _cached_config_id(self, config: Mapping[str, Any]) -> int | None:
+        return self._config_ids.get(_config_digest(_jsonable(dict(config))))
+
     def _config_id(self, conn: Connection, config: Mapping[str, Any], seen_at: datetime) -> int:
         doc = _jsonable(dict(config))
-        canonical = json.dumps(doc, sort_keys=True, separators=(",", ":"))
-        digest = hashlib.sha256(canonical.encode()).hexdigest()
+        digest = _config_digest(doc)
         cached = self._config_ids.get(digest)
         if cached is not None:
             return cached
@@ -750,7 +898,8 @@ class Store:
 
     def _insert_predictions(self, conn: Connection, run_id: int, forecasts: Mapping[str, SeriesForecast]) -> None:
         self._run_info(conn, run_id)
-        conn.execute(insert(PRED), prediction_values(forecasts, run_id))
+        # one multi-row INSERT: one statement (atomic also in autocommit), one round trip
+        conn.execute(insert(PRED).values(prediction_values(forecasts, run_id)))
 
     def _insert_decision(self, conn: Connection, run_id: int, decision: Decision, dry_run: bool) -> int:
         info = self._run_info(conn, run_id)
@@ -760,6 +909,11 @@ class Store:
             self._decisions.clear()
         self._decisions[dec_id] = info.deployment_id
         return dec_id
+
+
+def _config_digest(doc: Any) -> str:
+    canonical = json.dumps(doc, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 # -- row builders (shared with the benchmark's bulk fill) ------------------------------------------
