@@ -19,6 +19,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from itertools import islice
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import (
@@ -561,6 +563,8 @@ class Store:
         for name in series:
             if name not in SERIES:
                 raise ValueError(f"unknown series {name!r}; choose from {', '.join(SERIES)}")
+        if self.dialect == "postgresql":
+            return self._load_histories_pg(deployment_id, series, since, limit)
         cols = [OBS.c[name] for name in series]
         q = select(self._epoch(OBS.c.window_end).label("t"), *cols).where(OBS.c.deployment_id == deployment_id)
         if since is not None:
@@ -576,6 +580,41 @@ class Store:
             t = round(float(row[0]), 3)
             for i, name in enumerate(series, start=1):
                 out[name].append((t, row[i]))
+        return out
+
+    def _load_histories_pg(
+        self, deployment_id: int, series: Sequence[str], since: datetime | None, limit: int | None
+    ) -> dict[str, list[tuple[float, float | None]]]:
+        """One row of arrays (``array_agg``) instead of one row per point.
+
+        A week of 60-second history is ~10,000 points: as rows that is 10,000 driver tuples and
+        10,000 SQLAlchemy ``Row`` objects, all GC-tracked containers, before the output is
+        built; the arrays are decoded by psycopg's C loader and zipped into the output tuples,
+        so the only containers allocated per point are the ones returned.
+
+        The points are aggregated from an index-ordered subquery (one ``ORDER BY`` per aggregate
+        would sort the week four times); all arrays come from the same pass over the same rows,
+        so they stay aligned, and the order is checked here (sorted if it ever is not). The epoch
+        is ``date_part`` (double precision; ``EXTRACT`` is numeric, much slower) rounded to
+        milliseconds as the row path does."""
+        t = (func.round(func.date_part("epoch", OBS.c.window_end) * 1000.0) / 1000.0).label("t")
+        inner = select(t, *(OBS.c[name].label(name) for name in series)).where(OBS.c.deployment_id == deployment_id)
+        if since is not None:
+            inner = inner.where(OBS.c.window_end >= _aware(since, "since"))
+        if limit is not None:  # the latest ``limit`` points, returned oldest first
+            latest = inner.order_by(OBS.c.window_end.desc()).limit(int(limit)).subquery("latest")
+            ordered = select(*latest.c).order_by(latest.c.t)
+        else:
+            ordered = inner.order_by(OBS.c.window_end)
+        sub = ordered.subquery("h")
+        q = select(func.array_agg(sub.c.t), *(func.array_agg(sub.c[name]) for name in series))
+        with self.engine.connect() as conn:
+            arrays = conn.execute(q).one()
+        ts = arrays[0] or []
+        out = {name: list(zip(ts, arrays[i] or [], strict=True)) for i, name in enumerate(series, start=1)}
+        if not all(map(float.__le__, ts, islice(ts, 1, None))):
+            for points in out.values():
+                points.sort(key=itemgetter(0))
         return out
 
     def load_history(
