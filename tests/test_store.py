@@ -246,6 +246,48 @@ def test_latest_cycles_and_history_command(store, db_url, capsys):
     assert main(["history", "--db-url", db_url, "--since", "yesterday-ish"]) == 2
 
 
+def test_latest_cycles_names_and_namespaces(store):
+    a = store.ensure_deployment("llama", "prod", "m", "vllm", "disagg")
+    b = store.ensure_deployment("llama", "staging", "m", "vllm", "disagg")
+    write_cycle(store, a, T0, num_req=1000.0)
+    write_cycle(store, b, T0 + timedelta(minutes=1), num_req=2000.0)
+    run = store.begin_run(a, "manual", {}, T0 + timedelta(minutes=2))  # no observation, no decision
+    assert store.latest_cycles("nope") == [] and store.latest_cycles("prod/mistral") == []
+    both = store.latest_cycles("llama", None, 10)
+    assert [(r["namespace"], r["observed_num_req"]) for r in both] == [
+        ("prod", None), ("staging", 2000.0), ("prod", 1000.0)
+    ]
+    assert both[0]["run_id"] == run and both[0]["decision_id"] is None and both[0]["dry_run"] is None
+    assert both[0]["predicted_num_req"] is None and both[0]["applied_prefill"] is None
+    only = store.latest_cycles("staging/llama", T0, 10)
+    assert len(only) == 1 and only[0]["predictor"] == "arima" and only[0]["predicted_osl"] == 150.0
+    assert only[0]["predicted_isl"] == 3000.0 and only[0]["dry_run"] is False
+    assert set(only[0]) >= {"reason", "decided_gpus", "action_error", "requested_prefill", "applied_decode"}
+
+
+@pytest.mark.postgres
+def test_postgres_write_pools_keep_decisions_durable(postgres_url):
+    store = Store(postgres_url, check_schema=False)
+    store.upgrade()
+    try:
+        # decisions and action requests: autocommit on sessions with synchronous_commit = on
+        with store._single(durable=True) as conn:
+            assert conn.exec_driver_sql("SHOW synchronous_commit").scalar() == "on"
+            assert conn.connection.driver_connection.autocommit
+        with store._single(durable=False) as conn:
+            assert conn.exec_driver_sql("SHOW synchronous_commit").scalar() == "off"
+        with store.engine.connect() as conn:  # the main pool is untouched
+            assert conn.exec_driver_sql("SHOW synchronous_commit").scalar() == "on"
+    finally:
+        store.close()
+    strict = Store(postgres_url, async_commit=False)
+    try:
+        with strict._single(durable=False) as conn:
+            assert conn.exec_driver_sql("SHOW synchronous_commit").scalar() == "on"
+    finally:
+        strict.close()
+
+
 def test_views_answer_the_cookbook_questions(store):
     dep = store.ensure_deployment("llama", "dynamo", "meta/llama", "vllm", "disagg")
     # 60 one-minute cycles at 2 prefill + 4 decode replicas (1 GPU each), then 60 at 2 + 2.

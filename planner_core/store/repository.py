@@ -566,21 +566,24 @@ class Store:
         if self.dialect == "postgresql":
             return self._load_histories_pg(deployment_id, series, since, limit)
         cols = [OBS.c[name] for name in series]
-        q = select(self._epoch(OBS.c.window_end).label("t"), *cols).where(OBS.c.deployment_id == deployment_id)
+        t = func.round(self._epoch(OBS.c.window_end), 3).label("t")
+        q = select(t, *cols).where(OBS.c.deployment_id == deployment_id)
         if since is not None:
             q = q.where(OBS.c.window_end >= _aware(since, "since"))
         newest_first = limit is not None  # the latest ``limit`` points, returned oldest first
         q = q.order_by(OBS.c.window_end.desc()).limit(int(limit or 0)) if newest_first else q.order_by(OBS.c.window_end)
         with self.engine.connect() as conn:
-            rows = conn.execute(q).all()
+            result = conn.execute(q)
+            # The driver's plain tuples, not SQLAlchemy ``Row`` objects (no column here has a
+            # result processor): tuples of floats drop out of the garbage collector's tracking
+            # at its first pass, so a week of history does not promote 10,000 objects into
+            # the oldest generation (whose collections walk the whole heap) on every call.
+            rows = result.cursor.fetchall()
+            result.close()
         if newest_first:
             rows.reverse()
-        out: dict[str, list[tuple[float, float | None]]] = {name: [] for name in series}
-        for row in rows:
-            t = round(float(row[0]), 3)
-            for i, name in enumerate(series, start=1):
-                out[name].append((t, row[i]))
-        return out
+        columns = list(zip(*rows, strict=True)) if rows else [()] * (len(series) + 1)
+        return {name: list(zip(columns[0], columns[i], strict=True)) for i, name in enumerate(series, start=1)}
 
     def _load_histories_pg(
         self, deployment_id: int, series: Sequence[str], since: datetime | None, limit: int | None
