@@ -62,8 +62,17 @@ def store(db_url):
     s.close()
 
 
-def write_cycle(store: Store, dep: int, at: datetime, *, num_req=1000.0, current=CUR,
-                outcome="applied", trigger="schedule", ttft_ms=420.0):
+def write_cycle(
+    store: Store,
+    dep: int,
+    at: datetime,
+    *,
+    num_req=1000.0,
+    current=CUR,
+    outcome="applied",
+    trigger="schedule",
+    ttft_ms=420.0,
+):
     run = store.begin_run(dep, trigger, CONFIG.model_dump(mode="json"), at)
     store.record_observation(run, make_obs(at, num_req, current, ttft_ms=ttft_ms))
     store.record_predictions(run, forecasts(num_req * 1.1 if num_req else 1.0))
@@ -103,8 +112,13 @@ def test_run_observation_prediction_round_trip(store):
     with store.engine.connect() as conn:
         r = conn.execute(select(PlannerRun).where(PlannerRun.id == run)).one()
         o = conn.execute(select(ObservationRow).where(ObservationRow.id == obs_id)).one()
-        preds = conn.execute(text("SELECT series, predictor, value, upper, quantile, horizon FROM predictions "
-                                  "WHERE run_id = :r ORDER BY series"), {"r": run}).all()
+        preds = conn.execute(
+            text(
+                "SELECT series, predictor, value, upper, quantile, horizon FROM predictions "
+                "WHERE run_id = :r ORDER BY series"
+            ),
+            {"r": run},
+        ).all()
         cfg = conn.execute(text("SELECT config FROM v_runs WHERE run_id = :r"), {"r": run}).scalar_one()
         n_cfg = conn.execute(text("SELECT COUNT(*) FROM planner_configs")).scalar_one()
     assert r.started_at == started and r.started_at.tzinfo == UTC
@@ -118,7 +132,8 @@ def test_run_observation_prediction_round_trip(store):
         assert getattr(o, name) == getattr(obs, name), name
     assert (o.prefill_replicas, o.decode_replicas) == (3, None)
     assert [tuple(p) for p in preds] == [
-        ("isl", "arima", 3000.0, 3300.0, 0.9, 1), ("num_req", "arima", 1100.0, 1320.0, 0.9, 1),
+        ("isl", "arima", 3000.0, 3300.0, 0.9, 1),
+        ("num_req", "arima", 1100.0, 1320.0, 0.9, 1),
         ("osl", "arima", 150.0, 170.0, 0.9, 1),
     ]
     assert run2 > run
@@ -255,7 +270,9 @@ def test_latest_cycles_names_and_namespaces(store):
     assert store.latest_cycles("nope") == [] and store.latest_cycles("prod/mistral") == []
     both = store.latest_cycles("llama", None, 10)
     assert [(r["namespace"], r["observed_num_req"]) for r in both] == [
-        ("prod", None), ("staging", 2000.0), ("prod", 1000.0)
+        ("prod", None),
+        ("staging", 2000.0),
+        ("prod", 1000.0),
     ]
     assert both[0]["run_id"] == run and both[0]["decision_id"] is None and both[0]["dry_run"] is None
     assert both[0]["predicted_num_req"] is None and both[0]["applied_prefill"] is None
@@ -296,12 +313,21 @@ def test_views_answer_the_cookbook_questions(store):
         ttft = 900.0 if i in (60, 61) else 400.0  # missed right after the scale-down
         write_cycle(store, dep, T0 + timedelta(minutes=i + 1), current=current, ttft_ms=ttft)
     with store.engine.connect() as conn:
-        gpu = conn.execute(text("SELECT day, gpu_hours, prefill_gpu_hours, decode_gpu_hours, cycles "
-                                "FROM v_gpu_hours_daily WHERE deployment = 'llama'")).all()
-        misses = conn.execute(text("SELECT window_end, ttft_ms, ttft_sla_ms, ttft_miss, itl_miss, after_scale_down "
-                                   "FROM v_sla_misses ORDER BY window_end")).all()
-        decisions = conn.execute(text("SELECT COUNT(*), MIN(current_decode), MAX(current_decode), "
-                                      "MAX(action_outcome) FROM v_decisions")).one()
+        gpu = conn.execute(
+            text(
+                "SELECT day, gpu_hours, prefill_gpu_hours, decode_gpu_hours, cycles "
+                "FROM v_gpu_hours_daily WHERE deployment = 'llama'"
+            )
+        ).all()
+        misses = conn.execute(
+            text(
+                "SELECT window_end, ttft_ms, ttft_sla_ms, ttft_miss, itl_miss, after_scale_down "
+                "FROM v_sla_misses ORDER BY window_end"
+            )
+        ).all()
+        decisions = conn.execute(
+            text("SELECT COUNT(*), MIN(current_decode), MAX(current_decode), MAX(action_outcome) FROM v_decisions")
+        ).one()
     assert len(gpu) == 1 and str(gpu[0][0]) == "2025-03-01" and gpu[0][4] == 120
     assert gpu[0][1] == pytest.approx(2 * 2 + 1 * 4 + 1 * 2, rel=1e-6)  # 6 + 4 GPUs for an hour each = 10
     assert gpu[0][2] == pytest.approx(4.0, rel=1e-6) and gpu[0][3] == pytest.approx(6.0, rel=1e-6)
@@ -317,8 +343,14 @@ def test_prune_deletes_old_cycles_only(store, db_url, capsys):
         write_cycle(store, dep, now - timedelta(days=days, minutes=1))
     store.save_predictor_state(dep, "num_req", "arima", {"x": 1}, now - timedelta(days=300))
     deleted = store.prune(timedelta(days=90))
-    assert deleted == {"scaling_actions": 3, "predictions": 9, "observations": 3, "decisions": 3,
-                       "planner_runs": 3, "planner_configs": 0}
+    assert deleted == {
+        "scaling_actions": 3,
+        "predictions": 9,
+        "observations": 3,
+        "decisions": 3,
+        "planner_runs": 3,
+        "planner_configs": 0,
+    }
     counts = store.table_counts()
     assert (counts["planner_runs"], counts["predictor_state"], counts["deployments"]) == (2, 1, 1)
     assert main(["db", "prune", "--older-than", "5d", "--db-url", db_url]) == 0

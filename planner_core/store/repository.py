@@ -24,10 +24,13 @@ from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     Connection,
     Engine,
     Float,
+    Integer,
     and_,
+    bindparam,
     cast,
     create_engine,
     delete,
@@ -73,6 +76,42 @@ PRED = PredictionRow.__table__
 DEC = DecisionRow.__table__
 ACT = ScalingActionRow.__table__
 PST = PredictorStateRow.__table__
+
+# The columns of :meth:`Store.latest_cycles`' query, in order (``deployment_id`` is replaced by
+# ``namespace`` and ``deployment``; ``applied_*`` are derived).
+_CYCLE_KEYS = (
+    "deployment_id",
+    "run_id",
+    "trigger",
+    "status",
+    "started_at",
+    "error",
+    "quality",
+    "observed_num_req",
+    "observed_isl",
+    "observed_osl",
+    "observed_ttft_ms",
+    "observed_itl_ms",
+    "current_prefill",
+    "current_decode",
+    "predictor",
+    "predicted_num_req",
+    "predicted_isl",
+    "predicted_osl",
+    "decision_id",
+    "policy",
+    "action",
+    "dry_run",
+    "decided_prefill",
+    "decided_decode",
+    "decided_gpus",
+    "reason",
+    "action_id",
+    "action_outcome",
+    "requested_prefill",
+    "requested_decode",
+    "action_error",
+)
 
 _DECISION_COLUMNS = [
     c.name for c in DEC.columns if c.name not in ("id", "run_id", "deployment_id", "decided_at", "dry_run")
@@ -226,6 +265,7 @@ class Store:
         self._runs: dict[int, _RunInfo] = {}
         self._decisions: dict[int, int] = {}
         self._config_ids: dict[str, int] = {}
+        self._sql_cache: dict[tuple[Any, ...], tuple[str, dict[str, Any]]] = {}
         if check_schema:
             self._check_schema()
 
@@ -715,72 +755,71 @@ class Store:
             deps = {int(r[0]): (r[1], r[2]) for r in conn.execute(dq)}
             if not deps:
                 return []
-            runs = select(RUN.c.id, RUN.c.deployment_id, RUN.c.trigger, RUN.c.status, RUN.c.started_at, RUN.c.error)
+            params: dict[str, Any] = {"lim": int(limit)}
             if deployment_name:
-                ids = sorted(deps)
-                runs = runs.where(RUN.c.deployment_id == ids[0] if len(ids) == 1 else RUN.c.deployment_id.in_(ids))
+                params["dep_ids"] = sorted(deps)
             if since_at is not None:
-                runs = runs.where(RUN.c.started_at >= since_at)
-            r = runs.order_by(RUN.c.started_at.desc(), RUN.c.id.desc()).limit(int(limit)).subquery("r")
-            q = self._latest_cycles_query(r)
+                params["since"] = since_at
             if self.dialect == "postgresql":
-                # An OLTP read of a few thousand rows: parallel workers only add their start-up
-                # time, and a long --since would push the cost over jit_above_cost (JIT
-                # compilation alone then takes longer than the query).
-                conn.exec_driver_sql(
-                    "SELECT set_config('jit', 'off', true), set_config('max_parallel_workers_per_gather', '0', true)"
-                )
-            rows = conn.execute(q).all()
-            conn.rollback()
+                rows = self._latest_cycles_pg(conn, params)
+            else:
+                rows = conn.execute(self._latest_cycles_query(params), params).all()
         out: list[dict[str, Any]] = []
         append = out.append
+        keys = _CYCLE_KEYS
         for row in rows:
-            ns, dep_name = deps[row[1]]
-            (run_id, _, trigger, status, started_at, error, quality, o_num, o_isl, o_osl, o_ttft, o_itl, cur_p, cur_d,
-             predictor, p_num, p_isl, p_osl, dec_id, policy, action, dry_run, dec_p, dec_d, dec_gpus, reason,
-             act_id, outcome, req_p, req_d, act_error) = row
-            applied = outcome in ("applied", "unchanged")
-            append({
-                "run_id": run_id,
-                "namespace": ns,
-                "deployment": dep_name,
-                "trigger": trigger,
-                "status": status,
-                "started_at": started_at,
-                "error": error,
-                "quality": quality,
-                "observed_num_req": o_num,
-                "observed_isl": o_isl,
-                "observed_osl": o_osl,
-                "observed_ttft_ms": o_ttft,
-                "observed_itl_ms": o_itl,
-                "current_prefill": cur_p,
-                "current_decode": cur_d,
-                "predictor": predictor,
-                "predicted_num_req": p_num,
-                "predicted_isl": p_isl,
-                "predicted_osl": p_osl,
-                "decision_id": dec_id,
-                "policy": policy,
-                "action": action,
-                "dry_run": None if dry_run is None else bool(dry_run),
-                "decided_prefill": dec_p,
-                "decided_decode": dec_d,
-                "decided_gpus": dec_gpus,
-                "reason": reason,
-                "action_id": act_id,
-                "action_outcome": outcome,
-                "requested_prefill": req_p,
-                "requested_decode": req_d,
-                "action_error": act_error,
-                "applied_prefill": req_p if applied else None,
-                "applied_decode": req_d if applied else None,
-            })
+            d = dict(zip(keys, row, strict=True))
+            d["namespace"], d["deployment"] = deps[d.pop("deployment_id")]
+            if d["dry_run"] is not None:
+                d["dry_run"] = bool(d["dry_run"])
+            applied = d["action_outcome"] in ("applied", "unchanged")
+            d["applied_prefill"] = d["requested_prefill"] if applied else None
+            d["applied_decode"] = d["requested_decode"] if applied else None
+            append(d)
         return out
 
-    def _latest_cycles_query(self, r: Any) -> Any:
-        """The cycles of the (already limited) runs subquery ``r``, columns in the order
-        :meth:`latest_cycles` unpacks them."""
+    def _latest_cycles_pg(self, conn: Connection, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+        """Run the PostgreSQL form of the query on the driver's cursor in binary format.
+
+        1,441 rows x 31 columns: binary floats, integers and timestamps are copied, not parsed
+        from text, and the rows stay plain tuples (no ``Row`` objects, no per-value result
+        processors). The SQL is compiled once per shape (filters present or not)."""
+        shape = ("latest_cycles", "dep_ids" in params, "since" in params)
+        cached = self._sql_cache.get(shape)
+        if cached is None:
+            compiled = self._latest_cycles_query(params).compile(dialect=self.engine.dialect)
+            cached = self._sql_cache[shape] = (compiled.string, dict(compiled.params))
+        sql, constants = cached
+        dbapi = conn.connection.driver_connection
+        # An OLTP read of a few thousand rows: parallel workers only add their start-up time, and
+        # a long --since would push the cost over jit_above_cost (JIT compilation then takes
+        # longer than the query). SET LOCAL-equivalents, undone by the rollback.
+        with dbapi.cursor(binary=True) as cur:
+            cur.execute(
+                "SELECT set_config('jit', 'off', true), set_config('max_parallel_workers_per_gather', '0', true)"
+            )
+            cur.execute(sql, {**constants, **params})
+            rows = cur.fetchall()
+        conn.rollback()
+        return [
+            row if row[4] is None or row[4].tzinfo is UTC else (*row[:4], row[4].astimezone(UTC), *row[5:])
+            for row in rows
+        ]
+
+    def _latest_cycles_query(self, params: Mapping[str, Any]) -> Any:
+        """The cycles, columns in the order of ``_CYCLE_KEYS``; bound parameters ``dep_ids``,
+        ``since`` (when present in ``params``) and ``lim``."""
+        runs = select(RUN.c.id, RUN.c.deployment_id, RUN.c.trigger, RUN.c.status, RUN.c.started_at, RUN.c.error)
+        if "dep_ids" in params:
+            if self.dialect == "postgresql":
+                ids = bindparam("dep_ids", type_=postgresql.ARRAY(BigInteger))
+                runs = runs.where(RUN.c.deployment_id == func.any(ids))
+            else:
+                runs = runs.where(RUN.c.deployment_id.in_(bindparam("dep_ids", expanding=True)))
+        if "since" in params:
+            runs = runs.where(RUN.c.started_at >= bindparam("since", type_=RUN.c.started_at.type))
+        runs = runs.order_by(RUN.c.started_at.desc(), RUN.c.id.desc()).limit(bindparam("lim", type_=Integer))
+        r = runs.subquery("r")
         if self.dialect == "postgresql":
             h1 = and_(PRED.c.run_id == r.c.id, PRED.c.horizon == 1)
 
@@ -802,8 +841,8 @@ class Store:
             pn, pi, po = (aliased(PRED, name=f"p_{s}") for s in SERIES)
             pred_cols = (pn.c.predictor, pn.c.value, pi.c.value, po.c.value)
         q = select(
-            r.c.id,
             r.c.deployment_id,
+            r.c.id,
             r.c.trigger,
             r.c.status,
             r.c.started_at,
