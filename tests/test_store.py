@@ -280,6 +280,8 @@ def test_latest_cycles_names_and_namespaces(store):
     assert len(only) == 1 and only[0]["predictor"] == "arima" and only[0]["predicted_osl"] == 150.0
     assert only[0]["predicted_isl"] == 3000.0 and only[0]["dry_run"] is False
     assert set(only[0]) >= {"reason", "decided_gpus", "action_error", "requested_prefill", "applied_decode"}
+    assert list(only[0])[:4] == ["run_id", "namespace", "deployment", "trigger"]
+    assert list(only[0])[-2:] == ["applied_prefill", "applied_decode"]
 
 
 @pytest.mark.postgres

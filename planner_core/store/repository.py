@@ -766,10 +766,11 @@ class Store:
                 rows = conn.execute(self._latest_cycles_query(params), params).all()
         out: list[dict[str, Any]] = []
         append = out.append
-        keys = _CYCLE_KEYS
+        keys = _CYCLE_KEYS[2:]
         for row in rows:
-            d = dict(zip(keys, row, strict=True))
-            d["namespace"], d["deployment"] = deps[d.pop("deployment_id")]
+            ns, dep_name = deps[row[0]]
+            d = {"run_id": row[1], "namespace": ns, "deployment": dep_name}  # the keys in their usual order
+            d.update(zip(keys, row[2:], strict=True))
             if d["dry_run"] is not None:
                 d["dry_run"] = bool(d["dry_run"])
             applied = d["action_outcome"] in ("applied", "unchanged")
