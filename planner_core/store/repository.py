@@ -405,16 +405,7 @@ class Store:
         with self._tx(durable=False) as conn:
             config_id = self._config_id(conn, config, started_at)
             run_id = conn.execute(
-                insert(RUN)
-                .values(
-                    deployment_id=deployment_id,
-                    trigger=trigger,
-                    status="running",
-                    started_at=started_at,
-                    config_id=config_id,
-                    flow_run_id=flow_run_id,
-                )
-                .returning(RUN.c.id)
+                _run_insert(deployment_id, trigger, config_id, started_at, flow_run_id)
             ).scalar_one()
             lock = self._locks.get(deployment_id)
             if lock is not None:
@@ -430,19 +421,7 @@ class Store:
         self, deployment_id: int, trigger: str, config_id: int, started_at: datetime, flow_run_id: str | None
     ) -> int:
         """The run insert and the lock's ``run_id`` in one autocommitted statement (two CTEs)."""
-        run = (
-            insert(RUN)
-            .values(
-                deployment_id=deployment_id,
-                trigger=trigger,
-                status="running",
-                started_at=started_at,
-                config_id=config_id,
-                flow_run_id=flow_run_id,
-            )
-            .returning(RUN.c.id)
-            .cte("run")
-        )
+        run = _run_insert(deployment_id, trigger, config_id, started_at, flow_run_id).cte("run")
         q = select(run.c.id)
         lock = self._locks.get(deployment_id)
         if lock is not None:
@@ -1067,3 +1046,21 @@ def decision_from_row(row: Mapping[str, Any]) -> Decision:
     for name in ("budget_limited", "budget_exceeded"):
         kwargs[name] = bool(kwargs[name])
     return Decision(**kwargs)
+
+
+def _run_insert(
+    deployment_id: int, trigger: str, config_id: int | None, started_at: datetime, flow_run_id: str | None
+) -> Any:
+    """INSERT of a new ``running`` run, returning its id (shared by both write paths)."""
+    return (
+        insert(RUN)
+        .values(
+            deployment_id=deployment_id,
+            trigger=trigger,
+            status="running",
+            started_at=started_at,
+            config_id=config_id,
+            flow_run_id=flow_run_id,
+        )
+        .returning(RUN.c.id)
+    )
