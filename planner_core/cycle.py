@@ -102,7 +102,9 @@ def fetch(metrics: MetricsSource, connector: Connector, window_start: datetime, 
 
 
 def predict(
-    predictor: LoadPredictorPort, observation: Observation, recent_bursts: Sequence[tuple[int, ...]] = ()
+    predictor: LoadPredictorPort,
+    observation: Observation,
+    recent_bursts: Sequence[tuple[tuple[int, ...], float]] = (),
 ) -> LoadForecast:
     """Feed the observation to the load predictor, then forecast the next interval.
 
@@ -113,7 +115,8 @@ def predict(
         # No data is not zero traffic: without this interval's load the sizing holds.
         return LoadForecast(math.nan, math.nan, math.nan, predictor=f"none ({observation.quality})")
     forecast = predictor.predict()
-    patterns = tuple(recent_bursts)
+    # Patterns counted at another step (the source changed) would be scaled wrongly: skip them.
+    patterns = tuple(counts for counts, window_s in recent_bursts if window_s == observation.arrival_window_s)
     if observation.arrival_counts:
         patterns += (observation.arrival_counts,)
     if patterns:
@@ -189,7 +192,11 @@ class PlanningCycle:
     deployment_id: int | None = None
     stabilizer: Stabilizer | None = None
     trigger: str = "schedule"
-    recent_bursts: deque[tuple[int, ...]] = field(default_factory=lambda: deque(maxlen=BURST_MEMORY - 1))
+    # (arrival_counts, arrival_window_s) of the last intervals, newest last
+    recent_bursts: deque[tuple[tuple[int, ...], float]] = field(
+        default_factory=lambda: deque(maxlen=BURST_MEMORY - 1)
+    )
+    _memory_restored: bool = field(default=False, init=False, repr=False)
 
     @classmethod
     def default_stabilizer(cls, config: PlannerConfig) -> Stabilizer | None:
@@ -220,6 +227,7 @@ class PlanningCycle:
         run_id = None
         if self.store is not None and self.deployment_id is not None:
             result.notes.extend(self._recover_from_crash(end))
+            self._restore_memory(end)
             run_id = self.store.begin_run(
                 self.deployment_id, self.trigger, self.config.model_dump(mode="json"), end, flow_run_id
             )
@@ -249,6 +257,23 @@ class PlanningCycle:
         store.close_abandoned_runs(deployment_id, now)  # type: ignore[attr-defined]
         return notes
 
+    def _restore_memory(self, now: datetime) -> None:
+        """A new process (each Prefect flow run is one) picks up what the last cycles kept in
+        memory: the recent burst patterns and the stabiliser's recent targets. Read once, from
+        the rows the earlier cycles wrote, so the decision equals the uninterrupted planner's."""
+        store, deployment_id = self.store, self.deployment_id
+        if self._memory_restored or store is None or deployment_id is None:
+            return
+        self._memory_restored = True
+        interval = timedelta(seconds=self.config.adjustment_interval_s)
+        if not self.recent_bursts and hasattr(store, "recent_arrival_counts"):
+            # The window ends of the intervals the in-memory deque would hold now.
+            since = now - interval * (BURST_MEMORY - 1) - interval / 2
+            self.recent_bursts.extend(store.recent_arrival_counts(deployment_id, since, now))
+        if self.stabilizer is not None and not self.stabilizer.has_memory and hasattr(store, "recent_targets"):
+            since = now - timedelta(seconds=self.stabilizer.window_s)
+            self.stabilizer.remember(store.recent_targets(deployment_id, since, now))
+
     def _run_steps(self, result: CycleResult, run_id: int | None, now: datetime) -> None:
         store = self.store if run_id is not None else None
         observation = fetch(self.metrics, self.connector, result.window_start, result.window_end)
@@ -258,7 +283,7 @@ class PlanningCycle:
 
         forecast = predict(self.predictor, observation, self.recent_bursts)
         if observation.arrival_counts:
-            self.recent_bursts.append(observation.arrival_counts)
+            self.recent_bursts.append((observation.arrival_counts, observation.arrival_window_s))
         result.forecast = forecast
         if store is not None and run_id is not None and forecast.is_usable():
             store.record_predictions(run_id, series_forecasts(forecast))

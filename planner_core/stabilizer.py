@@ -57,6 +57,16 @@ class Stabilizer:
             details=details,
         )
 
+    @property
+    def has_memory(self) -> bool:
+        return bool(self._recent)
+
+    def remember(self, targets: Any) -> None:
+        """Prepend earlier ``(time, prefill, decode)`` recommendations (a restarted planner's
+        memory, read back from the store), oldest first."""
+        earlier = [(t, p, d) for t, p, d in targets if not self._recent or t < self._recent[0][0]]
+        self._recent = deque([*earlier, *self._recent])
+
     def get_state(self) -> dict[str, Any]:
         return {"window_s": self.window_s, "recent": [[t.isoformat(), p, d] for t, p, d in self._recent]}
 

@@ -139,6 +139,21 @@ def test_run_observation_prediction_round_trip(store):
     assert run2 > run
 
 
+def test_arrival_counts_round_trip_for_restarted_planners(store):
+    dep = store.ensure_deployment("bursts", "ns", "m", "vllm", "disagg")
+    t0 = datetime(2025, 3, 1, 16, 0, tzinfo=UTC)
+    for minute, counts in enumerate([(3, 0, 5), None, (0, 9, 1)], start=1):
+        run = store.begin_run(dep, "schedule", CONFIG.model_dump(mode="json"), t0 + timedelta(minutes=minute))
+        obs = replace(make_obs(t0 + timedelta(minutes=minute), 8.0, CUR), arrival_counts=counts, arrival_window_s=20.0)
+        store.record_observation(run, obs)
+    got = store.recent_arrival_counts(dep, t0, t0 + timedelta(minutes=3))
+    assert got == [((3, 0, 5), 20.0)]  # window ends in [since, before); the row without counts left out
+    assert store.recent_arrival_counts(dep, t0, t0 + timedelta(minutes=4)) == [((3, 0, 5), 20.0), ((0, 9, 1), 20.0)]
+    with store.engine.connect() as conn:
+        stored = conn.execute(text("SELECT arrival_counts FROM observations ORDER BY id")).scalars().all()
+    assert [json.loads(c) if isinstance(c, str) else c for c in stored] == [[3, 0, 5], None, [0, 9, 1]]
+
+
 def test_decision_round_trip_keeps_every_number(store):
     dep = store.ensure_deployment("d", "ns", "m", "vllm", "disagg")
     run = store.begin_run(dep, "schedule", {}, T0)

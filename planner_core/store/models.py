@@ -150,6 +150,10 @@ class ObservationRow(Base):
     decode_replicas: Mapped[int | None] = mapped_column(Integer)
     quality: Mapped[str] = mapped_column(String(32))  # ok | no_data | stale | error | partial
     error: Mapped[str | None] = mapped_column(Text)
+    # Requests per ``arrival_window_s`` seconds across the interval (JSON list of ints): the
+    # burst pattern the default policy sizes prefill for. NULL = the source could not tell.
+    arrival_counts: Mapped[list[int] | None] = mapped_column(JsonDoc)
+    arrival_window_s: Mapped[float | None] = mapped_column(Float)
 
 
 class PredictionRow(Base):

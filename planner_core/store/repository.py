@@ -645,6 +645,51 @@ class Store:
         """Observed ``series`` ("num_req", "isl" or "osl"): ``(window_end epoch s, value)`` oldest first."""
         return self.load_histories(deployment_id, (series,), since, limit)[series]
 
+    def recent_arrival_counts(
+        self, deployment_id: int, since: datetime, before: datetime
+    ) -> list[tuple[tuple[int, ...], float]]:
+        """Burst patterns ``(arrival_counts, arrival_window_s)`` of the observations whose window
+        ended in ``[since, before)``, oldest first (observations without a pattern left out)."""
+        q = (
+            select(OBS.c.arrival_counts, OBS.c.arrival_window_s)
+            .where(
+                OBS.c.deployment_id == deployment_id,
+                OBS.c.window_end >= _aware(since, "since"),
+                OBS.c.window_end < _aware(before, "before"),
+                OBS.c.arrival_counts.is_not(None),
+            )
+            .order_by(OBS.c.window_end)
+        )
+        with self.engine.connect() as conn:
+            rows = conn.execute(q).all()
+        return [(tuple(int(c) for c in counts), float(window or 1.0)) for counts, window in rows if counts]
+
+    def recent_targets(
+        self, deployment_id: int, since: datetime, before: datetime
+    ) -> list[tuple[datetime, int | None, int | None]]:
+        """``(decided_at, prefill, decode)`` the sizing recommended in ``[since, before)``, oldest
+        first: the targets *before* scale-down stabilisation (what a restarted stabiliser must
+        remember), from ``scale`` decisions only."""
+        q = (
+            select(DEC.c.decided_at, DEC.c.prefill_replicas, DEC.c.decode_replicas, DEC.c.details)
+            .where(
+                DEC.c.deployment_id == deployment_id,
+                DEC.c.decided_at >= _aware(since, "since"),
+                DEC.c.decided_at < _aware(before, "before"),
+                DEC.c.action == "scale",
+            )
+            .order_by(DEC.c.decided_at, DEC.c.id)
+        )
+        with self.engine.connect() as conn:
+            rows = conn.execute(q).all()
+        out: list[tuple[datetime, int | None, int | None]] = []
+        for decided_at, prefill, decode, details in rows:
+            before_stabilizing = (details or {}).get("stabilized_from") or {}
+            prefill = before_stabilizing.get("prefill", prefill)
+            decode = before_stabilizing.get("decode", decode)
+            out.append((_aware(decided_at, "decided_at"), _int(prefill), _int(decode)))
+        return out
+
     def pending_actions(self, deployment_id: int, exclude_run_id: int | None = None) -> list[PendingAction]:
         """Scaling requests whose outcome was never recorded (oldest first)."""
         out: list[PendingAction] = []
@@ -995,6 +1040,8 @@ def observation_values(obs: Observation, run_id: int, deployment_id: int) -> dic
         "decode_replicas": _int(current.decode),
         "quality": obs.quality,
         "error": obs.error,
+        "arrival_counts": None if obs.arrival_counts is None else [int(c) for c in obs.arrival_counts],
+        "arrival_window_s": None if obs.arrival_counts is None else _num(obs.arrival_window_s),
     }
 
 
