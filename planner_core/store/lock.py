@@ -24,14 +24,14 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, or_, select, text, update
+from sqlalchemy import Connection, Engine, Table, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import OperationalError
 
 from planner_core.store.errors import LockBusy, StoreError
 from planner_core.store.models import CycleLockRow
 
-CL = CycleLockRow.__table__
+CL: Table = CycleLockRow.__table__  # type: ignore[assignment]
 POLL_S = 0.05
 
 

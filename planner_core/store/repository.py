@@ -29,6 +29,7 @@ from sqlalchemy import (
     Engine,
     Float,
     Integer,
+    Table,
     and_,
     bindparam,
     cast,
@@ -68,14 +69,14 @@ ENV_URL = "PLANNER_DB_URL"
 SERIES = ("num_req", "isl", "osl")
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
-DEP = Deployment.__table__
-CFG = PlannerConfigRow.__table__
-RUN = PlannerRun.__table__
-OBS = ObservationRow.__table__
-PRED = PredictionRow.__table__
-DEC = DecisionRow.__table__
-ACT = ScalingActionRow.__table__
-PST = PredictorStateRow.__table__
+DEP: Table = Deployment.__table__  # type: ignore[assignment]
+CFG: Table = PlannerConfigRow.__table__  # type: ignore[assignment]
+RUN: Table = PlannerRun.__table__  # type: ignore[assignment]
+OBS: Table = ObservationRow.__table__  # type: ignore[assignment]
+PRED: Table = PredictionRow.__table__  # type: ignore[assignment]
+DEC: Table = DecisionRow.__table__  # type: ignore[assignment]
+ACT: Table = ScalingActionRow.__table__  # type: ignore[assignment]
+PST: Table = PredictorStateRow.__table__  # type: ignore[assignment]
 
 # The columns of :meth:`Store.latest_cycles`' query, in order (``deployment_id`` is replaced by
 # ``namespace`` and ``deployment``; ``applied_*`` are derived).
@@ -425,8 +426,13 @@ class Store:
         q = select(run.c.id)
         lock = self._locks.get(deployment_id)
         if lock is not None:
-            bind = update(CL).where(CL.c.deployment_id == deployment_id, CL.c.token == lock.token)
-            bind = bind.values(run_id=select(run.c.id).scalar_subquery()).returning(CL.c.deployment_id).cte("bind")
+            bind = (
+                update(CL)
+                .where(CL.c.deployment_id == deployment_id, CL.c.token == lock.token)
+                .values(run_id=select(run.c.id).scalar_subquery())
+                .returning(CL.c.deployment_id)
+                .cte("bind")
+            )
             q = q.add_cte(bind)
         with self._single(durable=False) as conn:
             run_id = int(conn.execute(q).scalar_one())
@@ -597,7 +603,7 @@ class Store:
             # result processor): tuples of floats drop out of the garbage collector's tracking
             # at its first pass, so a week of history does not promote 10,000 objects into
             # the oldest generation (whose collections walk the whole heap) on every call.
-            rows = result.cursor.fetchall()
+            rows: list[tuple[Any, ...]] = result.cursor.fetchall()  # type: ignore[assignment]
             result.close()
         if newest_first:
             rows.reverse()
@@ -787,7 +793,7 @@ class Store:
             if self.dialect == "postgresql":
                 rows = self._latest_cycles_pg(conn, params)
             else:
-                rows = conn.execute(self._latest_cycles_query(params), params).all()
+                rows = [tuple(r) for r in conn.execute(self._latest_cycles_query(params), params)]
         out: list[dict[str, Any]] = []
         append = out.append
         keys = _CYCLE_KEYS[2:]
@@ -815,7 +821,7 @@ class Store:
             compiled = self._latest_cycles_query(params).compile(dialect=self.engine.dialect)
             cached = self._sql_cache[shape] = (compiled.string, dict(compiled.params))
         sql, constants = cached
-        dbapi = conn.connection.driver_connection
+        dbapi: Any = conn.connection.driver_connection
         # An OLTP read of a few thousand rows: parallel workers only add their start-up time, and
         # a long --since would push the cost over jit_above_cost (JIT compilation then takes
         # longer than the query). SET LOCAL-equivalents, undone by the rollback.
