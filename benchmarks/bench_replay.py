@@ -29,7 +29,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scales", default="10,30")
     parser.add_argument("--traces", default="code,conv")
-    parser.add_argument("--policies", default="default,dynamo,static,oracle")
+    parser.add_argument("--policies", default="default,clairvoyant,dynamo,static,oracle")
     parser.add_argument("--predictor", default="auto", help="predictor of the default policy")
     args = parser.parse_args()
 

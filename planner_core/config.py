@@ -122,6 +122,12 @@ class PlannerConfig(BaseModel):
     decode_target_utilization: float = Field(
         0.85, gt=0.0, le=1.0, description="default policy: plan decode engines at this share of profiled throughput"
     )
+    idle_cooldown_s: int = Field(
+        300,
+        ge=0,
+        description="default policy: after traffic stops, hold the replicas this long before planning for "
+        "zero traffic (KEDA's cooldownPeriod); 0 = act on the first idle interval",
+    )
     scale_down_stabilization_s: int = Field(
         0, ge=0, description="default policy: shrink a pool only to the highest target of this many seconds"
     )
@@ -295,6 +301,7 @@ FLAGS: tuple[_Flag, ...] = (
     _Flag("--no-correction", "no_correction"),
     _Flag("--policy", "policy"),
     _Flag("--scale-down-stabilization", "scale_down_stabilization_s"),
+    _Flag("--idle-cooldown", "idle_cooldown_s"),
     _Flag("--sla-attainment", "sla_attainment"),
     _Flag("--decode-target-utilization", "decode_target_utilization"),
     _Flag("--apply-prefill-correction", "apply_prefill_correction"),

@@ -32,6 +32,7 @@ from planner_core.records import (
     Replicas,
     ScalingOutcome,
     SeriesForecast,
+    is_missing,
 )
 from planner_core.sizing import compute_corrections, size
 from planner_core.stabilizer import Stabilizer
@@ -105,15 +106,26 @@ def predict(
     predictor: LoadPredictorPort,
     observation: Observation,
     recent_bursts: Sequence[tuple[tuple[int, ...], float]] = (),
+    idle_s: float = 0.0,
+    idle_cooldown_s: float = 0.0,
 ) -> LoadForecast:
     """Feed the observation to the load predictor, then forecast the next interval.
 
     The forecast also carries the burst patterns of the recent intervals: bursts recur, and
-    one calm interval should not take away the headroom the last burst needed."""
+    one calm interval should not take away the headroom the last burst needed.
+
+    ``idle_s`` is how long traffic has been absent (this interval included). Until it reaches
+    ``idle_cooldown_s`` the forecast is withheld and the sizing holds: an idle minute between
+    bursts is not a reason to shed the capacity the next burst needs, but traffic that has
+    stopped for the cooldown lets the pools go down."""
     predictor.observe(observation)
     if not observation.has_load():
         # No data is not zero traffic: without this interval's load the sizing holds.
         return LoadForecast(math.nan, math.nan, math.nan, predictor=f"none ({observation.quality})")
+    if 0 < idle_s < idle_cooldown_s:
+        return LoadForecast(
+            math.nan, math.nan, math.nan, predictor=f"none (idle {idle_s:.0f} s < cooldown {idle_cooldown_s:.0f} s)"
+        )
     forecast = predictor.predict()
     # Patterns counted at another step (the source changed) would be scaled wrongly: skip them.
     patterns = tuple(counts for counts, window_s in recent_bursts if window_s == observation.arrival_window_s)
@@ -196,6 +208,7 @@ class PlanningCycle:
     recent_bursts: deque[tuple[tuple[int, ...], float]] = field(
         default_factory=lambda: deque(maxlen=BURST_MEMORY - 1)
     )
+    idle_s: float = 0.0  # how long traffic has been absent, as of the last observation
     _memory_restored: bool = field(default=False, init=False, repr=False)
 
     @classmethod
@@ -257,6 +270,11 @@ class PlanningCycle:
         store.close_abandoned_runs(deployment_id, now)  # type: ignore[attr-defined]
         return notes
 
+    def _idle_cooldown_s(self) -> float:
+        # Dynamo skips every cycle whose metrics include a NaN, and the ISL/OSL means of an idle
+        # interval are NaN: under --policy dynamo an idle deployment holds until traffic returns.
+        return math.inf if self.config.policy == Policy.DYNAMO else float(self.config.idle_cooldown_s)
+
     def _restore_memory(self, now: datetime) -> None:
         """A new process (each Prefect flow run is one) picks up what the last cycles kept in
         memory: the recent burst patterns and the stabiliser's recent targets. Read once, from
@@ -270,6 +288,14 @@ class PlanningCycle:
             # The window ends of the intervals the in-memory deque would hold now.
             since = now - interval * (BURST_MEMORY - 1) - interval / 2
             self.recent_bursts.extend(store.recent_arrival_counts(deployment_id, since, now))
+        cooldown = self._idle_cooldown_s()
+        # (an infinite cooldown holds on any idle interval: nothing to count)
+        if 0 < cooldown < math.inf and self.idle_s == 0.0 and hasattr(store, "load_histories"):
+            since = now - timedelta(seconds=cooldown) - interval
+            counts = [v for _, v in store.load_histories(deployment_id, ("num_req",), since=since)["num_req"]]
+            while counts and counts[-1] == 0:
+                self.idle_s += interval.total_seconds()
+                counts.pop()
         if self.stabilizer is not None and not self.stabilizer.has_memory and hasattr(store, "recent_targets"):
             since = now - timedelta(seconds=self.stabilizer.window_s)
             self.stabilizer.remember(store.recent_targets(deployment_id, since, now))
@@ -281,7 +307,11 @@ class PlanningCycle:
         if store is not None and run_id is not None:
             store.record_observation(run_id, observation)
 
-        forecast = predict(self.predictor, observation, self.recent_bursts)
+        if observation.num_req == 0:
+            self.idle_s += observation.interval_s
+        elif not is_missing(observation.num_req):
+            self.idle_s = 0.0
+        forecast = predict(self.predictor, observation, self.recent_bursts, self.idle_s, self._idle_cooldown_s())
         if observation.arrival_counts:
             self.recent_bursts.append((observation.arrival_counts, observation.arrival_window_s))
         result.forecast = forecast

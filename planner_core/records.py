@@ -56,8 +56,13 @@ class Observation:
         return (self.window_end - self.window_start).total_seconds()
 
     def has_load(self) -> bool:
-        """Request count, ISL and OSL are all present (zero requests counts as present)."""
-        return not any(is_missing(v) for v in (self.num_req, self.isl, self.osl))
+        """The request count is present, and so are ISL and OSL unless it is zero.
+
+        Zero requests is a measurement (traffic stopped), not missing data: the means of ISL and
+        OSL are undefined then, and the predictors keep their last values for them."""
+        if is_missing(self.num_req):
+            return False
+        return self.num_req == 0 or not any(is_missing(v) for v in (self.isl, self.osl))
 
     def has_latency(self) -> bool:
         return not any(is_missing(v) for v in (self.ttft_ms, self.itl_ms, self.request_duration_s))

@@ -249,7 +249,8 @@ def size(
         decode_held = held.decode if plans_decode else None
         return Decision(
             action="hold",
-            reason="no usable forecast (request count, ISL or OSL missing): holding current replicas",
+            reason=f"no usable forecast ({forecast.predictor}: request count, ISL or OSL missing): "
+            "holding current replicas",
             num_req=None if is_missing(forecast.num_req) else forecast.num_req,
             isl=None if is_missing(forecast.isl) else forecast.isl,
             osl=None if is_missing(forecast.osl) else forecast.osl,

@@ -2,7 +2,7 @@
 
 import json
 import math
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -263,3 +263,102 @@ def test_restarted_cycle_remembers_bursts_and_stabilisation(sqlite_url):
     stored = store.recent_arrival_counts(store.deployment_id("per-interval"), datetime(2026, 1, 1, tzinfo=UTC),
                                          datetime(2026, 1, 1, 0, 3, 30, tzinfo=UTC))
     assert [max(c) for c, _ in stored] == [1200 - 15 * 59, 1200 - 15 * 59]
+
+
+class ScriptedMetrics:
+    """Reports the request count scripted for each minute; ISL/OSL/latency means are undefined
+    (None) in a minute without requests, as Prometheus' 0/0 is."""
+
+    def __init__(self, counts_by_minute):
+        self.counts = counts_by_minute
+
+    def observe(self, window_start, window_end):
+        n = self.counts[window_end.minute]
+        if n == 0:
+            return Observation(window_start, window_end, 0.0, None, None, None, None, None)
+        return Observation(window_start, window_end, float(n), 80.0, 20.0, 3000, 150, 4.0)
+
+
+def _scripted_cycle(store, name, counts, **over):
+    cfg = config(**over)
+    dep = store.ensure_deployment(name, "dynamo", None, "vllm", "disagg")
+    return PlanningCycle(
+        config=cfg,
+        profile=PROFILE,
+        metrics=ScriptedMetrics(counts),
+        connector=RecordingConnector(),
+        clock=SimulatedClock(datetime(2026, 1, 1, 0, 1, tzinfo=UTC)),
+        predictor=build_load_predictor(cfg, store, dep),
+        store=store,
+        deployment_id=dep,
+    )
+
+
+def test_zero_traffic_is_load_not_missing_data():
+    def obs(num_req, isl):
+        return Observation(datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 1, 1, 0, 1, tzinfo=UTC),
+                           num_req, None, None, isl, isl, None)
+
+    assert obs(0.0, None).has_load()  # traffic stopped: ISL/OSL means are undefined, not missing
+    assert not obs(None, None).has_load()  # the scrape saw nothing
+    assert not obs(math.nan, 3000.0).has_load()
+    assert not obs(12.0, None).has_load()  # requests without their lengths: partial data
+    assert obs(12.0, 3000.0).has_load()
+
+
+def test_idle_deployment_holds_for_the_cooldown_then_shrinks(sqlite_url):
+    store = Store(sqlite_url)
+    counts = {2: 6000, 3: 6000} | {m: 0 for m in range(4, 12)}
+    cycle = _scripted_cycle(store, "idle", counts, idle_cooldown_s=180)
+    decisions = {}
+    for minute in range(2, 12):
+        cycle.clock.set(datetime(2026, 1, 1, 0, minute, tzinfo=UTC))
+        decisions[minute] = cycle.run().decision
+    busy = decisions[3]
+    assert busy.action == "scale" and busy.prefill_replicas > 1
+    # idle for 60 s and 120 s: hold (the next burst may come), and say why
+    for minute in (4, 5):
+        assert decisions[minute].action == "hold"
+        assert "cooldown 180 s" in decisions[minute].reason
+    # idle for 180 s: traffic has stopped; the pools go down (the predictor's forecast decides)
+    assert decisions[6].action == "scale"
+    assert decisions[11].prefill_replicas < busy.prefill_replicas
+
+    # A new process mid-idle (a flow run) counts the idle minutes already stored.
+    store2 = Store(sqlite_url)
+    counts2 = {2: 6000} | {m: 0 for m in range(3, 12)}
+    first = _scripted_cycle(store2, "idle-restart", counts2, idle_cooldown_s=180)
+    for minute in (2, 3, 4):
+        first.clock.set(datetime(2026, 1, 1, 0, minute, tzinfo=UTC))
+        assert first.run().decision.action == ("scale" if minute == 2 else "hold")
+    restarted = _scripted_cycle(store2, "idle-restart", counts2, idle_cooldown_s=180)
+    restarted.clock.set(datetime(2026, 1, 1, 0, 5, tzinfo=UTC))
+    assert restarted.run().decision.action == "scale"  # 180 s idle: 120 s from the store + this minute
+
+
+def test_dynamo_policy_holds_while_idle_as_dynamo_does(sqlite_url):
+    store = Store(sqlite_url)
+    counts = {2: 6000} | {m: 0 for m in range(3, 20)}
+    cycle = _scripted_cycle(store, "idle-dynamo", counts, policy="dynamo", idle_cooldown_s=60)
+    actions = []
+    for minute in range(2, 20):
+        cycle.clock.set(datetime(2026, 1, 1, 0, minute, tzinfo=UTC))
+        actions.append(cycle.run().decision.action)
+    assert actions == ["scale"] + ["hold"] * 17
+
+
+def test_clairvoyant_diagnostic_reads_the_future(workload):
+    from planner_core.sim.replay import ClairvoyantPredictor
+
+    seer = ClairvoyantPredictor(workload, interval_s=60.0, startup_s=60.0)
+    end = workload.start + timedelta(minutes=3)
+    seer.observe(Observation(end - timedelta(minutes=1), end, None, None, None, None, None, None))
+    forecast = seer.predict()
+    a = workload.arrival_s
+    ahead = [(a >= s) & (a < s + 60) for s in (180.0, 240.0)]  # the next interval and the one after
+    assert forecast.num_req == max(int(m.sum()) for m in ahead)
+    assert forecast.isl == pytest.approx(max(float(workload.isl[m].mean()) for m in ahead))
+    assert forecast.num_req_upper == forecast.num_req
+
+    result = run_policy(workload, config(), "clairvoyant")
+    assert result.predictor == "clairvoyant" and result.requests == len(workload)

@@ -12,6 +12,11 @@ Baselines run on the same requests:
             busiest interval, running from the start.
 ``oracle``  per interval, the fewest replicas that meet the SLA for that interval's actual
             requests with no start-up delay (see ``docs/oracle.md``): a lower bound on GPU-hours.
+``clairvoyant``  a diagnostic, not a planner: the ``default`` sizing and cycle, fed the *actual*
+            mean request count, ISL and OSL of the intervals its decision serves (the next one
+            and, because new workers start after the start-up delay, those until they are
+            ready: the highest of each) instead of a forecast. What it misses or over-spends
+            is the sizing's share of the gap to the oracle; the rest is forecasting.
 
 Closed-loop policies start from their own sizing of the first interval's actual load, as if
 the planner had been running on this traffic before the trace began.
@@ -38,7 +43,7 @@ from planner_core.sim.cluster import ClusterSimulator
 from planner_core.sim.oracle import oracle_replicas
 from planner_core.sizing import size
 
-POLICIES = ("default", "dynamo", "static", "oracle")
+POLICIES = ("default", "dynamo", "static", "oracle", "clairvoyant")
 DYNAMO_PREDICTOR = "arima"
 DEFAULT_EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -134,6 +139,41 @@ class SimulatedClusterConnector:
             requested_at=requested_at,
             acknowledged_at=requested_at,
         )
+
+
+class ClairvoyantPredictor:
+    """LoadPredictorPort that reads the workload's future: the actual means of the intervals a
+    decision made at the end of the observed window serves (see ``clairvoyant`` above)."""
+
+    name = "clairvoyant"
+
+    def __init__(self, workload: Workload, interval_s: float, startup_s: float) -> None:
+        self.workload = workload
+        self.interval_s = interval_s
+        self.intervals_ahead = 1 + math.ceil(max(startup_s, 0.0) / interval_s)
+        self._end_s: float | None = None
+
+    def observe(self, obs: Observation) -> None:
+        self._end_s = (obs.window_end - self.workload.start).total_seconds()
+
+    def predict(self) -> LoadForecast:
+        if self._end_s is None:
+            return LoadForecast(math.nan, math.nan, math.nan, predictor=self.name)
+        num_req, isl, osl = 0.0, math.nan, math.nan
+        arrival = self.workload.arrival_s
+        for k in range(self.intervals_ahead):
+            start = self._end_s + k * self.interval_s
+            lo, hi = np.searchsorted(arrival, [start, start + self.interval_s])
+            if hi > lo:
+                num_req = max(num_req, float(hi - lo))
+                isl = float(np.fmax(isl, self.workload.isl[lo:hi].mean()))
+                osl = float(np.fmax(osl, self.workload.osl[lo:hi].mean()))
+        if num_req == 0.0:  # an idle stretch: the sizing plans min_endpoint
+            isl, osl = float(self.workload.isl.mean()), float(self.workload.osl.mean())
+        return LoadForecast(num_req, isl, osl, num_req, isl, osl, predictor=self.name)
+
+    def get_state(self) -> dict[str, Any]:
+        return {}
 
 
 @dataclass
@@ -359,9 +399,12 @@ def run_policy(
 
         if policy == "dynamo":
             config = config.model_copy(update={"policy": Policy.DYNAMO, "load_predictor": DYNAMO_PREDICTOR})
+        elif policy == "clairvoyant":
+            # It knows whether traffic returns after an idle minute: no cooldown to wait out.
+            config = config.model_copy(update={"policy": Policy.DEFAULT, "idle_cooldown_s": 0})
         else:
             config = config.model_copy(update={"policy": Policy.DEFAULT})
-        predictor_name = config.load_predictor
+        predictor_name = "clairvoyant" if policy == "clairvoyant" else config.load_predictor
         sim = _simulator(workload, profile, config, first_interval_replicas(workload, profile, config), startup_s, seed)
         clock = SimulatedClock(workload.start)
         deployment_id = None
@@ -382,9 +425,9 @@ def run_policy(
             # Simulated time: a background ARIMA search would finish long before the next
             # interval, so run it inline (deterministic). The dynamo baseline refits at every
             # prediction, as Dynamo does.
-            predictor=LoadPredictor(
-                config, synchronous_refit=True, **({"refit_every": 1} if policy == "dynamo" else {})
-            ),
+            predictor=ClairvoyantPredictor(workload, interval, startup_s)
+            if policy == "clairvoyant"
+            else LoadPredictor(config, synchronous_refit=True, **({"refit_every": 1} if policy == "dynamo" else {})),
             store=store,
             deployment_id=deployment_id,
             stabilizer=PlanningCycle.default_stabilizer(config),
