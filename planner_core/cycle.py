@@ -359,8 +359,19 @@ def build_load_predictor(config: PlannerConfig, store: Any = None, deployment_id
     if store is not None and deployment_id is not None:
         states = {s: store.load_predictor_state(deployment_id, s, config.load_predictor) for s in SERIES}
         if all(state is not None for state in states.values()):
-            predictor.load_state(states)
-            return predictor
+            try:
+                predictor.load_state(states)
+                return predictor
+            except (ValueError, KeyError, TypeError, IndexError) as exc:
+                # A state written by another version (say, a different candidate list) must not
+                # stop the planner: the observation history rebuilds the same forecasts.
+                log.warning(
+                    "saved %s predictor state does not fit this version (%s): rebuilding it from the "
+                    "observation history",
+                    config.load_predictor,
+                    exc,
+                )
+                predictor = LoadPredictor(config)
         history = store.load_histories(deployment_id)
         if any(history.get(s) for s in SERIES):
             return LoadPredictor.from_history(config, history)

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Install everything the test suite needs, start the servers it uses, lint, and run it.
+# Install everything the test suite needs, start the servers it uses, lint, type-check, and run it.
 # This is the README's test command; .ci/run calls exactly this.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,4 +22,5 @@ PYTHON=${PYTHON:-python3}
 .venv/bin/python -m pip install -q -e '.[dev]'
 
 .venv/bin/ruff check .
+.venv/bin/mypy planner_core tasks flows
 .venv/bin/python -m pytest -q "$@"

@@ -362,3 +362,25 @@ def test_clairvoyant_diagnostic_reads_the_future(workload):
 
     result = run_policy(workload, config(), "clairvoyant")
     assert result.predictor == "clairvoyant" and result.requests == len(workload)
+
+
+def test_unusable_saved_predictor_state_rebuilds_from_history(sqlite_url, caplog):
+    """A state saved by another version (here: an ``auto`` with other candidates) must not stop
+    the planner; it rebuilds the predictor from the stored observations instead."""
+    store = Store(sqlite_url)
+    cycle = make_cycle(store, FixedMetrics(1200), RecordingConnector(), predictor="auto")
+    for minute in range(2, 8):
+        cycle.clock.set(datetime(2026, 1, 1, 0, minute, tzinfo=UTC))
+        cycle.metrics.num_req = 1000 + 50 * minute
+        cycle.run()
+    dep = cycle.deployment_id
+    for series in ("num_req", "isl", "osl"):
+        state = store.load_predictor_state(dep, series, "auto")
+        state["model"]["names"] = ["a-candidate-this-version-lacks"]
+        store.save_predictor_state(dep, series, "auto", state, datetime(2026, 1, 1, 0, 8, tzinfo=UTC))
+    with caplog.at_level("WARNING"):
+        resumed = build_load_predictor(cycle.config, store, dep)
+    assert "rebuilding it from the observation history" in caplog.text
+    from planner_core.predictors import LoadPredictor
+
+    assert resumed.predict() == LoadPredictor.from_history(cycle.config, store.load_histories(dep)).predict()

@@ -239,7 +239,8 @@ class AutoBlend(Model):
         chosen = sorted(ranked, key=lambda i: (score[i], i))[: self.top_k]
         w = [1.0 / max(score[i], 1e-6) ** 2 for i in chosen]
         tot = sum(w)
-        return sum(wi / tot * fc[i] for wi, i in zip(w, chosen, strict=True))  # type: ignore[operator]
+        values = [float(fc[i]) for i in chosen]  # type: ignore[arg-type]  # chosen from ``ok``: not None
+        return sum(wi / tot * v for wi, v in zip(w, values, strict=True))
 
     def _select(self, members: list[float]) -> float:
         """Level 2: Hedge over the members with the anytime rate sqrt(8 ln K / t) / 2."""
