@@ -309,6 +309,62 @@ def oracle_replicas(
     return out
 
 
+def prefill_lower_bound(
+    profile: Profile,
+    arrival_s: ArrayLike,
+    isl: ArrayLike,
+    interval_s: float,
+    ttft_ms: float,
+    plan: list[Replicas],
+    attainment: float = 0.99,
+    *,
+    start_s: float = 0.0,
+) -> int:
+    """Fewest prefill replica-intervals with which *any* policy that sets replicas per interval
+    could meet the TTFT SLA for ``attainment`` of all requests together (not of each interval).
+
+    The oracle gives every interval its own 99 %; a policy may instead spend the 1 % where
+    replicas are dearest. Per interval, the misses with ``n`` FCFS workers, an empty queue and no
+    start-up delay (the best case any policy can have) are counted for every ``n`` up to the
+    oracle's; a dynamic programme over intervals then finds the cheapest choice whose misses
+    stay within the budget. Decode is left out (count at least ``min_endpoint`` per interval on
+    top), so this is a lower bound on what reaching ``attainment`` costs in this model.
+    """
+    arrival = np.asarray(arrival_s, dtype=np.float64).reshape(-1)
+    order = np.argsort(arrival, kind="stable")
+    arrival = arrival[order]
+    svc = prefill_service_s(profile, np.maximum(np.asarray(isl, dtype=np.float64).reshape(-1)[order], 0.0))
+    sla_s = ttft_ms / 1000.0
+    budget = math.floor(arrival.size * (1.0 - attainment) + 1e-9)
+    edges = np.searchsorted(arrival, start_s + interval_s * np.arange(len(plan) + 1), side="left")
+    infeasible = budget + 1
+    # cheapest[m]: fewest replica-intervals so far with m misses in total
+    cheapest = [0] + [math.inf] * budget
+    for k, replicas in enumerate(plan):
+        a = arrival[edges[k] : edges[k + 1]].tolist()
+        s = svc[edges[k] : edges[k + 1]].tolist()
+        if not a:
+            options = [(1, 0)]
+        else:
+            counted = [x <= sla_s for x in s]
+            options = []
+            for n in range(max(int(replicas.prefill or 1), 1), 0, -1):
+                misses = _prefill_misses(a, s, counted, n, sla_s, budget)
+                if misses >= infeasible:
+                    break  # fewer workers only miss more
+                options.append((n, misses))
+        nxt: list[float] = [math.inf] * (budget + 1)
+        for m, cost in enumerate(cheapest):
+            if cost == math.inf:
+                continue
+            for n, misses in options:
+                if m + misses <= budget and cost + n < nxt[m + misses]:
+                    nxt[m + misses] = cost + n
+        cheapest = nxt
+    best = min(cheapest)
+    return int(best) if best != math.inf else sum(int(r.prefill or 0) for r in plan)
+
+
 def oracle_gpu_seconds(
     replicas: list[Replicas], interval_s: float, prefill_engine_num_gpu: int = 1, decode_engine_num_gpu: int = 1
 ) -> dict[str, float]:
@@ -318,4 +374,4 @@ def oracle_gpu_seconds(
     return {"prefill": float(prefill), "decode": float(decode)}
 
 
-__all__ = ["oracle_gpu_seconds", "oracle_replicas", "simulate_decode_pool"]
+__all__ = ["oracle_gpu_seconds", "oracle_replicas", "prefill_lower_bound", "simulate_decode_pool"]
