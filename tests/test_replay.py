@@ -384,3 +384,17 @@ def test_unusable_saved_predictor_state_rebuilds_from_history(sqlite_url, caplog
     from planner_core.predictors import LoadPredictor
 
     assert resumed.predict() == LoadPredictor.from_history(cycle.config, store.load_histories(dep)).predict()
+
+
+def test_replay_cli_passes_default_policy_knobs_to_the_stored_config(sqlite_url, capsys):
+    code = main(["replay", "--duration-s", "180", "--db-url", sqlite_url, "--json", "--predictor", "constant",
+                 "--sla-attainment", "0.98", "--idle-cooldown", "120", "--decode-target-utilization", "0.9"])
+    assert code == 0
+    capsys.readouterr()
+    store = Store(sqlite_url)
+    with store.engine.connect() as conn:
+        from sqlalchemy import text
+
+        cfg = conn.execute(text("SELECT config FROM v_runs ORDER BY run_id DESC LIMIT 1")).scalar_one()
+    cfg = json.loads(cfg) if isinstance(cfg, str) else cfg
+    assert (cfg["sla_attainment"], cfg["idle_cooldown_s"], cfg["decode_target_utilization"]) == (0.98, 120, 0.9)
