@@ -68,7 +68,7 @@ def hot_path(name: str, days: int = 30, cycles: int = 200) -> dict:
     rng = np.random.default_rng(0)
     t = (np.arange(n + cycles) + 1) * step
     y = 300 + 200 * np.sin(2 * np.pi * t / 86400) + 20 * rng.standard_normal(t.size)
-    rows = [(float(a), float(b)) for a, b in zip(t[:n], y[:n], strict=True)]
+    rows: list[tuple[float, float | None]] = [(float(a), float(b)) for a, b in zip(t[:n], y[:n], strict=True)]
     cfg = make_config(load_predictor=name, adjustment_interval_s=60)
     t0 = time.perf_counter()
     lp = LoadPredictor.from_history(cfg, {"num_req": rows})
@@ -134,7 +134,7 @@ def main() -> int:
     for case in CASES:
         by = {r["predictor"]: r["smape"] for r in rows if r["trace"] == case}
         dyn = {k: v for k, v in by.items() if k in DYNAMO_PREDICTORS}
-        best = min(dyn, key=dyn.get)
+        best = min(dyn, key=lambda k: dyn[k])
         ok = by["auto"] < dyn[best]
         margin = dyn[best] - by["auto"]
         targets[case] = {

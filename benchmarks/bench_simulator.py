@@ -105,8 +105,8 @@ def main() -> None:
         ogpu = oracle_gpu_seconds(plan, args.interval)
         print(
             f"oracle: {len(plan)} intervals in {oracle_s:.2f} s; GPU-h prefill {ogpu['prefill'] / 3600:.1f} "
-            f"decode {ogpu['decode'] / 3600:.1f}; max replicas prefill {max(r.prefill for r in plan)} "
-            f"decode {max(r.decode for r in plan)}"
+            f"decode {ogpu['decode'] / 3600:.1f}; max replicas prefill {max(r.prefill or 0 for r in plan)} "
+            f"decode {max(r.decode or 0 for r in plan)}"
         )
         out.update(
             oracle_s=round(oracle_s, 3),

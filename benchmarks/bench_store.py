@@ -154,7 +154,7 @@ class Filler:
     def _bulk(self, table: str, cols: tuple[str, ...], rows: list[tuple]) -> None:
         raw = self.store.engine.raw_connection()
         try:
-            dbapi = raw.driver_connection
+            dbapi: Any = raw.driver_connection
             if self.store.dialect == "sqlite":
                 marks = ", ".join("?" * len(cols))
                 dbapi.executemany(f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({marks})", rows)
@@ -189,7 +189,9 @@ def time_cycles(store: Store, filler: Filler, samples: int) -> dict[str, Any]:
     config = filler.config.model_dump(mode="json")
     dec_tpl = filler.templates[1][0]
     at = filler.start + filler.cycles_per_dep * filler.interval
-    plain, locked, batched = [], [], []
+    plain: list[float] = []
+    locked: list[float] = []
+    batched: list[float] = []
     state = {"level": 1234.5, "trend": 0.5, "P": [[1.0, 0.1], [0.1, 2.0]], "history": list(range(50))}
     for i in range(samples):
         at += filler.interval
@@ -206,6 +208,7 @@ def time_cycles(store: Store, filler: Filler, samples: int) -> dict[str, Any]:
                 store.record_observation(run, obs)
                 store.record_predictions(run, fc)
                 dec = store.record_decision(run, dec_tpl, dry_run=False)
+            assert dec is not None
             act = store.record_action_requested(dec, "kubernetes", dec_tpl.targets, at)
             store.record_action_outcome(act, ScalingOutcome("kubernetes", dec_tpl.targets, "applied", at, at))
             for series in SERIES:

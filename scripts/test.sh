@@ -22,5 +22,5 @@ PYTHON=${PYTHON:-python3}
 .venv/bin/python -m pip install -q -e '.[dev]'
 
 .venv/bin/ruff check .
-.venv/bin/mypy planner_core tasks flows
+.venv/bin/mypy planner_core tasks flows benchmarks
 .venv/bin/python -m pytest -q "$@"
