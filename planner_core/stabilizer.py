@@ -9,6 +9,7 @@ worker start-up, during which the new GPU is paid for and serves nothing).
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -61,7 +62,7 @@ class Stabilizer:
     def has_memory(self) -> bool:
         return bool(self._recent)
 
-    def remember(self, targets: Any) -> None:
+    def remember(self, targets: Iterable[tuple[datetime, int | None, int | None]]) -> None:
         """Prepend earlier ``(time, prefill, decode)`` recommendations (a restarted planner's
         memory, read back from the store), oldest first."""
         earlier = [(t, p, d) for t, p, d in targets if not self._recent or t < self._recent[0][0]]

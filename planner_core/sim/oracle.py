@@ -337,7 +337,6 @@ def prefill_lower_bound(
     sla_s = ttft_ms / 1000.0
     budget = math.floor(arrival.size * (1.0 - attainment) + 1e-9)
     edges = np.searchsorted(arrival, start_s + interval_s * np.arange(len(plan) + 1), side="left")
-    infeasible = budget + 1
     # cheapest[m]: fewest replica-intervals so far with m misses in total
     cheapest = [0] + [math.inf] * budget
     for k, replicas in enumerate(plan):
@@ -350,7 +349,7 @@ def prefill_lower_bound(
             options = []
             for n in range(max(int(replicas.prefill or 1), 1), 0, -1):
                 misses = _prefill_misses(a, s, counted, n, sla_s, budget)
-                if misses >= infeasible:
+                if misses > budget:
                     break  # fewer workers only miss more
                 options.append((n, misses))
         nxt: list[float] = [math.inf] * (budget + 1)

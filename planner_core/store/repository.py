@@ -790,10 +790,11 @@ class Store:
                 params["dep_ids"] = sorted(deps)
             if since_at is not None:
                 params["since"] = since_at
+            rows: Sequence[Sequence[Any]]
             if self.dialect == "postgresql":
                 rows = self._latest_cycles_pg(conn, params)
             else:
-                rows = [tuple(r) for r in conn.execute(self._latest_cycles_query(params), params)]
+                rows = conn.execute(self._latest_cycles_query(params), params).all()
         out: list[dict[str, Any]] = []
         append = out.append
         keys = _CYCLE_KEYS[2:]
