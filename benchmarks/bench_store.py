@@ -9,8 +9,7 @@ runs, observations, predictions, decisions and actions), then timed through the 
 * ``cycle_write`` - one whole cycle as the planning loop writes it: begin_run, observation,
   3 predictions, decision (committed), action requested (committed), action outcome, predictor
   state for 3 series, finish_run. Target p95 < 20 ms. ``cycle_write_locked`` adds taking and
-  releasing the cycle lock; ``cycle_write_batched`` uses ``write_cycle`` (one commit for
-  observation + predictions + decision).
+  releasing the cycle lock.
 * ``warm_start`` - 7 days of num_req/isl/osl history plus 3 predictor states. Target < 100 ms.
 * ``history_day`` - ``latest_cycles`` for one deployment over the last day (1440 rows). Target < 50 ms.
 
@@ -43,7 +42,7 @@ from planner_core.profiles import load_profile
 from planner_core.records import Corrections, LoadForecast, Observation, Replicas, ScalingOutcome, SeriesForecast
 from planner_core.sizing import size
 from planner_core.store import SERIES, Store
-from planner_core.store.repository import _DECISION_COLUMNS, decision_values
+from planner_core.store.rows import DECISION_COLUMNS, decision_values
 
 PG_ADMIN_URL = os.environ.get("PLANNER_BENCH_PG_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 TARGETS_MS = {"cycle_write_p95": 20.0, "warm_start_p95": 100.0, "history_day_p95": 50.0}
@@ -52,7 +51,7 @@ RUN_COLS = ("id", "deployment_id", "trigger", "status", "started_at", "ended_at"
 OBS_COLS = ("id", "run_id", "deployment_id", "window_start", "window_end", "num_req", "ttft_ms", "itl_ms", "isl",
             "osl", "request_duration_s", "prefill_replicas", "decode_replicas", "quality", "error")
 PRED_COLS = ("id", "run_id", "series", "predictor", "value", "upper", "quantile", "horizon")
-DEC_COLS = ("id", "run_id", "deployment_id", "decided_at", "dry_run", *_DECISION_COLUMNS)
+DEC_COLS = ("id", "run_id", "deployment_id", "decided_at", "dry_run", *DECISION_COLUMNS)
 ACT_COLS = ("id", "decision_id", "deployment_id", "connector", "target_prefill", "target_decode", "requested_at",
             "acknowledged_at", "outcome", "error")
 
@@ -84,7 +83,7 @@ class Filler:
         for level in (600.0, 1200.0, 2400.0, 4800.0):
             dec = size(LoadForecast(level, 3000.0, 150.0), profile, self.config, Corrections(1.0, 1.0))
             vals = decision_values(dec, 0, 0, end, False)
-            self.templates.append((dec, tuple(self._sql(vals[c]) for c in _DECISION_COLUMNS)))
+            self.templates.append((dec, tuple(self._sql(vals[c]) for c in DECISION_COLUMNS)))
         self.dep_ids: list[int] = []
         self.rows = 0
 
@@ -191,24 +190,18 @@ def time_cycles(store: Store, filler: Filler, samples: int) -> dict[str, Any]:
     at = filler.start + filler.cycles_per_dep * filler.interval
     plain: list[float] = []
     locked: list[float] = []
-    batched: list[float] = []
     state = {"level": 1234.5, "trend": 0.5, "P": [[1.0, 0.1], [0.1, 2.0]], "history": list(range(50))}
-    for i in range(samples):
+    for _ in range(samples):
         at += filler.interval
         obs = Observation(at - filler.interval, at, 1200.0, 410.0, 31.0, 3000.0, 150.0, 5.0, Replicas(2, 4))
         fc = {s: SeriesForecast("arima", v, v * 1.1) for s, v in (("num_req", 1210.0), ("isl", 3000.0), ("osl", 150.0))}
-        batched_mode = i % 3 == 2
         t0 = time.perf_counter()
         with store.cycle_lock(dep):
             t1 = time.perf_counter()
             run = store.begin_run(dep, "schedule", config, at)
-            if batched_mode:
-                _, dec = store.write_cycle(run, obs, fc, dec_tpl, dry_run=False)
-            else:
-                store.record_observation(run, obs)
-                store.record_predictions(run, fc)
-                dec = store.record_decision(run, dec_tpl, dry_run=False)
-            assert dec is not None
+            store.record_observation(run, obs)
+            store.record_predictions(run, fc)
+            dec = store.record_decision(run, dec_tpl, dry_run=False)
             act = store.record_action_requested(dec, "kubernetes", dec_tpl.targets, at)
             store.record_action_outcome(act, ScalingOutcome("kubernetes", dec_tpl.targets, "applied", at, at))
             for series in SERIES:
@@ -216,10 +209,9 @@ def time_cycles(store: Store, filler: Filler, samples: int) -> dict[str, Any]:
             store.finish_run(run, "ok", at)
             t2 = time.perf_counter()
         t3 = time.perf_counter()
-        (batched if batched_mode else plain).append(t2 - t1)
+        plain.append(t2 - t1)
         locked.append(t3 - t0)
-    return {"cycle_write": summary(plain), "cycle_write_batched": summary(batched),
-            "cycle_write_locked": summary(locked)}
+    return {"cycle_write": summary(plain), "cycle_write_locked": summary(locked)}
 
 
 def time_reads(store: Store, filler: Filler, repeats: int) -> dict[str, Any]:
@@ -247,7 +239,7 @@ def time_reads(store: Store, filler: Filler, repeats: int) -> dict[str, Any]:
         n_points = len(h["num_req"])
         t0 = time.perf_counter()
         for series in SERIES:
-            store.load_history(dep, series, since=newest - timedelta(days=7))
+            store.load_histories(dep, (series,), since=newest - timedelta(days=7))
         warm_sep.append(time.perf_counter() - t0)
         t0 = time.perf_counter()
         rows = store.latest_cycles("bench/bench-1", since=newest - timedelta(days=1), limit=100_000)
@@ -303,7 +295,7 @@ def bench(url: str, backend: str, args: argparse.Namespace) -> dict[str, Any]:
 def print_result(r: dict[str, Any]) -> None:
     print(f"\n== {r['backend']}: {r['cycles']:,} cycles, {r['rows']:,} rows, fill {r['fill_s']}s, "
           f"database {r['db_size_mb']} MB")
-    for key in ("cycle_write", "cycle_write_batched", "cycle_write_locked", "warm_start", "warm_start_3_queries",
+    for key in ("cycle_write", "cycle_write_locked", "warm_start", "warm_start_3_queries",
                 "history_day", "history_latest_50_all"):
         v = r[key]
         extra = {k: v[k] for k in ("points_per_series", "rows") if k in v}

@@ -25,6 +25,7 @@ from planner_core.config import PlannerConfig, Policy
 from planner_core.ports import Clock, Connector, MetricsSource
 from planner_core.profiles import Profile
 from planner_core.records import (
+    SERIES,
     Corrections,
     Decision,
     LoadForecast,
@@ -39,7 +40,6 @@ from planner_core.stabilizer import Stabilizer
 
 log = logging.getLogger("sla_planner.cycle")
 
-SERIES = ("num_req", "isl", "osl")
 BURST_MEMORY = 4  # intervals whose burst pattern the sizing plans for (this one and the last three)
 
 

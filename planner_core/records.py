@@ -12,6 +12,10 @@ from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime
 from typing import Any
 
+# The load series that are observed, predicted and stored per interval (request count, mean
+# input and output sequence length).
+SERIES = ("num_req", "isl", "osl")
+
 
 def is_missing(value: float | None) -> bool:
     """None and NaN both mean "no data" (never "zero load")."""

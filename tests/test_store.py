@@ -26,6 +26,7 @@ from planner_core.records import (
 )
 from planner_core.sizing import size
 from planner_core.store import Store, StoreError, decision_from_row
+from planner_core.store.cycle_row import CYCLE_FIELDS, HISTORY_COLUMNS
 from planner_core.store.history import parse_duration, parse_since
 from planner_core.store.models import DecisionRow, ObservationRow, PlannerRun, ScalingActionRow
 
@@ -205,15 +206,6 @@ def test_action_and_predictor_state_round_trip(store):
     assert store.table_counts()["predictor_state"] == 2
 
 
-def test_write_cycle_single_transaction(store):
-    dep = store.ensure_deployment("d", "ns", "m", "vllm", "disagg")
-    run = store.begin_run(dep, "replay", {}, T0)
-    obs_id, dec_id = store.write_cycle(run, make_obs(T0), forecasts(), make_decision(), dry_run=False)
-    assert obs_id and dec_id
-    counts = store.table_counts()
-    assert (counts["observations"], counts["predictions"], counts["decisions"]) == (1, 3, 1)
-
-
 def test_naive_timestamps_are_refused(store):
     dep = store.ensure_deployment("d", "ns", "m", "vllm", "disagg")
     with pytest.raises(ValueError, match="naive"):
@@ -234,16 +226,16 @@ def test_load_history_for_warm_start(store):
         store.record_observation(run, make_obs(at, None if i == 4 else float(i), quality="no_data" if i == 4 else "ok"))
     run = store.begin_run(other, "schedule", {}, T0)
     store.record_observation(run, make_obs(T0, 999.0))
-    hist = store.load_history(dep, "num_req")
+    hist = store.load_histories(dep)["num_req"]
     assert [v for _, v in hist] == [0.0, 1.0, 2.0, 3.0, None, 5.0, 6.0, 7.0, 8.0, 9.0]
     assert [t for t, _ in hist] == [(T0 + timedelta(minutes=i)).timestamp() for i in range(10)]
-    assert [v for _, v in store.load_history(dep, "num_req", limit=3)] == [7.0, 8.0, 9.0]
-    since = store.load_history(dep, "isl", since=T0 + timedelta(minutes=8))
+    assert [v for _, v in store.load_histories(dep, limit=3)["num_req"]] == [7.0, 8.0, 9.0]
+    since = store.load_histories(dep, ("isl",), since=T0 + timedelta(minutes=8))["isl"]
     assert since == [((T0 + timedelta(minutes=m)).timestamp(), 2990.0) for m in (8, 9)]
     both = store.load_histories(dep, ("num_req", "osl"), limit=2)
     assert [v for _, v in both["osl"]] == [151.0, 151.0]
     with pytest.raises(ValueError, match="unknown series"):
-        store.load_history(dep, "ttft_ms")
+        store.load_histories(dep, ("ttft_ms",))
 
 
 def test_latest_cycles_and_history_command(store, db_url, capsys):
@@ -295,8 +287,7 @@ def test_latest_cycles_names_and_namespaces(store):
     assert len(only) == 1 and only[0]["predictor"] == "arima" and only[0]["predicted_osl"] == 150.0
     assert only[0]["predicted_isl"] == 3000.0 and only[0]["dry_run"] is False
     assert set(only[0]) >= {"reason", "decided_gpus", "action_error", "requested_prefill", "applied_decode"}
-    assert list(only[0])[:4] == ["run_id", "namespace", "deployment", "trigger"]
-    assert list(only[0])[-2:] == ["applied_prefill", "applied_decode"]
+    assert list(only[0]) == [f.name for f in CYCLE_FIELDS]  # the keys in the order of a cycle row
 
 
 @pytest.mark.postgres
@@ -351,6 +342,37 @@ def test_views_answer_the_cookbook_questions(store):
     assert len(misses) == 2 and all(m[3] == 1 and m[4] == 0 and m[2] == 500.0 for m in misses)
     assert [m[5] for m in misses] == [1, 0]
     assert tuple(decisions) == (120, 2, 4, "applied")
+
+
+def test_history_rows_and_the_v_decisions_view_agree(store):
+    """A cycle row is defined once (CYCLE_FIELDS); every field the view also has holds the same value."""
+    dep = store.ensure_deployment("llama", "dynamo", "meta/llama", "vllm", "disagg")
+    for i, outcome in enumerate(("applied", "failed", "unchanged")):
+        write_cycle(store, dep, T0 + timedelta(minutes=i + 1), num_req=1000.0 + 100 * i, outcome=outcome)
+    run = store.begin_run(dep, "manual", {}, T0 + timedelta(minutes=9))  # a dry run: no action row
+    store.record_decision(run, make_decision(), dry_run=True)
+    store.finish_run(run, "ok", T0 + timedelta(minutes=9))
+    rows = {r["decision_id"]: r for r in store.latest_cycles("dynamo/llama")}
+    in_view = [f for f in CYCLE_FIELDS if f.view is not None]
+    with store.engine.connect() as conn:
+        view = conn.execute(
+            text("SELECT " + ", ".join(f.view for f in in_view) + " FROM v_decisions ORDER BY decision_id")
+        ).all()
+    assert len(view) == len(rows) == 4
+    for v in view:
+        row = rows[v.decision_id]
+        for f in in_view:
+            got, want = getattr(v, f.view), row[f.name]
+            if isinstance(want, bool):
+                got = bool(got)
+            if isinstance(want, datetime) and isinstance(got, str):  # SQLite hands the view's timestamps back as text
+                got = datetime.fromisoformat(got).replace(tzinfo=UTC)
+            elif isinstance(got, datetime):
+                got = got.astimezone(UTC)
+            assert got == want, (f.name, f.view, got, want)
+    assert list(HISTORY_COLUMNS) == [f.name for f in CYCLE_FIELDS if f.export]
+    assert set(CYCLE_FIELDS_NAMES := [f.name for f in CYCLE_FIELDS]) == set(next(iter(rows.values())))
+    assert len(CYCLE_FIELDS_NAMES) == len(set(CYCLE_FIELDS_NAMES))
 
 
 def test_prune_deletes_old_cycles_only(store, db_url, capsys):

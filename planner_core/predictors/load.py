@@ -9,9 +9,7 @@ from typing import Any
 from planner_core.config import PlannerConfig
 from planner_core.predictors.base import Predictor
 from planner_core.predictors.factory import make_predictor
-from planner_core.records import LoadForecast, Observation
-
-SERIES = ("num_req", "isl", "osl")
+from planner_core.records import SERIES, LoadForecast, Observation
 
 
 def epoch_s(when: datetime) -> float:

@@ -11,6 +11,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from planner_core.store.cycle_row import HISTORY_COLUMNS
+
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|d|w)?\s*$", re.IGNORECASE)
 _UNIT_S = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
@@ -38,33 +40,6 @@ def parse_since(text: str, now: datetime | None = None) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-HISTORY_COLUMNS = (
-    "run_id",
-    "deployment",
-    "started_at",
-    "trigger",
-    "status",
-    "quality",
-    "observed_num_req",
-    "observed_isl",
-    "observed_osl",
-    "observed_ttft_ms",
-    "observed_itl_ms",
-    "predicted_num_req",
-    "predicted_isl",
-    "predicted_osl",
-    "current_prefill",
-    "current_decode",
-    "decided_prefill",
-    "decided_decode",
-    "action",
-    "dry_run",
-    "action_outcome",
-    "applied_prefill",
-    "applied_decode",
-    "reason",
-    "error",
-)
 
 
 def _plain(value: Any) -> Any:

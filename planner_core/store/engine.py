@@ -1,0 +1,53 @@
+"""Opening a database: URL resolution and engines with the right per-dialect settings."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from planner_core.store.errors import StoreError
+
+DEFAULT_URL = "sqlite:///planner.db"
+ENV_URL = "PLANNER_DB_URL"
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+def resolve_url(url: str | None = None) -> str:
+    """``url``, else ``$PLANNER_DB_URL``, else ``sqlite:///planner.db``; ``postgresql://`` uses psycopg 3."""
+    raw = url or os.environ.get(ENV_URL) or DEFAULT_URL
+    for prefix in ("postgres://", "postgresql://"):
+        if raw.startswith(prefix):
+            return "postgresql+psycopg://" + raw[len(prefix) :]
+    return raw
+
+
+def make_engine(url: str | None = None, **kwargs: Any) -> Engine:
+    """An engine with WAL, a busy timeout and foreign keys on SQLite; pre-ping on PostgreSQL."""
+    resolved = resolve_url(url)
+    try:
+        parsed = make_url(resolved)
+    except ArgumentError as exc:
+        raise StoreError(f"bad database URL {resolved!r}: {exc}") from None
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        connect_args = {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
+        engine = create_engine(resolved, connect_args=connect_args, **kwargs)
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+            cur = dbapi_conn.cursor()
+            if parsed.database not in (None, "", ":memory:"):
+                cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.close()
+
+        return engine
+    if backend == "postgresql":
+        return create_engine(resolved, pool_pre_ping=True, **kwargs)
+    raise StoreError(f"unsupported database {backend!r} in {resolved!r}: use sqlite:/// or postgresql://")
