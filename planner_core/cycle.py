@@ -1,4 +1,4 @@
-"""The planning cycle, written once: fetch -> predict -> size -> enforce -> scale -> persist.
+"""The planning cycle, written once: fetch -> predict -> size -> stabilise -> fit the budget -> scale -> persist.
 
 Three callers run this same code: the Prefect ``plan`` flow (each step wrapped as a task),
 ``sla-planner run-once``, and the closed-loop replay (simulated clock, cluster and frontend).
@@ -21,7 +21,8 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from planner_core.config import PlannerConfig, Policy
+from planner_core.config import PlannerConfig
+from planner_core.policies import policy_for
 from planner_core.ports import Clock, Connector, MetricsSource
 from planner_core.profiles import Profile
 from planner_core.records import (
@@ -35,7 +36,7 @@ from planner_core.records import (
     SeriesForecast,
     is_missing,
 )
-from planner_core.sizing import compute_corrections, size
+from planner_core.sizing import compute_corrections, fit_budget, size_pools
 from planner_core.stabilizer import Stabilizer
 
 log = logging.getLogger("sla_planner.cycle")
@@ -142,13 +143,14 @@ def decide(
     profile: Profile,
     config: PlannerConfig,
 ) -> tuple[Corrections, Decision]:
-    """Correction factors from the observation, then the pure sizing."""
+    """Correction factors from the observation, then the pure sizing of each pool (before the
+    GPU budget, which :func:`fit_budget` applies after stabilisation)."""
     corrections = compute_corrections(observation, profile, config, observation.current.decode)
-    return corrections, size(forecast, profile, config, corrections, observation.current)
+    return corrections, size_pools(forecast, profile, config, corrections, observation.current)
 
 
-def enforce(decision: Decision, stabilizer: Stabilizer | None, now: datetime) -> Decision:
-    """Controller-level limits on top of the sizing (scale-down stabilisation for ``default``)."""
+def stabilize(decision: Decision, stabilizer: Stabilizer | None, now: datetime) -> Decision:
+    """Scale-down stabilisation (``default``): hold the highest target of the recent window."""
     if stabilizer is None or decision.action != "scale":
         return decision
     return stabilizer.apply(decision, now)
@@ -213,9 +215,7 @@ class PlanningCycle:
 
     @classmethod
     def default_stabilizer(cls, config: PlannerConfig) -> Stabilizer | None:
-        if config.policy == Policy.DYNAMO or config.scale_down_stabilization_s <= 0:
-            return None
-        return Stabilizer(window_s=config.scale_down_stabilization_s)
+        return policy_for(config.policy).stabilizer(config)
 
     def run(
         self, flow_run_id: str | None = None, window_end: datetime | None = None, lock_wait_s: float = 0.0
@@ -271,9 +271,7 @@ class PlanningCycle:
         return notes
 
     def _idle_cooldown_s(self) -> float:
-        # Dynamo skips every cycle whose metrics include a NaN, and the ISL/OSL means of an idle
-        # interval are NaN: under --policy dynamo an idle deployment holds until traffic returns.
-        return math.inf if self.config.policy == Policy.DYNAMO else float(self.config.idle_cooldown_s)
+        return policy_for(self.config.policy).idle_cooldown_s(self.config)
 
     def _restore_memory(self, now: datetime) -> None:
         """A new process (each Prefect flow run is one) picks up what the last cycles kept in
@@ -319,7 +317,7 @@ class PlanningCycle:
             store.record_predictions(run_id, series_forecasts(forecast))
 
         corrections, decision = decide(forecast, observation, self.profile, self.config)
-        decision = enforce(decision, self.stabilizer, now)
+        decision = fit_budget(stabilize(decision, self.stabilizer, now))
         result.corrections, result.decision = corrections, decision
 
         dry_run = self.config.no_operation

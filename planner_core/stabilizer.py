@@ -1,7 +1,8 @@
 """Scale-down stabilisation, the way Kubernetes' HPA does it.
 
 Scale up at once; scale down only to the highest target recommended within the last
-``window_s`` seconds. A pool therefore shrinks only after the load has stayed low for the
+``window_s`` seconds (targets before the GPU budget, which is applied after this step). A
+pool therefore shrinks only after the load has stayed low for the
 whole window, which stops a noisy forecast from flapping replicas (each flap costs a
 worker start-up, during which the new GPU is paid for and serves nothing).
 """
@@ -31,15 +32,9 @@ class Stabilizer:
             self._recent.popleft()
         prefill = _highest(r[1] for r in self._recent)
         decode = _highest(r[2] for r in self._recent)
-        gp, gd, budget = decision.prefill_engine_num_gpu, decision.decode_engine_num_gpu, decision.max_gpu_budget
-        # Holding the window's maximum must not break the budget: give back held replicas first.
-        while (prefill or 0) * gp + (decode or 0) * gd > budget:
-            if decode is not None and decision.decode_replicas is not None and decode > decision.decode_replicas:
-                decode -= 1
-            elif prefill is not None and decision.prefill_replicas is not None and prefill > decision.prefill_replicas:
-                prefill -= 1
-            else:
-                break
+        gp, gd = decision.prefill_engine_num_gpu, decision.decode_engine_num_gpu
+        # The GPU budget is not this step's business: the cycle fits the stabilised targets to it
+        # afterwards (sizing.fit_budget), by the policy's one budget rule.
         if (prefill, decode) == (decision.prefill_replicas, decision.decode_replicas):
             return decision
         details: dict[str, Any] = dict(decision.details)

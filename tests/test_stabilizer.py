@@ -4,7 +4,7 @@ from datetime import UTC, datetime, timedelta
 from planner_core.config import BUNDLED_PROFILE_DIR, make_config
 from planner_core.profiles import load_profile
 from planner_core.records import LoadForecast
-from planner_core.sizing import size
+from planner_core.sizing import fit_budget, size
 from planner_core.stabilizer import Stabilizer
 
 PROFILE = load_profile(BUNDLED_PROFILE_DIR)
@@ -36,12 +36,17 @@ def test_zero_window_passes_through():
     assert s.apply(decision(1, 1), T0 + timedelta(seconds=1)).targets.prefill == 1
 
 
-def test_held_replicas_never_break_the_budget():
+def test_the_budget_is_fitted_after_stabilisation():
+    """The stabiliser holds targets; the one budget rule (sizing.fit_budget) then fits them."""
     s = Stabilizer(window_s=600)
     s.apply(decision(6, 1, budget=8), T0)
-    out = s.apply(decision(1, 7, budget=8), T0 + timedelta(seconds=60))
-    assert out.prefill_gpus + out.decode_gpus <= 8
-    assert out.decode_replicas == 7
+    held = s.apply(decision(1, 7, budget=8), T0 + timedelta(seconds=60))
+    assert (held.prefill_replicas, held.decode_replicas) == (6, 7)  # the stabiliser ignores the budget
+    out = fit_budget(held)
+    assert out.prefill_gpus + out.decode_gpus <= 8 and out.budget_limited and out.gpus_before_budget == 13
+    assert (out.prefill_replicas, out.decode_replicas) == (3, 5)
+    assert out.details["stabilized_from"] == {"prefill": 1, "decode": 7}
+    assert out.reason.index("stabilisation window") < out.reason.index("GPU budget 8 < 13")
 
 
 def test_state_round_trip():

@@ -106,10 +106,11 @@ class WarmStartReads(StoreCore):
         self, deployment_id: int, since: datetime, before: datetime
     ) -> list[tuple[datetime, int | None, int | None]]:
         """``(decided_at, prefill, decode)`` the sizing recommended in ``[since, before)``, oldest
-        first: the targets *before* scale-down stabilisation (what a restarted stabiliser must
-        remember), from ``scale`` decisions only."""
+        first: the targets *before* scale-down stabilisation and the GPU budget (what a restarted
+        stabiliser must remember: the decision's ``*_replicas_after_cap``), from ``scale``
+        decisions only."""
         q = (
-            select(DEC.c.decided_at, DEC.c.prefill_replicas, DEC.c.decode_replicas, DEC.c.details)
+            select(DEC.c.decided_at, DEC.c.prefill_replicas_after_cap, DEC.c.decode_replicas_after_cap)
             .where(
                 DEC.c.deployment_id == deployment_id,
                 DEC.c.decided_at >= aware(since, "since"),
@@ -120,13 +121,7 @@ class WarmStartReads(StoreCore):
         )
         with self.engine.connect() as conn:
             rows = conn.execute(q).all()
-        out: list[tuple[datetime, int | None, int | None]] = []
-        for decided_at, prefill, decode, details in rows:
-            before_stabilizing = (details or {}).get("stabilized_from") or {}
-            prefill = before_stabilizing.get("prefill", prefill)
-            decode = before_stabilizing.get("decode", decode)
-            out.append((aware(decided_at, "decided_at"), integer(prefill), integer(decode)))
-        return out
+        return [(aware(at, "decided_at"), integer(prefill), integer(decode)) for at, prefill, decode in rows]
 
     def pending_actions(self, deployment_id: int, exclude_run_id: int | None = None) -> list[PendingAction]:
         """Scaling requests whose outcome was never recorded (oldest first)."""

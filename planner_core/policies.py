@@ -1,0 +1,364 @@
+"""Sizing policies as strategies: how each policy sizes prefill, sizes decode and fits the GPU budget.
+
+:func:`planner_core.sizing.size` asks the configured policy (:func:`policy_for`) for each pool's
+plan; :func:`planner_core.sizing.fit_budget` asks it for its budget rule. Everything here is
+pure arithmetic over the profile.
+
+:class:`DynamoPolicy`
+    Dynamo's arithmetic (2025 planner), reproduced number for number: prefill sized to the
+    mean token rate at the profiled throughput times ``min(1, prefill_correction)`` (a TTFT
+    overshoot never adds replicas), decode sized at the best throughput of Dynamo's 100x100
+    cubic grid whose ITL meets ``itl / decode_correction``, and Dynamo's proportional budget
+    rule with ``round`` (which can overshoot the budget by a GPU or two: flagged as
+    ``budget_exceeded`` on the decision, never silently). No scale-down stabilisation, and an
+    idle interval holds (Dynamo skips cycles whose metrics are NaN).
+:class:`DefaultPolicy`
+    Ours. The correction factors apply in both directions (clamped to a sane range so one
+    noisy interval cannot multiply a pool tenfold), prefill is sized by queueing (and the
+    recent burst patterns) for the TTFT tail, decode uses :class:`DecodeSurface` (exact at the
+    measured points, monotone where they are) at the busiest span of the forecast, and the
+    budget rule never exceeds the budget while keeping ``min_endpoint`` replicas of every
+    planned pool.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from planner_core.burst import servers_for_bursts
+from planner_core.config import PlannerConfig, Policy
+from planner_core.profiles import OperatingPoint, Profile
+from planner_core.queueing import mean_wait_s, servers_for_wait_tail
+from planner_core.records import Corrections, LoadForecast, Observation, is_missing
+from planner_core.stabilizer import Stabilizer
+
+# Our policy trusts a correction factor only within this range: beyond it the mismatch is
+# more likely a measurement artefact (a cold cache, a queue) than a property of the engine.
+CORRECTION_RANGE = (0.25, 4.0)
+# A burst pattern with fewer requests than this share of the planned count says little about
+# the planned load's shape (five requests in one second, scaled to five hundred, is not a forecast).
+BURST_MIN_SHARE = 0.25
+
+
+@dataclass(frozen=True)
+class SizingInputs:
+    """What both pools are sized from (the forecast, cleaned, and the corrections applied)."""
+
+    forecast: LoadForecast
+    profile: Profile
+    config: PlannerConfig
+    num_req: float  # the mean forecast, >= 0
+    planned_num_req: float  # what the pools are sized for (the upper quantile for ours)
+    isl: float
+    osl: float
+    prefill_correction: float  # applied
+    decode_correction: float  # applied
+
+    @property
+    def interval_s(self) -> float:
+        return float(self.config.adjustment_interval_s)
+
+
+@dataclass
+class PoolPlan:
+    """One pool's unconstrained replica count and the numbers behind it."""
+
+    replicas: int
+    values: dict[str, Any]  # Decision fields
+    details: dict[str, Any] = field(default_factory=dict)  # Decision.details entries
+    reasons: list[str] = field(default_factory=list)
+
+
+class SizingPolicy(Protocol):
+    name: Policy
+
+    def applied_corrections(self, corrections: Corrections, config: PlannerConfig) -> tuple[float, float]:
+        """The factors the policy multiplies by (prefill demand, decode ITL divisor)."""
+        ...
+
+    def expected_ttft_ms(self, observation: Observation, profile: Profile, num_req: float, isl: float) -> float:
+        """The TTFT the profile predicts for the observed interval (the prefill correction's denominator)."""
+        ...
+
+    def expected_itl_ms(self, profile: Profile, concurrency: float, context_length: float) -> float: ...
+
+    def planned_num_req(self, forecast: LoadForecast, num_req: float, config: PlannerConfig) -> float: ...
+
+    def size_prefill(self, inputs: SizingInputs) -> PoolPlan: ...
+
+    def size_decode(self, inputs: SizingInputs) -> PoolPlan: ...
+
+    def budget_rule(
+        self, prefill: int | None, decode: int | None, scale: float, gp: int, gd: int, budget: int, floor: int
+    ) -> tuple[int | None, int | None]:
+        """Replicas within ``budget`` GPUs (``scale`` = budget / GPUs wanted < 1)."""
+        ...
+
+    def stabilizer(self, config: PlannerConfig) -> Stabilizer | None: ...
+
+    def idle_cooldown_s(self, config: PlannerConfig) -> float: ...
+
+
+def _finite_positive(value: float) -> bool:
+    return value is not None and math.isfinite(value) and value > 0
+
+
+def ceil_replicas(demand: float, thpt_per_gpu: float, engine_num_gpu: int) -> int:
+    """Engines for ``demand`` tokens/s at ``thpt_per_gpu`` tokens/s per GPU."""
+    if demand <= 0:
+        return 0
+    if thpt_per_gpu <= 0:
+        raise ValueError("profiled throughput per GPU must be positive")
+    return math.ceil(demand / thpt_per_gpu / engine_num_gpu)
+
+
+def _decode_plan(inputs: SizingInputs, point: OperatingPoint, itl_target: float, demand: float) -> PoolPlan:
+    """The decode pool at ``point`` for ``demand`` tokens/s (shared by both policies)."""
+    config = inputs.config
+    context = inputs.isl + inputs.osl / 2
+    replicas = ceil_replicas(demand, point.thpt_per_gpu, config.decode_engine_num_gpu)
+    reasons = [
+        f"decode {demand:,.0f} tok/s / {point.thpt_per_gpu:,.0f} tok/s/GPU at ITL<={itl_target:.1f} ms -> {replicas}"
+    ]
+    if not point.meets_target:
+        reasons.append(
+            f"ITL target {itl_target:.1f} ms is below every profiled ITL at context {context:.0f} "
+            f"(lightest point {point.itl_ms:.1f} ms): the profile cannot meet this SLA"
+        )
+    values = dict(
+        decode_context_length=context,
+        decode_itl_target_ms=itl_target,
+        decode_thpt_per_gpu=point.thpt_per_gpu,
+        decode_itl_ms_at_operating_point=point.itl_ms,
+        decode_kv_usage_at_operating_point=point.kv_usage,
+        decode_sla_reachable=point.meets_target,
+        decode_demand_tokens_per_s=demand,
+    )
+    return PoolPlan(replicas, values, reasons=reasons)
+
+
+class DynamoPolicy:
+    """Dynamo's 2025 planner arithmetic (see the module docstring)."""
+
+    name = Policy.DYNAMO
+
+    def applied_corrections(self, corrections: Corrections, config: PlannerConfig) -> tuple[float, float]:
+        if config.no_correction:
+            return 1.0, 1.0
+        prefill = corrections.prefill if _finite_positive(corrections.prefill) else 1.0
+        decode = corrections.decode if _finite_positive(corrections.decode) else 1.0
+        return min(1.0, prefill), decode
+
+    def expected_ttft_ms(self, observation: Observation, profile: Profile, num_req: float, isl: float) -> float:
+        return profile.prefill.dynamo.ttft_ms(isl)
+
+    def expected_itl_ms(self, profile: Profile, concurrency: float, context_length: float) -> float:
+        return profile.decode.dynamo_grid.itl_ms(concurrency, context_length)
+
+    def planned_num_req(self, forecast: LoadForecast, num_req: float, config: PlannerConfig) -> float:
+        return num_req
+
+    def size_prefill(self, inputs: SizingInputs) -> PoolPlan:
+        config, isl = inputs.config, inputs.isl
+        curves = inputs.profile.prefill.dynamo
+        thpt = curves.thpt_per_gpu(isl)
+        demand = inputs.num_req * isl / inputs.interval_s * inputs.prefill_correction
+        replicas = ceil_replicas(demand, thpt, config.prefill_engine_num_gpu)
+        values = dict(
+            prefill_demand_tokens_per_s=demand, prefill_thpt_per_gpu=thpt, prefill_ttft_ms_profile=curves.ttft_ms(isl)
+        )
+        reason = f"prefill {demand:,.0f} tok/s / {thpt:,.0f} tok/s/GPU -> {replicas}"
+        return PoolPlan(replicas, values, reasons=[reason])
+
+    def size_decode(self, inputs: SizingInputs) -> PoolPlan:
+        itl_target = inputs.config.itl_ms / inputs.decode_correction
+        context = inputs.isl + inputs.osl / 2
+        point = inputs.profile.decode.dynamo_grid.best_operating_point(itl_target, context)
+        demand = inputs.planned_num_req * inputs.osl / inputs.interval_s
+        return _decode_plan(inputs, point, itl_target, demand)
+
+    def budget_rule(
+        self, prefill: int | None, decode: int | None, scale: float, gp: int, gd: int, budget: int, floor: int
+    ) -> tuple[int | None, int | None]:
+        """Dynamo's 2025 rule: proportional scale, ``round``, decode gets what prefill left."""
+        if prefill is not None:
+            prefill = max(floor, round(prefill * scale))
+        if decode is not None:
+            decode = max(floor, round((budget - (prefill or 0) * gp) / gd))
+        return prefill, decode
+
+    def stabilizer(self, config: PlannerConfig) -> Stabilizer | None:
+        return None
+
+    def idle_cooldown_s(self, config: PlannerConfig) -> float:
+        # Dynamo skips every cycle whose metrics include a NaN, and the ISL/OSL means of an idle
+        # interval are NaN: under --policy dynamo an idle deployment holds until traffic returns.
+        return math.inf
+
+
+class DefaultPolicy:
+    """Ours (see the module docstring)."""
+
+    name = Policy.DEFAULT
+
+    def applied_corrections(self, corrections: Corrections, config: PlannerConfig) -> tuple[float, float]:
+        if config.no_correction:
+            return 1.0, 1.0
+        prefill = corrections.prefill if _finite_positive(corrections.prefill) else 1.0
+        decode = corrections.decode if _finite_positive(corrections.decode) else 1.0
+        lo, hi = CORRECTION_RANGE
+        # Observed TTFT mixes engine speed with queueing and burst waits the sizing already plans
+        # for, so by default our policy records the prefill factor but does not act on it.
+        prefill_applied = min(max(prefill, lo), hi) if config.apply_prefill_correction else 1.0
+        return prefill_applied, min(max(decode, lo), hi)
+
+    def expected_ttft_ms(self, observation: Observation, profile: Profile, num_req: float, isl: float) -> float:
+        # Compared with what the profile predicts *including* queueing at the observed arrival
+        # rate on the running engines, so that expected queueing is not mistaken for a slow
+        # engine (which would inflate the pool a second time).
+        service_s = profile.prefill.ttft_ms(isl) / 1000.0
+        engines = observation.current.prefill or 0
+        wait_s = mean_wait_s(engines, num_req / observation.interval_s, service_s) if engines > 0 else 0.0
+        return (service_s + (wait_s if math.isfinite(wait_s) else 0.0)) * 1000.0
+
+    def expected_itl_ms(self, profile: Profile, concurrency: float, context_length: float) -> float:
+        return profile.decode.surface.itl_ms(concurrency, context_length)
+
+    def planned_num_req(self, forecast: LoadForecast, num_req: float, config: PlannerConfig) -> float:
+        """The forecast's upper quantile when the predictor gives one (and the config asks for it)."""
+        upper = forecast.num_req_upper
+        if config.size_for_upper_quantile and not is_missing(upper):
+            return max(num_req, float(upper or 0.0))
+        return num_req
+
+    def size_prefill(self, inputs: SizingInputs) -> PoolPlan:
+        config, isl, planned = inputs.config, inputs.isl, inputs.planned_num_req
+        interval_s = inputs.interval_s
+        curves = inputs.profile.prefill.curves
+        thpt = curves.thpt_per_gpu(isl)
+        demand = planned * isl / interval_s
+        service_s = isl / (thpt * config.prefill_engine_num_gpu) * inputs.prefill_correction
+        queue = servers_for_wait_tail(
+            planned / interval_s, service_s, config.ttft_ms / 1000.0 - service_s, 1.0 - config.sla_attainment
+        )
+        replicas = queue.servers
+        details: dict[str, Any] = {}
+        burst_servers = _servers_for_burst_patterns(inputs.forecast, planned, service_s, config)
+        if burst_servers is not None:
+            details.update(prefill_replicas_poisson=replicas, prefill_replicas_bursts=burst_servers)
+            replicas = max(replicas, burst_servers)
+        details.update(
+            prefill_service_ms=service_s * 1000.0,
+            prefill_offered_load=queue.offered_load,
+            prefill_wait_budget_ms=queue.wait_budget_s * 1000.0,
+            prefill_late_probability=queue.late_probability,
+            prefill_ttft_reachable=queue.reachable,
+        )
+        reasons = [
+            f"prefill {planned / interval_s:,.2f} req/s x {service_s * 1000:.1f} ms = "
+            f"{queue.offered_load:.2f} busy engines; {replicas} keep P(TTFT > {config.ttft_ms:g} ms) "
+            f"at {queue.late_probability:.2%}"
+        ]
+        if not queue.reachable:
+            reasons.append(f"prefill service time {service_s * 1000:.0f} ms alone exceeds the TTFT SLA: unreachable")
+        values = dict(
+            prefill_demand_tokens_per_s=demand, prefill_thpt_per_gpu=thpt, prefill_ttft_ms_profile=curves.ttft_ms(isl)
+        )
+        return PoolPlan(replicas, values, details, reasons)
+
+    def size_decode(self, inputs: SizingInputs) -> PoolPlan:
+        isl, osl, interval_s = inputs.isl, inputs.osl, inputs.interval_s
+        itl_target = inputs.config.itl_ms / inputs.decode_correction
+        context = isl + osl / 2
+        # Admission reserves isl + osl tokens per request while the profile's KV axis counts
+        # isl + osl/2: plan the operating point so reservations stay under the target share.
+        kv_cap = inputs.config.decode_target_utilization * context / (isl + osl)
+        point = inputs.profile.decode.surface.best_operating_point(itl_target, context, kv_cap)
+        demand = inputs.planned_num_req * osl / interval_s
+        # A request stays in decode for osl x ITL seconds, so decode concurrency follows the
+        # arrival rate over that span, not over the whole interval: size for the busiest span
+        # of the mean forecast, or for the upper forecast's average rate, whichever is higher
+        # (compounding the two over-provisioned decode by 5-10 % in replays, for nothing).
+        decode_s = osl * point.itl_ms / 1000.0
+        peak_rate = _peak_rate(inputs.forecast, inputs.num_req, decode_s)
+        details: dict[str, Any] = {}
+        if peak_rate is not None and peak_rate * interval_s > inputs.planned_num_req:
+            details.update(decode_peak_num_req_rate=peak_rate, decode_span_s=decode_s)
+            demand = peak_rate * osl
+        plan = _decode_plan(inputs, point, itl_target, demand)
+        plan.details = details
+        return plan
+
+    def budget_rule(
+        self, prefill: int | None, decode: int | None, scale: float, gp: int, gd: int, budget: int, floor: int
+    ) -> tuple[int | None, int | None]:
+        """Proportional scale with ``floor`` so the result never exceeds the budget; every
+        planned pool keeps ``min_endpoint``; GPUs one pool cannot use go back to the other."""
+        if prefill is not None and decode is not None:
+            wanted_p, wanted_d = prefill, decode
+            prefill = max(floor, math.floor(prefill * scale))
+            prefill = min(prefill, (budget - floor * gd) // gp)
+            decode = max(floor, min(wanted_d, (budget - prefill * gp) // gd))
+            spare = budget - prefill * gp - decode * gd
+            if prefill < wanted_p and spare >= gp:
+                prefill += min(wanted_p - prefill, spare // gp)
+        elif prefill is not None:
+            prefill = max(floor, min(prefill, budget // gp))
+        elif decode is not None:
+            decode = max(floor, min(decode, budget // gd))
+        return prefill, decode
+
+    def stabilizer(self, config: PlannerConfig) -> Stabilizer | None:
+        if config.scale_down_stabilization_s <= 0:
+            return None
+        return Stabilizer(window_s=config.scale_down_stabilization_s)
+
+    def idle_cooldown_s(self, config: PlannerConfig) -> float:
+        return float(config.idle_cooldown_s)
+
+
+_POLICIES: dict[Policy, SizingPolicy] = {Policy.DYNAMO: DynamoPolicy(), Policy.DEFAULT: DefaultPolicy()}
+
+
+def policy_for(policy: Policy | str) -> SizingPolicy:
+    """The strategy of ``config.policy`` (or of a decision's ``policy`` string)."""
+    return _POLICIES[Policy(policy)]
+
+
+def _servers_for_burst_patterns(
+    forecast: LoadForecast, planned_num_req: float, service_s: float, config: PlannerConfig
+) -> int | None:
+    """Prefill engines for the worst recent burst pattern, scaled to the planned request count."""
+    patterns = [p for p in forecast.burst_patterns if sum(p) >= BURST_MIN_SHARE * planned_num_req and sum(p) > 0]
+    if not patterns or planned_num_req <= 0:
+        return None
+    budget_s = config.ttft_ms / 1000.0 - service_s
+    late = 1.0 - config.sla_attainment
+    return max(
+        servers_for_bursts(
+            [n * planned_num_req / sum(p) for n in p], forecast.burst_window_s, service_s, budget_s, late
+        )
+        for p in patterns
+    )
+
+
+def _peak_rate(forecast: LoadForecast, planned_num_req: float, span_s: float) -> float | None:
+    """Highest arrival rate (req/s) over any ``span_s`` stretch of the recent burst patterns,
+    each scaled to the planned request count."""
+    best: float | None = None
+    window = forecast.burst_window_s
+    for pattern in forecast.burst_patterns:
+        total = sum(pattern)
+        if total < BURST_MIN_SHARE * planned_num_req or total <= 0:
+            continue
+        k = max(1, min(len(pattern), round(span_s / window)))
+        running = sum(pattern[:k])
+        peak = running
+        for i in range(k, len(pattern)):
+            running += pattern[i] - pattern[i - k]
+            peak = max(peak, running)
+        rate = peak * planned_num_req / total / (k * window)
+        best = rate if best is None else max(best, rate)
+    return best
