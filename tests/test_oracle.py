@@ -13,7 +13,8 @@ from planner_core.config import BUNDLED_PROFILE_DIR
 from planner_core.profiles import load_profile
 from planner_core.records import Replicas
 from planner_core.sim import ClusterSimulator, oracle_gpu_seconds, oracle_replicas
-from planner_core.sim.cluster import ItlModel, prefill_service_s
+from planner_core.sim.cluster import prefill_service_s
+from planner_core.sim.decode_pool import ItlModel
 from planner_core.sim.oracle import _smallest, simulate_decode_pool
 
 TTFT_MS = 300.0

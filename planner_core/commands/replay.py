@@ -115,7 +115,6 @@ def run(args: argparse.Namespace) -> int:
                 config,
                 policy,
                 startup_s=args.startup_s,
-                seed=args.seed,
                 store=store,
                 oracle_plan=oracle_plan,
                 profile=profile,

@@ -12,17 +12,10 @@ Two pools: prefill workers and decode workers, each worker one engine of the pro
 4. decodes ``osl`` tokens in a batch with every other request on that worker, one token per
    current ITL, and leaves.
 
-Decode model. A worker's ITL at any moment is ``surface.itl_ms_at_kv(kv, ctx)`` with
-``kv = sum(isl + osl/2) / max_kv_tokens`` and ``ctx = mean(isl + osl/2)`` over its resident
-requests: the same ``(isl + osl/2)`` accounting Dynamo's profiler used to produce the profile's
-``x_kv_usage`` and ``y_context_length``, so the ITL only changes when a request joins or leaves.
-Admission reserves each request's peak footprint ``isl + osl`` tokens and a worker accepts a
-request only while the reservations fit in ``max_kv_tokens`` (so no preemption is ever needed;
-a request larger than a whole engine is admitted on an empty worker).
-Each worker keeps a token clock ``T`` (tokens emitted per resident request) that advances at
-``1 / ITL``; a request joining at ``T0`` leaves at ``T0 + osl``, so the next completion time is
-``t_last + (T_next - T) * ITL`` and is rescheduled whenever the ITL changes.
-A request's ITL is its mean over its tokens: ``(finish - first_token) / osl``.
+Decode model: :mod:`planner_core.sim.decode_pool` (shared with the oracle). A worker's ITL
+follows its resident requests' KV usage and context along the profile's decode surface;
+admission reserves each request's peak footprint ``isl + osl`` tokens, so no preemption is
+ever needed. A request's ITL is its mean over its tokens: ``(finish - first_token) / osl``.
 
 Scaling. ``set_targets`` starts workers that become ready ``startup_s`` later (a scale-up
 first takes back draining workers, instantly), and on a scale-down cancels starting workers
@@ -30,8 +23,7 @@ first takes back draining workers, instantly), and on a scale-down cancels start
 reserved KV first, then newest): a draining worker gets no new work, finishes what it has and
 is gone. A worker costs GPUs from the moment it is requested until it is gone.
 
-The simulator has no randomness of its own (``seed`` is accepted for interface stability);
-the same inputs always give the same results.
+The simulator has no randomness of its own: the same inputs always give the same results.
 """
 
 from __future__ import annotations
@@ -48,8 +40,9 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from planner_core.profiles import DecodeSurface, Profile
+from planner_core.profiles import Profile
 from planner_core.records import Replicas
+from planner_core.sim.decode_pool import DecodePool, DecodeWorker, ItlModel
 
 FloatArray = NDArray[np.float64]
 
@@ -57,60 +50,6 @@ FloatArray = NDArray[np.float64]
 STARTING, READY, DRAINING, GONE = 0, 1, 2, 3
 # event kinds
 _EV_PREFILL_DONE, _EV_DECODE_DONE, _EV_READY = 0, 1, 2
-# two completions closer than this on a worker's token clock are simultaneous
-_TOKEN_EPS = 1e-6
-
-
-class ItlModel:
-    """``DecodeSurface.itl_ms_at_kv`` in seconds, as plain-list arithmetic for the hot path.
-
-    ``itl_s(ctx_sum, n)`` is the ITL of a worker holding ``n`` requests whose
-    ``isl + osl/2`` sum to ``ctx_sum``: KV usage ``ctx_sum / max_kv_tokens``, context
-    ``ctx_sum / n``.
-    """
-
-    def __init__(self, surface: DecodeSurface) -> None:
-        self.levels: list[float] = surface.levels.tolist()
-        self.axis: list[float] = surface.kv_axis.tolist()
-        self.rows: list[list[float]] = [(row / 1000.0).tolist() for row in surface.itl_ms_rows]
-        self.max_kv_tokens = float(surface.max_kv_tokens)
-        self.inv_max_kv = 1.0 / self.max_kv_tokens
-
-    def itl_s(self, ctx_sum: float, n: int) -> float:
-        levels = self.levels
-        c = ctx_sum / n
-        if c <= levels[0]:
-            lo = hi = 0
-            w = 0.0
-        elif c >= levels[-1]:
-            lo = hi = len(levels) - 1
-            w = 0.0
-        else:
-            hi = bisect_left(levels, c)
-            if levels[hi] == c:
-                lo = hi
-                w = 0.0
-            else:
-                lo = hi - 1
-                w = (c - levels[lo]) / (levels[hi] - levels[lo])
-        axis = self.axis
-        x = ctx_sum * self.inv_max_kv
-        if x > 1.0:
-            x = 1.0
-        i = bisect_right(axis, x) - 1
-        if i < 0:
-            i = 0
-        elif i > len(axis) - 2:
-            i = len(axis) - 2
-        f = (x - axis[i]) / (axis[i + 1] - axis[i])
-        r = self.rows[lo]
-        value = r[i] + (r[i + 1] - r[i]) * f
-        if w:
-            r = self.rows[hi]
-            value = value * (1.0 - w) + (r[i] + (r[i + 1] - r[i]) * f) * w
-        return value
-
-
 def prefill_service_s(profile: Profile, isl: FloatArray) -> FloatArray:
     """Prefill time in seconds of every request (profile TTFT at its ISL, concurrency 1)."""
     isl = np.asarray(isl, dtype=np.float64)
@@ -198,25 +137,11 @@ class RequestResults:
         return float(np.mean(ok))
 
 
-class _Worker:
-    __slots__ = (
-        "busy",
-        "ctx_sum",
-        "end_t",
-        "heap",
-        "itl_s",
-        "n",
-        "pool",
-        "reserved",
-        "start_t",
-        "state",
-        "t_last",
-        "tok",
-        "version",
-        "wid",
-    )
+class _Worker(DecodeWorker):
+    __slots__ = ("busy", "end_t", "pool", "start_t", "state", "wid")
 
     def __init__(self, pool: str, wid: int, state: int, start_t: float) -> None:
+        super().__init__(t_last=start_t)
         self.pool = pool
         self.wid = wid
         self.state = state
@@ -224,18 +149,6 @@ class _Worker:
         self.end_t: float | None = None
         # prefill: the request being prefilled, -1 when idle
         self.busy = -1
-        # decode: token clock, resident requests (finish token clock, request), load
-        self.tok = 0.0
-        self.t_last = start_t
-        self.itl_s = 0.0
-        self.n = 0
-        self.ctx_sum = 0.0
-        self.reserved = 0.0
-        self.heap: list[tuple[float, int]] = []
-        self.version = 0
-
-
-_reserved = attrgetter("reserved")
 
 
 class ClusterSimulator:
@@ -256,7 +169,6 @@ class ClusterSimulator:
         decode_engine_num_gpu: int = 1,
         initial: Replicas = Replicas(1, 1),  # noqa: B008 (frozen dataclass)
         startup_s: float = 60.0,
-        seed: int = 0,
     ) -> None:
         arrival = np.asarray(arrival_s, dtype=np.float64).reshape(-1)
         isl_a = np.asarray(isl, dtype=np.float64).reshape(-1)
@@ -273,7 +185,6 @@ class ClusterSimulator:
         self.prefill_engine_num_gpu = int(prefill_engine_num_gpu)
         self.decode_engine_num_gpu = int(decode_engine_num_gpu)
         self.startup_s = float(startup_s)
-        self.seed = seed
         self._order: NDArray[np.intp] | None = None
         if arrival.size > 1 and np.any(np.diff(arrival) < 0):
             self._order = np.argsort(arrival, kind="stable")
@@ -289,8 +200,6 @@ class ClusterSimulator:
         self._svc: list[float] = prefill_service_s(profile, isl_a).tolist()
         self._ctx: list[float] = (isl_a + osl_a / 2.0).tolist()
         self._need: list[float] = (isl_a + osl_a).tolist()
-        self._model = ItlModel(profile.decode.surface)
-        self._max_kv = self._model.max_kv_tokens
         nan = math.nan
         self._pstart = [nan] * n
         self._first = [nan] * n
@@ -305,6 +214,7 @@ class ClusterSimulator:
         self._fin_dur: list[float] = []  # s
         self._heap: list[tuple[Any, ...]] = []
         self._seq = itertools.count()
+        self._decode = DecodePool(ItlModel(profile.decode.surface), self._ctx, self._need, self._osl, self._schedule)
         self._ai = 0
         self.now_s = 0.0
         self._last_event_t = 0.0
@@ -399,45 +309,20 @@ class ClusterSimulator:
             self._d_queue.append(r)
 
     def _place(self, r: int, t: float) -> bool:
-        active = self._d_active
-        if not active:
+        if self._decode.place(self._d_active, r, t) is None:
             return False
-        w = min(active, key=_reserved) if len(active) > 1 else active[0]
-        if w.n and w.reserved + self._need[r] > self._max_kv:
-            return False
-        # join: first token now
+        # joined: first token now
         self._first[r] = t
         self._ft_t.append(t)
         self._ft_v.append((t - self._arr[r]) * 1000.0)
-        if w.n:
-            w.tok += (t - w.t_last) / w.itl_s
-        w.t_last = t
-        heappush(w.heap, (w.tok + self._osl[r], r))
-        w.n += 1
-        w.ctx_sum += self._ctx[r]
-        w.reserved += self._need[r]
-        self._reschedule(w)
         return True
 
-    def _reschedule(self, w: _Worker) -> None:
-        w.version += 1
-        if w.n:
-            w.itl_s = self._model.itl_s(w.ctx_sum, w.n)
-            when = w.t_last + (w.heap[0][0] - w.tok) * w.itl_s
-            heappush(self._heap, (when, next(self._seq), _EV_DECODE_DONE, w, w.version))
+    def _schedule(self, when: float, w: DecodeWorker, version: int) -> None:
+        heappush(self._heap, (when, next(self._seq), _EV_DECODE_DONE, w, version))
 
     def _decode_done(self, w: _Worker, t: float) -> None:
-        h = w.heap
-        tok = h[0][0]
-        w.tok = tok
-        w.t_last = t
-        limit = tok + _TOKEN_EPS
         first, osl, arr = self._first, self._osl, self._arr
-        while h and h[0][0] <= limit:
-            r = heappop(h)[1]
-            w.n -= 1
-            w.ctx_sum -= self._ctx[r]
-            w.reserved -= self._need[r]
+        for r in self._decode.complete(w, t):
             itl_ms = (t - first[r]) / osl[r] * 1000.0
             self._finish[r] = t
             self._itl[r] = itl_ms
@@ -445,16 +330,8 @@ class ClusterSimulator:
             self._fin_itl.append(itl_ms)
             self._fin_osl.append(osl[r])
             self._fin_dur.append(t - arr[r])
-        if not w.n:
-            w.ctx_sum = 0.0
-            w.reserved = 0.0
-            if w.state == DRAINING:
-                w.version += 1
-                self._retire(w, t)
-            else:
-                w.version += 1
-        else:
-            self._reschedule(w)
+        if not w.n and w.state == DRAINING:
+            self._retire(w, t)
         if self._d_queue:
             self._drain_decode_queue(t)
 

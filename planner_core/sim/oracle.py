@@ -30,18 +30,19 @@ planner (which must predict the load and pay start-up delays) can beat in practi
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections import deque
 from collections.abc import Callable
 from heapq import heappop, heappush, heapreplace
-from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
 
 from planner_core.profiles import Profile
 from planner_core.records import Replicas
-from planner_core.sim.cluster import _TOKEN_EPS, ItlModel, prefill_service_s
+from planner_core.sim.cluster import prefill_service_s
+from planner_core.sim.decode_pool import DecodePool, DecodeWorker, ItlModel
 
 
 def _prefill_misses(
@@ -74,81 +75,42 @@ def simulate_decode_pool(
     itl_out: list[float] | None = None,
     wait_out: list[float] | None = None,
 ) -> int:
-    """Run ``n_workers`` decode workers (the simulator's decode model) over requests joining at
-    ``join_s`` (ascending), all ready from the start. Returns the number of counted requests that
-    missed (mean ITL above ``itl_sla_s`` or any wait for KV space), stopping early once above
-    ``max_misses``. ``itl_out``/``wait_out``, when given, receive per-request ITL (s) and
-    admission wait (s)."""
+    """Run ``n_workers`` decode workers (:class:`DecodePool`, the simulator's decode model) over
+    requests joining at ``join_s`` (ascending), all ready from the start. Returns the number of
+    counted requests that missed (mean ITL above ``itl_sla_s`` or any wait for KV space),
+    stopping early once above ``max_misses``. ``itl_out``/``wait_out``, when given, receive
+    per-request ITL (s) and admission wait (s)."""
     num = len(join_s)
     if counted is None:
         counted = [True] * num
-    max_kv = model.max_kv_tokens
-    itl_fn = model.itl_s
-    # per worker: [tok, t_last, itl_s, n, ctx_sum, reserved, heap, version]
-    workers: list[list[Any]] = [[0.0, 0.0, 0.0, 0, 0.0, 0.0, [], 0] for _ in range(n_workers)]
-    events: list[tuple[float, int, int, int]] = []  # (time, seq, worker, version)
-    seq = 0
+    events: list[tuple[float, int, DecodeWorker, int]] = []  # (time, seq, worker, version)
+    seq = itertools.count()
+
+    def schedule(when: float, w: DecodeWorker, version: int) -> None:
+        heappush(events, (when, next(seq), w, version))
+
+    pool = DecodePool(model, ctx, need, osl, schedule)
+    workers = [DecodeWorker() for _ in range(n_workers)]
+    place = pool.place
     first = [0.0] * num
     queue: deque[int] = deque()
     misses = 0
     ji = 0
-
-    def place(r: int, t: float) -> bool:
-        nonlocal seq
-        best = workers[0]
-        bi = 0
-        for i in range(1, n_workers):
-            if workers[i][5] < best[5]:
-                best = workers[i]
-                bi = i
-        w = best
-        if w[3] and w[5] + need[r] > max_kv:
-            return False
-        if w[3]:
-            w[0] += (t - w[1]) / w[2]
-        w[1] = t
-        heappush(w[6], (w[0] + osl[r], r))
-        w[3] += 1
-        w[4] += ctx[r]
-        w[5] += need[r]
-        w[7] += 1
-        w[2] = itl_fn(w[4], w[3])
-        seq += 1
-        heappush(events, (t + (w[6][0][0] - w[0]) * w[2], seq, bi, w[7]))
-        first[r] = t
-        return True
-
     while ji < num or events:
         tj = join_s[ji] if ji < num else math.inf
         if events and events[0][0] < tj:
-            t, _, wi, version = heappop(events)
-            w = workers[wi]
-            if w[7] != version:
+            t, _, w, version = heappop(events)
+            if w.version != version:
                 continue
-            h = w[6]
-            tok = h[0][0]
-            w[0] = tok
-            w[1] = t
-            limit = tok + _TOKEN_EPS
-            while h and h[0][0] <= limit:
-                r = heappop(h)[1]
-                w[3] -= 1
-                w[4] -= ctx[r]
-                w[5] -= need[r]
+            for r in pool.complete(w, t):
                 itl = (t - first[r]) / osl[r]
                 if itl_out is not None:
                     itl_out[r] = itl
                 if counted[r] and itl > itl_sla_s:
                     misses += 1
-            w[7] += 1
-            if w[3]:
-                w[2] = itl_fn(w[4], w[3])
-                seq += 1
-                heappush(events, (t + (h[0][0] - tok) * w[2], seq, wi, w[7]))
-            else:
-                w[4] = w[5] = 0.0
-            while queue and place(queue[0], t):
+            while queue and place(workers, queue[0], t) is not None:
                 r = queue.popleft()
+                first[r] = t
                 wait = t - join_s[r]
                 if wait_out is not None:
                     wait_out[r] = wait
@@ -159,10 +121,12 @@ def simulate_decode_pool(
         else:
             r = ji
             ji += 1
-            if queue or not place(r, tj):
+            if queue or place(workers, r, tj) is None:
                 queue.append(r)
-            elif wait_out is not None:
-                wait_out[r] = 0.0
+            else:
+                first[r] = tj
+                if wait_out is not None:
+                    wait_out[r] = 0.0
     return misses
 
 

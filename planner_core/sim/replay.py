@@ -306,7 +306,7 @@ def static_replicas(workload: Workload, profile: Profile, config: PlannerConfig)
 
 
 def _simulator(
-    workload: Workload, profile: Profile, config: PlannerConfig, initial: Replicas, startup_s: float, seed: int
+    workload: Workload, profile: Profile, config: PlannerConfig, initial: Replicas, startup_s: float
 ) -> ClusterSimulator:
     return ClusterSimulator(
         profile,
@@ -317,7 +317,6 @@ def _simulator(
         decode_engine_num_gpu=config.decode_engine_num_gpu,
         initial=initial,
         startup_s=startup_s,
-        seed=seed,
     )
 
 
@@ -345,14 +344,14 @@ def run_policy(
     policy: str,
     *,
     startup_s: float = 60.0,
-    seed: int = 0,
     store: Any = None,
     oracle_plan: Sequence[Replicas] | None = None,
     profile: Profile | None = None,
     progress: Callable[[int, int], None] | None = None,
     deployment_name: str | None = None,
 ) -> ReplayResult:
-    """Replay ``workload`` under one policy and score it."""
+    """Replay ``workload`` under one policy and score it: ``oracle`` and ``static`` open loop
+    (:func:`replay_open_loop`), the planners closed loop (:func:`replay_closed_loop`)."""
     if policy not in POLICIES:
         raise ValueError(f"policy: unknown {policy!r}; choose from {', '.join(POLICIES)}")
     profile = profile or load_profile(config.profile_dir())
@@ -360,102 +359,165 @@ def run_policy(
     started = time.perf_counter()
     plan = list(oracle_plan) if oracle_plan is not None else compute_oracle(workload, profile, config)
     n_intervals = max(1, math.ceil(workload.duration_s / interval))
-    first = plan[0] if plan else Replicas(config.min_endpoint, config.min_endpoint)
-    first = Replicas(max(first.prefill or 0, config.min_endpoint), max(first.decode or 0, config.min_endpoint))
     # Row k describes interval k: its start, observed load and latency, the forecast made for
     # it, the replicas requested for it, and the oracle's replicas for it.
     timeline: dict[str, list[Any]] = {key: [None] * n_intervals for key in TIMELINE_KEYS}
     timeline["start_s"] = [k * interval for k in range(n_intervals)]
     timeline["oracle_prefill"] = [plan[k].prefill if k < len(plan) else None for k in range(n_intervals)]
     timeline["oracle_decode"] = [plan[k].decode if k < len(plan) else None for k in range(n_intervals)]
-    actions = 0
-
-    if policy in ("oracle", "static"):
-        initial = first if policy == "oracle" else static_replicas(workload, profile, config)
-        sim = _simulator(workload, profile, config, initial, 0.0 if policy == "oracle" else startup_s, seed)
-        for k in range(n_intervals):
-            if policy == "oracle" and k < len(plan):
-                before = sim.replicas()
-                sim.set_targets(plan[k])
-                if (plan[k].prefill, plan[k].decode) != (before["prefill"]["target"], before["decode"]["target"]):
-                    actions += 1
-            sim.advance_to((k + 1) * interval)
-            m = sim.metrics(k * interval, (k + 1) * interval)
-            r = sim.replicas()
-            _record(
-                timeline,
-                k,
-                num_req=m.num_req,
-                ttft_ms=m.ttft_ms,
-                itl_ms=m.itl_ms,
-                prefill_target=r["prefill"]["target"],
-                decode_target=r["decode"]["target"],
-            )
-            if progress:
-                progress(k + 1, n_intervals)
-        predictor_name = None
+    predictor_name: str | None = None
+    if policy in OPEN_LOOP_POLICIES:
+        sim, actions = replay_open_loop(workload, profile, config, policy, plan, timeline, startup_s, progress)
     else:
-        from planner_core.predictors import LoadPredictor
-
-        if policy == "dynamo":
-            config = config.model_copy(update={"policy": Policy.DYNAMO, "load_predictor": DYNAMO_PREDICTOR})
-        elif policy == "clairvoyant":
-            # It knows whether traffic returns after an idle minute: no cooldown to wait out.
-            config = config.model_copy(update={"policy": Policy.DEFAULT, "idle_cooldown_s": 0})
-        else:
-            config = config.model_copy(update={"policy": Policy.DEFAULT})
+        config = closed_loop_config(config, policy)
         predictor_name = "clairvoyant" if policy == "clairvoyant" else config.load_predictor
-        sim = _simulator(workload, profile, config, first_interval_replicas(workload, profile, config), startup_s, seed)
-        clock = SimulatedClock(workload.start)
-        deployment_id = None
-        if store is not None:
-            deployment_id = store.ensure_deployment(
-                deployment_name or f"replay-{workload.name}-{policy}",
-                config.namespace,
-                config.model_name,
-                config.backend.value,
-                config.mode.value,
-            )
-        cycle = PlanningCycle(
-            config=config,
-            profile=profile,
-            metrics=SimulatedFrontend(sim, workload.start, workload.arrival_s),
-            connector=SimulatedClusterConnector(sim),
-            clock=clock,
-            # Simulated time: a background ARIMA search would finish long before the next
-            # interval, so run it inline (deterministic). The dynamo baseline refits at every
-            # prediction, as Dynamo does.
-            predictor=ClairvoyantPredictor(workload, interval, startup_s)
-            if policy == "clairvoyant"
-            else LoadPredictor(config, synchronous_refit=True, **({"refit_every": 1} if policy == "dynamo" else {})),
-            store=store,
-            deployment_id=deployment_id,
-            stabilizer=PlanningCycle.default_stabilizer(config),
-            trigger="replay",
+        sim, actions = replay_closed_loop(
+            workload, profile, config, policy, timeline, startup_s, store, deployment_name, progress
         )
-        running = sim.replicas()
-        _record(timeline, 0, prefill_target=running["prefill"]["target"], decode_target=running["decode"]["target"])
-        for k in range(n_intervals):
-            clock.set(workload.start + timedelta(seconds=(k + 1) * interval))
-            result: CycleResult = cycle.run()
-            if result.outcome is not None and result.outcome.outcome == "applied":
-                actions += 1
-            obs, forecast, decision = result.observation, result.forecast, result.decision
-            if obs is not None:
-                _record(timeline, k, num_req=obs.num_req, ttft_ms=obs.ttft_ms, itl_ms=obs.itl_ms)
-            if k + 1 < n_intervals:
-                _record(
-                    timeline,
-                    k + 1,
-                    predicted_num_req=forecast.num_req if forecast and forecast.is_usable() else None,
-                    prefill_target=decision.prefill_replicas if decision else None,
-                    decode_target=decision.decode_replicas if decision else None,
-                )
-            if progress:
-                progress(k + 1, n_intervals)
-
     # Let in-flight requests finish with the last replicas so every request is scored.
     sim.advance_to(math.inf)
+    return _result(sim, config, policy, predictor_name, plan, actions, n_intervals, timeline, started)
+
+
+OPEN_LOOP_POLICIES = ("oracle", "static")
+
+
+def replay_open_loop(
+    workload: Workload,
+    profile: Profile,
+    config: PlannerConfig,
+    policy: str,
+    plan: Sequence[Replicas],
+    timeline: dict[str, list[Any]],
+    startup_s: float,
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[ClusterSimulator, int]:
+    """Replicas fixed in advance, nothing observed: ``oracle`` sets each interval's ``plan`` at
+    its start (ready at once), ``static`` runs :func:`static_replicas` all along. Returns the
+    simulator and the number of scaling actions."""
+    interval = float(config.adjustment_interval_s)
+    n_intervals = len(timeline["start_s"])
+    if policy == "oracle":
+        first = plan[0] if plan else Replicas(config.min_endpoint, config.min_endpoint)
+        initial = Replicas(max(first.prefill or 0, config.min_endpoint), max(first.decode or 0, config.min_endpoint))
+        sim = _simulator(workload, profile, config, initial, 0.0)
+    else:
+        sim = _simulator(workload, profile, config, static_replicas(workload, profile, config), startup_s)
+    actions = 0
+    for k in range(n_intervals):
+        if policy == "oracle" and k < len(plan):
+            before = sim.replicas()
+            sim.set_targets(plan[k])
+            if (plan[k].prefill, plan[k].decode) != (before["prefill"]["target"], before["decode"]["target"]):
+                actions += 1
+        sim.advance_to((k + 1) * interval)
+        m = sim.metrics(k * interval, (k + 1) * interval)
+        r = sim.replicas()
+        _record(
+            timeline,
+            k,
+            num_req=m.num_req,
+            ttft_ms=m.ttft_ms,
+            itl_ms=m.itl_ms,
+            prefill_target=r["prefill"]["target"],
+            decode_target=r["decode"]["target"],
+        )
+        if progress:
+            progress(k + 1, n_intervals)
+    return sim, actions
+
+
+def closed_loop_config(config: PlannerConfig, policy: str) -> PlannerConfig:
+    """The planner configuration a closed-loop ``policy`` replays with."""
+    if policy == "dynamo":
+        return config.model_copy(update={"policy": Policy.DYNAMO, "load_predictor": DYNAMO_PREDICTOR})
+    if policy == "clairvoyant":
+        # It knows whether traffic returns after an idle minute: no cooldown to wait out.
+        return config.model_copy(update={"policy": Policy.DEFAULT, "idle_cooldown_s": 0})
+    return config.model_copy(update={"policy": Policy.DEFAULT})
+
+
+def replay_closed_loop(
+    workload: Workload,
+    profile: Profile,
+    config: PlannerConfig,
+    policy: str,
+    timeline: dict[str, list[Any]],
+    startup_s: float,
+    store: Any = None,
+    deployment_name: str | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[ClusterSimulator, int]:
+    """The production :class:`PlanningCycle` every interval on simulated time: it observes the
+    simulated frontend, predicts, sizes and scales the simulated cluster (and persists to
+    ``store`` when given). Returns the simulator and the number of applied scaling actions."""
+    from planner_core.predictors import LoadPredictor
+
+    interval = float(config.adjustment_interval_s)
+    n_intervals = len(timeline["start_s"])
+    sim = _simulator(workload, profile, config, first_interval_replicas(workload, profile, config), startup_s)
+    clock = SimulatedClock(workload.start)
+    deployment_id = None
+    if store is not None:
+        deployment_id = store.ensure_deployment(
+            deployment_name or f"replay-{workload.name}-{policy}",
+            config.namespace,
+            config.model_name,
+            config.backend.value,
+            config.mode.value,
+        )
+    cycle = PlanningCycle(
+        config=config,
+        profile=profile,
+        metrics=SimulatedFrontend(sim, workload.start, workload.arrival_s),
+        connector=SimulatedClusterConnector(sim),
+        clock=clock,
+        # Simulated time: a background ARIMA search would finish long before the next
+        # interval, so run it inline (deterministic). The dynamo baseline refits at every
+        # prediction, as Dynamo does.
+        predictor=ClairvoyantPredictor(workload, interval, startup_s)
+        if policy == "clairvoyant"
+        else LoadPredictor(config, synchronous_refit=True, **({"refit_every": 1} if policy == "dynamo" else {})),
+        store=store,
+        deployment_id=deployment_id,
+        stabilizer=PlanningCycle.default_stabilizer(config),
+        trigger="replay",
+    )
+    running = sim.replicas()
+    _record(timeline, 0, prefill_target=running["prefill"]["target"], decode_target=running["decode"]["target"])
+    actions = 0
+    for k in range(n_intervals):
+        clock.set(workload.start + timedelta(seconds=(k + 1) * interval))
+        result: CycleResult = cycle.run()
+        if result.outcome is not None and result.outcome.outcome == "applied":
+            actions += 1
+        obs, forecast, decision = result.observation, result.forecast, result.decision
+        if obs is not None:
+            _record(timeline, k, num_req=obs.num_req, ttft_ms=obs.ttft_ms, itl_ms=obs.itl_ms)
+        if k + 1 < n_intervals:
+            _record(
+                timeline,
+                k + 1,
+                predicted_num_req=forecast.num_req if forecast and forecast.is_usable() else None,
+                prefill_target=decision.prefill_replicas if decision else None,
+                decode_target=decision.decode_replicas if decision else None,
+            )
+        if progress:
+            progress(k + 1, n_intervals)
+    return sim, actions
+
+
+def _result(
+    sim: ClusterSimulator,
+    config: PlannerConfig,
+    policy: str,
+    predictor_name: str | None,
+    plan: Sequence[Replicas],
+    actions: int,
+    n_intervals: int,
+    timeline: dict[str, list[Any]],
+    started: float,
+) -> ReplayResult:
     scores = score(sim, config)
     gpu_seconds = sim.gpu_seconds()
     return ReplayResult(
