@@ -237,11 +237,14 @@ DYNAMO_ENV_VARS: dict[str, str] = {
 ENV_PREFIX = "PLANNER_"
 
 
-def config_from_env(environ: Mapping[str, str] | None = None, **overrides: Any) -> PlannerConfig:
+def config_from_env(
+    environ: Mapping[str, str] | None = None, defaults: Mapping[str, Any] | None = None, **overrides: Any
+) -> PlannerConfig:
     """Settings from ``DYN_NAMESPACE`` / ``PROMETHEUS_ENDPOINT`` / ``PLANNER_PROMETHEUS_PORT``
-    and ``PLANNER_<FIELD>`` (for example ``PLANNER_MAX_GPU_BUDGET=16``); ``overrides`` win."""
+    and ``PLANNER_<FIELD>`` (for example ``PLANNER_MAX_GPU_BUDGET=16``); ``overrides`` win.
+    ``defaults``: an entry point's own defaults, under the environment (the model's otherwise)."""
     env = os.environ if environ is None else environ
-    values: dict[str, Any] = {}
+    values: dict[str, Any] = dict(defaults or {})
     for var, field in DYNAMO_ENV_VARS.items():
         if env.get(var):
             values[field] = env[var]
@@ -320,17 +323,21 @@ FLAGS: tuple[_Flag, ...] = (
 _FLAG_FOR_FIELD = {f.field: f.flag for f in FLAGS}
 
 
-def add_config_arguments(parser: argparse.ArgumentParser, only: Sequence[str] | None = None) -> None:
+def add_config_arguments(
+    parser: argparse.ArgumentParser, only: Sequence[str] | None = None, defaults: Mapping[str, Any] | None = None
+) -> None:
     """Add the Dynamo-spelled flags (all, or the fields named in ``only``) to ``parser``.
 
-    Defaults are left unset (``None``) so that :func:`config_from_args` can layer flags over
-    environment variables over the model's defaults."""
+    ``defaults`` are the entry point's own defaults (pass the same mapping to
+    :func:`config_from_args`); ``--help`` shows them. The parsed values stay ``None`` when a flag
+    is not given, so that :func:`config_from_args` can layer flags over environment variables
+    over the entry point's defaults over the model's."""
     group = parser.add_argument_group("planner settings (Dynamo's flag names)")
     for flag in FLAGS:
         if only is not None and flag.field not in only:
             continue
         info = PlannerConfig.model_fields[flag.field]
-        default = info.default
+        default = (defaults or {}).get(flag.field, info.default)
         help_text = f"{info.description} (default: {getattr(default, 'value', default)})"
         if _is_bool_field(flag.field):
             group.add_argument(
@@ -353,7 +360,10 @@ def add_config_arguments(parser: argparse.ArgumentParser, only: Sequence[str] | 
             )
 
 
-def config_from_args(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> PlannerConfig:
-    """Flags given on the command line over environment variables over defaults."""
+def config_from_args(
+    args: argparse.Namespace, environ: Mapping[str, str] | None = None, defaults: Mapping[str, Any] | None = None
+) -> PlannerConfig:
+    """Flags given on the command line over environment variables over ``defaults`` (the entry
+    point's, as given to :func:`add_config_arguments`) over the model's defaults."""
     given = {f.field: getattr(args, f.field) for f in FLAGS if getattr(args, f.field, None) is not None}
-    return config_from_env(environ, **given)
+    return config_from_env(environ, defaults, **given)

@@ -149,3 +149,25 @@ def test_budget_check_counts_only_planned_pools():
 def test_bad_boolean_in_environment():
     with pytest.raises(ConfigError, match="PLANNER_NO_CORRECTION"):
         config_from_env({"PLANNER_NO_CORRECTION": "maybe"})
+
+
+def test_an_entry_point_default_is_passed_in_and_shown_in_help(capsys):
+    """One default per parameter: the replay's 60 s interval sits under flags and PLANNER_*
+    variables, and its --help shows the default it really uses."""
+    from planner_core.cli import build_parser
+    from planner_core.commands.replay import REPLAY_DEFAULTS
+
+    parser = build_parser()
+    args = parser.parse_args(["replay"])
+    assert args.adjustment_interval_s is None  # nothing rewrites the parsed arguments
+    assert config_from_args(args, environ={}, defaults=REPLAY_DEFAULTS).adjustment_interval_s == 60
+    env = {"PLANNER_ADJUSTMENT_INTERVAL_S": "90"}
+    assert config_from_args(args, environ=env, defaults=REPLAY_DEFAULTS).adjustment_interval_s == 90
+    flagged = parser.parse_args(["replay", "--adjustment-interval", "30"])
+    assert config_from_args(flagged, environ=env, defaults=REPLAY_DEFAULTS).adjustment_interval_s == 30
+    assert config_from_args(args, environ={}).adjustment_interval_s == 180  # the model's own default
+    with pytest.raises(SystemExit):
+        parser.parse_args(["replay", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "seconds between planning cycles (default: 60)" in help_text
+    assert "most GPUs prefill and decode may use together (default: 64)" in help_text

@@ -16,10 +16,10 @@ from planner_core.sim.replay import POLICIES, compute_oracle, load_workload, run
 # With no arguments the bundled Azure conversation trace (about 5.5 requests/s) is scaled so
 # that its busiest minute needs several GPUs per pool.
 DEFAULT_LOAD_SCALE = 10.0
-# The replay's budget is generous so that the comparison measures the policies, not the cap.
-DEFAULT_REPLAY_BUDGET = 64
-DEFAULT_INTERVAL_S = 60
-DEFAULT_PREDICTOR = "auto"
+# The replay's own defaults (under flags and PLANNER_* variables): a one-minute interval resolves
+# the trace's bursts; the budget is generous so that the comparison measures the policies, not
+# the cap; and the predictor is ours.
+REPLAY_DEFAULTS = {"adjustment_interval_s": 60, "max_gpu_budget": 64, "load_predictor": "auto"}
 
 REPLAY_FLAGS = (
     "profile_results_dir",
@@ -67,20 +67,14 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--no-store", action="store_true", help="do not write cycles to a database")
     parser.add_argument("--report-dir", type=Path, default=None, help="write PNG plots and index.html here")
     parser.add_argument("--json", action="store_true", help="print results as JSON")
-    add_config_arguments(parser, only=REPLAY_FLAGS)
+    add_config_arguments(parser, only=REPLAY_FLAGS, defaults=REPLAY_DEFAULTS)
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from planner_core.cli import UsageError
 
-    if args.adjustment_interval_s is None:
-        args.adjustment_interval_s = DEFAULT_INTERVAL_S
-    if args.max_gpu_budget is None:
-        args.max_gpu_budget = DEFAULT_REPLAY_BUDGET
-    if args.load_predictor is None:
-        args.load_predictor = DEFAULT_PREDICTOR
-    config = config_from_args(args)
+    config = config_from_args(args, defaults=REPLAY_DEFAULTS)
     policies = [p.strip() for p in args.compare.split(",")] if args.compare else [args.policy]
     unknown = [p for p in policies if p not in POLICIES]
     if unknown:
