@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
+import os
 import sys
 from collections.abc import Sequence
 
 from planner_core.config import ConfigError
+from planner_core.logs import LOGGER, log_to_dir
 from planner_core.profiles import ProfileError
 from planner_core.store.errors import StoreError
 from planner_core.traces import TraceError
@@ -45,6 +48,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        # --log-dir where the command takes planner flags, else PLANNER_LOG_DIR: a log file too
+        log_dir = getattr(args, "log_dir", None) or os.environ.get("PLANNER_LOG_DIR")
+        if log_dir:
+            log_to_dir(log_dir)
+            logging.getLogger(LOGGER).info("sla-planner %s", " ".join(sys.argv[1:] if argv is None else argv))
         return int(args.func(args) or 0)
     except (ConfigError, ProfileError, TraceError, StoreError, UsageError) as exc:
         print(f"sla-planner {args.command}: error: {exc}", file=sys.stderr)

@@ -171,3 +171,30 @@ def test_an_entry_point_default_is_passed_in_and_shown_in_help(capsys):
     help_text = " ".join(capsys.readouterr().out.split())
     assert "seconds between planning cycles (default: 60)" in help_text
     assert "most GPUs prefill and decode may use together (default: 64)" in help_text
+
+
+def test_log_dir_gets_the_planner_log(tmp_path, monkeypatch):
+    import logging
+
+    from planner_core.cli import main
+    from planner_core.logs import LOG_FILE, LOGGER, log_to_dir
+
+    logger = logging.getLogger(LOGGER)
+    before = list(logger.handlers)
+    monkeypatch.setenv("PLANNER_LOG_DIR", str(tmp_path / "logs"))
+    try:
+        assert main(["size", "--num-req", "100", "--isl", "3000", "--osl", "150", "--json"]) == 0
+        logging.getLogger("sla_planner.cycle").warning("a cycle's warning")
+        assert log_to_dir(tmp_path / "logs") == (tmp_path / "logs" / LOG_FILE).resolve()  # no second handler
+        assert len(logger.handlers) == len(before) + 1
+        for h in logger.handlers:
+            h.flush()
+        text = (tmp_path / "logs" / LOG_FILE).read_text()
+        assert "sla-planner size --num-req 100" in text and "WARNING sla_planner.cycle: a cycle's warning" in text
+    finally:
+        for h in logger.handlers[len(before) :]:
+            logger.removeHandler(h)
+            h.close()
+    (tmp_path / "file").write_text("")
+    with pytest.raises(ConfigError, match=r"log_dir \(--log-dir\): cannot write a log file"):
+        log_to_dir(tmp_path / "file")

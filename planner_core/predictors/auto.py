@@ -110,8 +110,6 @@ class AutoBlend(Model):
         eta: float = DEFAULT_ETA,
         inverse: Callable[[float], float] = _identity,
         forward: Callable[[float], float] = _identity,
-        geometric: bool = False,
-        zeros_are_load: bool = False,
         prior: float = DEFAULT_PRIOR,
         top_k: int = DEFAULT_TOP_K,
         rank_decay: float = DEFAULT_RANK_DECAY,
@@ -119,8 +117,6 @@ class AutoBlend(Model):
         select_decay: float = DEFAULT_SELECT_DECAY,
     ) -> None:
         """``candidates[0]`` must be the last value."""
-        self.geometric = geometric
-        self.zeros_are_load = zeros_are_load
         self.candidates = candidates
         self.decay = float(decay)
         self.eta = float(eta)
@@ -170,17 +166,14 @@ class AutoBlend(Model):
                 d * self.after_exit[1] + _smape_term(actual, blend),
             ]
         self.pending_blend = None
-        if y <= 0.0 and not self.zeros_are_load:
+        if y <= 0.0:
             self.zero_run += 1
             self.held = None  # a lone sample between zeros: dropped
             return
-        if y <= 0.0:
-            self.zero_run += 1
-        elif self.zero_run > 0:
+        if self.zero_run > 0:
             self.zero_run = 0
-            if not self.zeros_are_load:
-                self.held = [y, t]
-                return
+            self.held = [y, t]
+            return
         if held is not None:
             self.held = None
             trusted = blend is None or _smape_term(actual, self.inverse(held[0])) <= _smape_term(actual, blend)
@@ -223,11 +216,8 @@ class AutoBlend(Model):
         out = 0.0
         for i, wi in w.items():
             self.weights[i] = wi / tot
-            if self.geometric:
-                out += wi / tot * math.log1p(max(self.inverse(fc[i]), 0.0))  # type: ignore[arg-type]
-            else:
-                out += wi / tot * fc[i]  # type: ignore[operator]
-        return self.forward(math.expm1(out)) if self.geometric else out
+            out += wi / tot * fc[i]  # type: ignore[operator]
+        return out
 
     def _topk(self, fc: list[float | None]) -> float | None:
         """Level 1 ``topk``: the pre-Hedge ``auto`` without its scale factor."""

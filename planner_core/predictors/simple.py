@@ -389,36 +389,3 @@ class Drift(Model):
 
     def load_state(self, state: dict[str, Any]) -> None:
         self.buf = deque((float(v) for v in state["buf"]), maxlen=self.k + 1)
-
-
-class RobustLast(Model):
-    """Last value, but a sudden drop to zero is believed only when it repeats (one empty
-    interval in a busy series is more often a metrics gap than an idle service)."""
-
-    name = "robust_last"
-
-    def __init__(self) -> None:
-        self.last: float | None = None
-        self.prev_nonzero: float | None = None
-        self.zeros = 0
-
-    def update(self, y: float, t: float) -> None:
-        self.last = y
-        if y == 0:
-            self.zeros += 1
-        else:
-            self.zeros = 0
-            self.prev_nonzero = y
-
-    def forecast(self, t_next: float | None) -> float | None:
-        if self.last is None:
-            return None
-        if self.zeros == 1 and self.prev_nonzero is not None:
-            return self.prev_nonzero
-        return self.last
-
-    def get_state(self) -> dict[str, Any]:
-        return {"last": self.last, "prev_nonzero": self.prev_nonzero, "zeros": self.zeros}
-
-    def load_state(self, state: dict[str, Any]) -> None:
-        self.last, self.prev_nonzero, self.zeros = state["last"], state["prev_nonzero"], state["zeros"]
