@@ -19,7 +19,7 @@ fi
 PYTHON=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -e '.[dev]'
+.venv/bin/python -m pip install -q -c constraints.txt -e '.[dev]'
 
 .venv/bin/ruff check .
 .venv/bin/mypy planner_core tasks flows benchmarks

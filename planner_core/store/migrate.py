@@ -1,4 +1,4 @@
-"""Run the Alembic migrations in ``migrations/`` from Python, independent of the working directory."""
+"""Run the Alembic migrations from Python, independent of the working directory."""
 
 from __future__ import annotations
 
@@ -9,13 +9,21 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine
 
-import migrations
+from planner_core.store.errors import StoreError
+
+_PACKAGE = Path(__file__).resolve().parents[1]  # planner_core/
 
 
 def script_location() -> str:
-    if migrations.__file__:
-        return str(Path(migrations.__file__).resolve().parent)
-    return str(Path(next(iter(migrations.__path__))).resolve())  # editable install seen as namespace
+    """The Alembic scripts: the copy a wheel ships inside the package (``planner_core/migrations``),
+    else the checkout's top-level ``migrations/`` (a source tree or an editable install)."""
+    for candidate in (_PACKAGE / "migrations", _PACKAGE.parent / "migrations"):
+        if (candidate / "env.py").is_file() and (candidate / "versions").is_dir():
+            return str(candidate)
+    raise StoreError(
+        f"the planner's migrations are missing (neither {_PACKAGE}/migrations nor ../migrations); "
+        "reinstall sla-planner"
+    )
 
 
 def alembic_config(connection: Connection | None = None, url: str | None = None) -> Config:
