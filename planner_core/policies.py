@@ -105,6 +105,15 @@ def _finite_positive(value: float) -> bool:
     return value is not None and math.isfinite(value) and value > 0
 
 
+def _usable(corrections: Corrections, config: PlannerConfig) -> tuple[float, float]:
+    """The observed factors, 1.0 where one is not a finite positive number or corrections are off."""
+    if config.no_correction:
+        return 1.0, 1.0
+    prefill = corrections.prefill if _finite_positive(corrections.prefill) else 1.0
+    decode = corrections.decode if _finite_positive(corrections.decode) else 1.0
+    return prefill, decode
+
+
 def ceil_replicas(demand: float, thpt_per_gpu: float, engine_num_gpu: int) -> int:
     """Engines for ``demand`` tokens/s at ``thpt_per_gpu`` tokens/s per GPU."""
     if demand <= 0:
@@ -145,10 +154,7 @@ class DynamoPolicy:
     name = Policy.DYNAMO
 
     def applied_corrections(self, corrections: Corrections, config: PlannerConfig) -> tuple[float, float]:
-        if config.no_correction:
-            return 1.0, 1.0
-        prefill = corrections.prefill if _finite_positive(corrections.prefill) else 1.0
-        decode = corrections.decode if _finite_positive(corrections.decode) else 1.0
+        prefill, decode = _usable(corrections, config)
         return min(1.0, prefill), decode
 
     def expected_ttft_ms(self, observation: Observation, profile: Profile, num_req: float, isl: float) -> float:
@@ -204,10 +210,7 @@ class DefaultPolicy:
     name = Policy.DEFAULT
 
     def applied_corrections(self, corrections: Corrections, config: PlannerConfig) -> tuple[float, float]:
-        if config.no_correction:
-            return 1.0, 1.0
-        prefill = corrections.prefill if _finite_positive(corrections.prefill) else 1.0
-        decode = corrections.decode if _finite_positive(corrections.decode) else 1.0
+        prefill, decode = _usable(corrections, config)
         lo, hi = CORRECTION_RANGE
         # Observed TTFT mixes engine speed with queueing and burst waits the sizing already plans
         # for, so by default our policy records the prefill factor but does not act on it.
