@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from typing import Any
 
 import numpy as np
 
@@ -51,7 +52,7 @@ def main() -> int:
     mean_prefill_s = float(np.mean([profile.prefill.ttft_ms(x) for x in trace.isl])) / 1000.0
     capacity = p / mean_prefill_s
     engine = MockerEngine(max_num_seqs=args.max_num_seqs)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for name, fraction in zip(LOAD_NAMES, (float(x) for x in args.loads.split(",")), strict=False):
         workload = poisson_workload(fraction * capacity, args.duration_s, trace.isl, trace.osl, args.seed, name)
         ours = replay_fixed("ours", workload, profile, replicas)
