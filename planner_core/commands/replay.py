@@ -62,6 +62,9 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--trace", type=Path, default=None, help="Azure CSV, Mooncake JSONL or ServeGen curve")
     parser.add_argument(
         "--policy",
+        # not `policy`: that is the planner config's field (default/dynamo sizing), which
+        # config_from_args would read from the namespace
+        dest="replay_policy",
         choices=(*POLICIES, DYNAMO16, *DYNAMO16_POLICIES),
         default="default",
         help=f"planner policy to replay ({DYNAMO16}: Dynamo 1.6.1's own planner, both targets; --engine mocker only)",
@@ -106,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
     if args.load_predictor is None:
         args.load_predictor = DEFAULT_PREDICTOR
     config = config_from_args(args)
-    policies = [p.strip() for p in args.compare.split(",")] if args.compare else [args.policy]
+    policies = [p.strip() for p in args.compare.split(",")] if args.compare else [args.replay_policy]
     policies = [q for p in policies for q in (DYNAMO16_POLICIES if p == DYNAMO16 else (p,))]
     known = MOCKER_POLICIES if args.engine == "mocker" else POLICIES
     unknown = [p for p in policies if p not in known]

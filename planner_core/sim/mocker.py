@@ -42,7 +42,7 @@ from typing import Any
 
 import numpy as np
 
-from planner_core.config import PlannerConfig
+from planner_core.config import PlannerConfig, Policy
 from planner_core.cycle import PlanningCycle
 from planner_core.ports import SimulatedClock
 from planner_core.profiles import Profile, load_profile
@@ -712,10 +712,9 @@ def run_dynamo16(
     target = policy.removeprefix("dynamo-1.6-")
     interval = float(config.adjustment_interval_s)
     n_intervals = max(1, math.ceil(workload.duration_s / interval))
-    # Like our closed-loop policies it starts from the first interval's sizing (Dynamo's own
-    # arithmetic on the actual load), floored at min_endpoint.
-    first = plan[0] if plan else Replicas(config.min_endpoint, config.min_endpoint)
-    initial = Replicas(max(first.prefill or 0, config.min_endpoint), max(first.decode or 0, config.min_endpoint))
+    # Like our closed-loop policies it starts from its own sizing of the first interval's actual
+    # load (Dynamo's arithmetic), as if it had been running on this traffic before the trace began.
+    initial = first_interval_replicas(workload, inputs.profile, config.model_copy(update={"policy": Policy.DYNAMO}))
     report = run_trace_replay(
         [str(inputs.trace)],
         prefill_engine_args=inputs.args("prefill", startup_s),
