@@ -231,3 +231,22 @@ def test_production_cycle_runs_in_the_mocker_loop(profile, conv, tmp_path: Path)
 
         cycles = conn.execute(text("select count(*) from planner_runs")).scalar_one()
     assert cycles == result.intervals, "every interval's cycle was persisted"
+
+
+def test_cli_says_which_engine_runs_dynamo16_and_how_to_get_the_mocker(capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from planner_core import cli
+    from planner_core.sim import mocker
+
+    assert cli.main(["replay", "--policy", "dynamo-1.6", "--no-store", "--duration-s", "60"]) == 2
+    assert "--engine mocker" in capsys.readouterr().err
+    monkeypatch.setattr(mocker, "mocker_available", lambda: False)
+    assert cli.main(["replay", "--engine", "mocker", "--no-store", "--duration-s", "60"]) == 2
+    assert "pip install -e '.[mocker]'" in capsys.readouterr().err
+
+
+def test_replay_policy_is_not_the_config_policy(capsys) -> None:  # type: ignore[no-untyped-def]
+    """`--policy static` once failed: the namespace's `policy` was read as the sizing policy."""
+    from planner_core import cli
+
+    assert cli.main(["replay", "--policy", "static", "--no-store", "--duration-s", "60", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["policy"] == "static"

@@ -64,10 +64,7 @@ from planner_core.sim.replay import (
 DYNAMO16_POLICIES = ("dynamo-1.6-sla", "dynamo-1.6-throughput")
 MOCKER_POLICIES = (*POLICIES, *DYNAMO16_POLICIES)
 INSTALL_HINT = "install the optional extra: pip install -e '.[mocker]' (Dynamo 1.6.1's ai-dynamo-runtime)"
-DYNAMO16_INSTALL_HINT = (
-    "install Dynamo 1.6.1's planner: pip install --no-deps ai-dynamo==1.6.1 "
-    "'aisimulate==0.13.0.dev202610270000000085' && pip install filterpy msgspec plotly prometheus-api-client"
-)
+DYNAMO16_INSTALL_HINT = "run scripts/install-dynamo-planner.sh (ai-dynamo 1.6.1 without its serving dependencies)"
 TICK_MS = ARRIVAL_COUNT_WINDOW_S * 1000.0
 
 
