@@ -59,6 +59,7 @@ class StorePort(Protocol):
         config: dict[str, Any],
         started_at: datetime,
         flow_run_id: str | None = None,
+        reason: str | None = None,
     ) -> int: ...
     def record_observation(self, run_id: int, obs: Observation) -> int: ...
     def record_predictions(self, run_id: int, forecasts: Mapping[str, SeriesForecast]) -> None: ...
@@ -79,6 +80,10 @@ class CycleResult:
     window_start: datetime
     window_end: datetime
     run_id: int | None = None
+    # ids of the rows the cycle wrote (None without a store)
+    observation_id: int | None = None
+    decision_id: int | None = None
+    action_id: int | None = None
     observation: Observation | None = None
     forecast: LoadForecast | None = None
     corrections: Corrections | None = None
@@ -154,6 +159,37 @@ def enforce(decision: Decision, stabilizer: Stabilizer | None, now: datetime) ->
     return stabilizer.apply(decision, now)
 
 
+def pin(decision: Decision, pinned: Replicas, config: PlannerConfig) -> Decision:
+    """An operator's pinned replicas replace the sized ones (a pool left None keeps its sizing);
+    the sized numbers stay on the decision for the audit. Pinned replicas must fit the budget."""
+    prefill = pinned.prefill if pinned.prefill is not None else decision.prefill_replicas
+    decode = pinned.decode if pinned.decode is not None else decision.decode_replicas
+    prefill_gpus = (prefill or 0) * config.prefill_engine_num_gpu
+    decode_gpus = (decode or 0) * config.decode_engine_num_gpu
+    if prefill_gpus + decode_gpus > config.max_gpu_budget:
+        raise ValueError(
+            f"pinned replicas: prefill {prefill} and decode {decode} need {prefill_gpus + decode_gpus} GPUs, "
+            f"over --max-gpu-budget {config.max_gpu_budget}; pin fewer replicas or raise the budget"
+        )
+    return replace(
+        decision,
+        action="scale",
+        reason=f"pinned by hand to prefill {prefill}, decode {decode} (sizing said: {decision.reason})",
+        prefill_replicas=prefill,
+        decode_replicas=decode,
+        prefill_gpus=prefill_gpus,
+        decode_gpus=decode_gpus,
+        details={
+            **decision.details,
+            "pinned_prefill": pinned.prefill,
+            "pinned_decode": pinned.decode,
+            "sized_action": decision.action,
+            "sized_prefill_replicas": decision.prefill_replicas,
+            "sized_decode_replicas": decision.decode_replicas,
+        },
+    )
+
+
 def scale(connector: Connector, decision: Decision, decision_id: int | None, now: datetime) -> ScalingOutcome:
     """Hand the targets to the connector; an exception becomes an ``error`` outcome."""
     try:
@@ -204,6 +240,8 @@ class PlanningCycle:
     deployment_id: int | None = None
     stabilizer: Stabilizer | None = None
     trigger: str = "schedule"
+    pinned: Replicas | None = None  # replicas an operator pinned by hand (manual re-plan)
+    reason: str | None = None  # why an operator started this cycle (stored with the run)
     # (arrival_counts, arrival_window_s) of the last intervals, newest last
     recent_bursts: deque[tuple[tuple[int, ...], float]] = field(
         default_factory=lambda: deque(maxlen=BURST_MEMORY - 1)
@@ -242,7 +280,7 @@ class PlanningCycle:
             result.notes.extend(self._recover_from_crash(end))
             self._restore_memory(end)
             run_id = self.store.begin_run(
-                self.deployment_id, self.trigger, self.config.model_dump(mode="json"), end, flow_run_id
+                self.deployment_id, self.trigger, self.config.model_dump(mode="json"), end, flow_run_id, self.reason
             )
         result.run_id = run_id
         try:
@@ -305,7 +343,7 @@ class PlanningCycle:
         observation = fetch(self.metrics, self.connector, result.window_start, result.window_end)
         result.observation = observation
         if store is not None and run_id is not None:
-            store.record_observation(run_id, observation)
+            result.observation_id = store.record_observation(run_id, observation)
 
         if observation.num_req == 0:
             self.idle_s += observation.interval_s
@@ -320,10 +358,13 @@ class PlanningCycle:
 
         corrections, decision = decide(forecast, observation, self.profile, self.config)
         decision = enforce(decision, self.stabilizer, now)
+        if self.pinned is not None:
+            decision = pin(decision, self.pinned, self.config)
         result.corrections, result.decision = corrections, decision
 
         dry_run = self.config.no_operation
         decision_id = store.record_decision(run_id, decision, dry_run) if store and run_id is not None else None
+        result.decision_id = decision_id
         if decision.action != "scale":
             result.status = "held"
         elif dry_run:
@@ -334,6 +375,7 @@ class PlanningCycle:
                 if store is not None and decision_id is not None
                 else None
             )
+            result.action_id = action_id
             outcome = scale(self.connector, decision, decision_id, now)
             result.outcome = outcome
             if store is not None and action_id is not None:
@@ -347,15 +389,18 @@ class PlanningCycle:
                 store.save_predictor_state(self.deployment_id, series, self.config.load_predictor, state, now)
 
 
-def build_load_predictor(config: PlannerConfig, store: Any = None, deployment_id: int | None = None) -> Any:
+def build_load_predictor(
+    config: PlannerConfig, store: Any = None, deployment_id: int | None = None, **options: Any
+) -> Any:
     """The deployment's load predictor, resumed from the store when it can be.
 
     Order: the serialised predictor state saved by the last cycle (no refit); else the
     observation history (replayed through a fresh predictor); else the warm-up trace
-    (``--load-predictor-warmup-trace``); else empty."""
+    (``--load-predictor-warmup-trace``); else empty. ``options`` go to the predictors (for
+    example ``deferred_refit``)."""
     from planner_core.predictors import LoadPredictor
 
-    predictor = LoadPredictor(config)
+    predictor = LoadPredictor(config, **options)
     if store is not None and deployment_id is not None:
         states = {s: store.load_predictor_state(deployment_id, s, config.load_predictor) for s in SERIES}
         if all(state is not None for state in states.values()):
@@ -371,10 +416,10 @@ def build_load_predictor(config: PlannerConfig, store: Any = None, deployment_id
                     config.load_predictor,
                     exc,
                 )
-                predictor = LoadPredictor(config)
+                predictor = LoadPredictor(config, **options)
         history = store.load_histories(deployment_id)
         if any(history.get(s) for s in SERIES):
-            return LoadPredictor.from_history(config, history)
+            return LoadPredictor.from_history(config, history, **options)
     if config.load_predictor_warmup_trace:
         predictor.warm_up_from_trace(config.load_predictor_warmup_trace, config.adjustment_interval_s)
     return predictor
