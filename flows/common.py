@@ -16,7 +16,7 @@ from planner_core.records import Replicas
 from planner_core.runtime import open_cycle
 from planner_core.store import Store
 from tasks.artifacts import publish_decision
-from tasks.cycle import run_cycle
+from tasks.steps import PrefectSteps
 
 
 def current_flow_run_id() -> str | None:
@@ -41,7 +41,8 @@ def plan_one_cycle(
     with Store(db_url) as store:
         cycle = open_cycle(config, deployment, store, trigger=trigger, pinned=pinned, reason=reason)
         end = window_end or cycle.clock.now()
-        result = run_cycle(cycle, deployment, end, current_flow_run_id(), lock_wait_s)
+        cycle.step = PrefectSteps(deployment, end)
+        result = cycle.run(flow_run_id=current_flow_run_id(), window_end=end, lock_wait_s=lock_wait_s)
     line = summary.headline(deployment, result)
     publish_decision(deployment, result)
     out = summary.as_dict(deployment, result)

@@ -115,26 +115,35 @@ def open_cycle(
     ports: Ports | None = None,
     pinned: Replicas | None = None,
     reason: str | None = None,
+    step: Any = None,
 ) -> Any:
-    """A :class:`~planner_core.cycle.PlanningCycle` for ``deployment``, resumed from ``store``."""
-    from planner_core.cycle import PlanningCycle, build_load_predictor
+    """A :class:`~planner_core.cycle.PlanningCycle` for ``deployment`` over ``store``: its state and
+    its load predictor are loaded when it runs, under the deployment's cycle lock. ``step`` is the
+    step runner (default: plain calls)."""
+    from planner_core.cycle import PlanningCycle, call_step
+    from planner_core.predictors.resume import resume_load_predictor
 
     ports = ports or make_ports(config, deployment)
     deployment_id = store.ensure_deployment(
         deployment, config.namespace, config.model_name, config.backend.value, config.mode.value
     )
+
+    def predictor_factory(saved: dict[str, dict[str, Any]] | None) -> Any:
+        # One cycle per process: ARIMA order searches are left to the refit flow.
+        return resume_load_predictor(config, saved, lambda: store.load_histories(deployment_id), deferred_refit=True)
+
     return PlanningCycle(
         config=config,
         profile=load_profile_cached(config),
         metrics=ports.metrics,
         connector=ports.connector,
         clock=ports.clock,
-        # One cycle per process: ARIMA order searches are left to the refit flow.
-        predictor=build_load_predictor(config, store, deployment_id, deferred_refit=True),
+        predictor_factory=predictor_factory,
         store=store,
         deployment_id=deployment_id,
         stabilizer=PlanningCycle.default_stabilizer(config),
         trigger=trigger,
         pinned=pinned,
         reason=reason,
+        step=step or call_step,
     )

@@ -87,6 +87,7 @@ def test_failed_metric_fetch_records_a_failed_cycle_and_changes_no_replicas(pref
         state = _state(plan, deployment="llama", settings=SETTINGS, db_url=sqlite_url)
     assert state.is_failed()
     assert "refused" in state.message
+    assert broken.calls == 3  # the fetch is retried twice before the cycle fails
     runs = _rows(sqlite_url, "SELECT status, error FROM planner_runs")
     assert [r["status"] for r in runs] == ["error"] and "refused" in runs[0]["error"]
     assert _rows(sqlite_url, "SELECT id FROM decisions") == []
@@ -169,3 +170,42 @@ def test_replan_requires_a_reason(prefect_harness, sqlite_url):
         replan(deployment="llama", reason=" ", db_url=sqlite_url)
     db_file = Path(sqlite_url.removeprefix("sqlite:///"))
     assert not db_file.exists() or not _rows(sqlite_url, "SELECT id FROM planner_runs")
+
+
+class _FlakyMetrics:
+    """Fails the first fetch (a dropped connection), then answers."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.calls = 0
+
+    def observe(self, window_start, window_end):
+        self.calls += 1
+        if self.calls == 1:
+            raise ConnectionError("connection reset by peer")
+        return self.inner.observe(window_start, window_end)
+
+
+def test_each_step_is_a_task_and_a_dropped_fetch_is_retried(prefect_harness, sqlite_url):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import TaskRunFilter, TaskRunFilterFlowRunId
+
+    from flows.plan import plan
+    from planner_core.cycle import STEPS
+
+    world = SimWorld(SETTINGS)
+    flaky = _FlakyMetrics(world.frontend)
+    end = world.window_end(0, INTERVAL_S)
+    world.clock.set(end)
+    with using_ports(lambda config, name: Ports(metrics=flaky, connector=world.connector, clock=world.clock)):
+        state = _state(plan, deployment="llama", settings=SETTINGS, db_url=sqlite_url, window_end=end)
+    assert state.is_completed(), state.message
+    assert state.result()["status"] == "ok" and flaky.calls == 2
+    with get_client(sync_client=True) as client:
+        runs = client.read_task_runs(
+            task_run_filter=TaskRunFilter(flow_run_id=TaskRunFilterFlowRunId(any_=[state.state_details.flow_run_id]))
+        )
+    names = {r.name.split(" ")[0]: r for r in runs}
+    assert set(STEPS) <= set(names)
+    assert names["observe"].name == "observe llama 2026-03-01 00:01:00"
+    assert names["observe"].run_count == 2 and names["size"].run_count == 1

@@ -50,6 +50,7 @@ from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.orm import aliased
 
 from planner_core.records import Decision, Observation, Replicas, ScalingOutcome, SeriesForecast
+from planner_core.state import CycleState, StateQuery
 from planner_core.store import migrate
 from planner_core.store.errors import StoreError
 from planner_core.store.lock import CL, CycleLock, ensure_lock_row
@@ -578,6 +579,34 @@ class Store:
                 )
             ).scalar()
         return None if raw is None else json.loads(raw)
+
+    def load_cycle_state(self, query: StateQuery) -> CycleState:
+        """What the deployment's last cycles carried over, as of ``query.now``: rebuilt from the
+        rows they wrote (burst patterns, request counts, sizing targets) and the saved predictor
+        state, in one read transaction."""
+        dep = query.deployment_id
+        bursts = self.recent_arrival_counts(dep, query.burst_since, query.now)
+        idle_since = query.idle_since
+        counts = (
+            [v for _, v in self.load_histories(dep, ("num_req",), since=idle_since)["num_req"]]
+            if idle_since is not None
+            else []
+        )
+        stabilizer_since = query.stabilizer_since
+        targets = self.recent_targets(dep, stabilizer_since, query.now) if stabilizer_since is not None else []
+        saved = {series: self.load_predictor_state(dep, series, query.predictor) for series in SERIES}
+        return CycleState.from_rows(
+            interval_s=query.interval_s,
+            recent_bursts=bursts,
+            recent_num_req=counts,
+            stabilizer_recent=targets,
+            predictor_state={k: v for k, v in saved.items() if v is not None} or None,
+        )
+
+    def save_cycle_state(self, deployment_id: int, state: CycleState, predictor: str, saved_at: datetime) -> None:
+        """Keep the part of ``state`` the cycle's rows do not hold: the predictor's state."""
+        for series, values in (state.predictor_state or {}).items():
+            self.save_predictor_state(deployment_id, series, predictor, values, saved_at)
 
     def deployments_with_predictor_state(self, predictor: str) -> list[tuple[int, str, str]]:
         """(deployment id, namespace, name) of every deployment with a saved ``predictor`` state."""
