@@ -39,6 +39,7 @@ def main() -> None:
     parser.add_argument("--policies", default=None)
     parser.add_argument("--predictor", default="auto", help="predictor of the default policy")
     parser.add_argument("--mocker-max-num-seqs", type=int, default=MockerEngine.max_num_seqs)
+    parser.add_argument("--duration-s", type=float, default=None, help="replay only the first N seconds")
     args = parser.parse_args()
     mocker = args.engine == "mocker"
     if mocker and not mocker_available():
@@ -57,7 +58,7 @@ def main() -> None:
     for trace in args.traces.split(","):
         for scale in (float(s) for s in args.scales.split(",")):
             t0 = time.perf_counter()
-            workload = load_workload(TRACES[trace], load_scale=scale, seed=0)
+            workload = load_workload(TRACES[trace], load_scale=scale, seed=0, duration_s=args.duration_s)
             load_s = time.perf_counter() - t0
             t0 = time.perf_counter()
             plan = compute_oracle(workload, profile, config)
