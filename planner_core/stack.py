@@ -201,9 +201,10 @@ def start_prefect_server(stack: Stack, ui: bool = True) -> str:
     """Start a Prefect server on a free port; its API URL."""
     port = free_port()
     env = prefect_env(stack)
-    env["PREFECT_UI_ENABLED"] = "true" if ui else "false"
-    stack.start("prefect-server", [*prefect_cli(), "server", "start", "--host", "127.0.0.1", "--port", str(port)], env)
     api = f"http://127.0.0.1:{port}/api"
+    env["PREFECT_UI_ENABLED"] = "true" if ui else "false"
+    env["PREFECT_UI_API_URL"] = api  # the UI in the browser calls this, not the default :4200
+    stack.start("prefect-server", [*prefect_cli(), "server", "start", "--host", "127.0.0.1", "--port", str(port)], env)
     stack.wait_http("prefect-server", f"{api}/health", 180)
     stack.env.update(prefect_env(stack, api))
     return api

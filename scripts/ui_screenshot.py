@@ -48,6 +48,16 @@ def main() -> int:
                 end = world.window_end(k, 60)
                 world.clock.set(end)
                 plan(deployment=DEPLOYMENT, settings=config, db_url=f"sqlite:///{tmp}/planner.db", window_end=end)
+        from prefect.client.orchestration import get_client
+        from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+        from prefect.client.schemas.sorting import ArtifactSort
+
+        with get_client(sync_client=True) as client:
+            (latest,) = client.read_artifacts(
+                artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[f"decision-{DEPLOYMENT}"])),
+                sort=ArtifactSort.CREATED_DESC,
+                limit=1,
+            )
         ui = api.removesuffix("/api")
         args.out.parent.mkdir(parents=True, exist_ok=True)
         subprocess.run(
@@ -60,10 +70,11 @@ def main() -> int:
                 "--disable-dev-shm-usage",
                 "--hide-scrollbars",
                 "--window-size=1400,1000",
-                "--virtual-time-budget=20000",
+                "--virtual-time-budget=60000",
+                "--run-all-compositor-stages-before-draw",
                 f"--user-data-dir={tmp}/chromium",
                 f"--screenshot={args.out}",
-                f"{ui}/artifacts/key/decision-{DEPLOYMENT}",
+                f"{ui}/artifacts/artifact/{latest.id}",
             ],
             check=True,
             timeout=180,
