@@ -369,10 +369,9 @@ def run_policy(
     if policy in OPEN_LOOP_POLICIES:
         sim, actions = replay_open_loop(workload, profile, config, policy, plan, timeline, startup_s, progress)
     else:
-        config = closed_loop_config(config, policy)
-        predictor_name = "clairvoyant" if policy == "clairvoyant" else config.load_predictor
+        config, predictor, predictor_name = closed_loop_setup(workload, config, policy, startup_s)
         sim, actions = replay_closed_loop(
-            workload, profile, config, policy, timeline, startup_s, store, deployment_name, progress
+            workload, profile, config, policy, predictor, timeline, startup_s, store, deployment_name, progress
         )
     # Let in-flight requests finish with the last replicas so every request is scored.
     sim.advance_to(math.inf)
@@ -427,14 +426,26 @@ def replay_open_loop(
     return sim, actions
 
 
-def closed_loop_config(config: PlannerConfig, policy: str) -> PlannerConfig:
-    """The planner configuration a closed-loop ``policy`` replays with."""
+def closed_loop_setup(
+    workload: Workload, config: PlannerConfig, policy: str, startup_s: float
+) -> tuple[PlannerConfig, Any, str]:
+    """The config, load predictor and predictor name a closed-loop policy (``default``,
+    ``dynamo``, ``clairvoyant``) runs the production cycle with, on either replay engine."""
+    from planner_core.predictors import LoadPredictor
+
     if policy == "dynamo":
-        return config.model_copy(update={"policy": Policy.DYNAMO, "load_predictor": DYNAMO_PREDICTOR})
-    if policy == "clairvoyant":
+        config = config.model_copy(update={"policy": Policy.DYNAMO, "load_predictor": DYNAMO_PREDICTOR})
+    elif policy == "clairvoyant":
         # It knows whether traffic returns after an idle minute: no cooldown to wait out.
-        return config.model_copy(update={"policy": Policy.DEFAULT, "idle_cooldown_s": 0})
-    return config.model_copy(update={"policy": Policy.DEFAULT})
+        config = config.model_copy(update={"policy": Policy.DEFAULT, "idle_cooldown_s": 0})
+    else:
+        config = config.model_copy(update={"policy": Policy.DEFAULT})
+    if policy == "clairvoyant":
+        return config, ClairvoyantPredictor(workload, float(config.adjustment_interval_s), startup_s), "clairvoyant"
+    # Simulated time: a background ARIMA search would finish long before the next interval, so
+    # run it inline (deterministic). The dynamo baseline refits at every prediction, as Dynamo does.
+    predictor = LoadPredictor(config, synchronous_refit=True, **({"refit_every": 1} if policy == "dynamo" else {}))
+    return config, predictor, config.load_predictor
 
 
 def replay_closed_loop(
@@ -442,17 +453,17 @@ def replay_closed_loop(
     profile: Profile,
     config: PlannerConfig,
     policy: str,
+    predictor: Any,
     timeline: dict[str, list[Any]],
     startup_s: float,
     store: Any = None,
     deployment_name: str | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> tuple[ClusterSimulator, int]:
-    """The production :class:`PlanningCycle` every interval on simulated time: it observes the
+    """The production :class:`PlanningCycle` (with ``predictor``, from :func:`closed_loop_setup`)
+    every interval on simulated time: it observes the
     simulated frontend, predicts, sizes and scales the simulated cluster (and persists to
     ``store`` when given). Returns the simulator and the number of applied scaling actions."""
-    from planner_core.predictors import LoadPredictor
-
     interval = float(config.adjustment_interval_s)
     n_intervals = len(timeline["start_s"])
     sim = _simulator(workload, profile, config, first_interval_replicas(workload, profile, config), startup_s)
@@ -472,12 +483,7 @@ def replay_closed_loop(
         metrics=SimulatedFrontend(sim, workload.start, workload.arrival_s),
         connector=SimulatedClusterConnector(sim),
         clock=clock,
-        # Simulated time: a background ARIMA search would finish long before the next
-        # interval, so run it inline (deterministic). The dynamo baseline refits at every
-        # prediction, as Dynamo does.
-        predictor=ClairvoyantPredictor(workload, interval, startup_s)
-        if policy == "clairvoyant"
-        else LoadPredictor(config, synchronous_refit=True, **({"refit_every": 1} if policy == "dynamo" else {})),
+        predictor=predictor,
         store=store,
         deployment_id=deployment_id,
         stabilizer=PlanningCycle.default_stabilizer(config),

@@ -12,7 +12,7 @@ from sqlalchemy import BigInteger, Integer, and_, bindparam, func, select, true
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import aliased
 
-from planner_core.records import SERIES
+from planner_core.records import SERIES, Observation, Replicas
 from planner_core.store import postgres
 from planner_core.store.core import StoreCore
 from planner_core.store.cycle_row import CYCLE_FIELDS, QUERIED_FIELDS
@@ -133,3 +133,45 @@ class HistoryReads(StoreCore):
                 q = q.outerjoin(alias, and_(alias.c.run_id == r.c.id, alias.c.series == series, alias.c.horizon == 1))
         q = q.outerjoin(DEC, DEC.c.run_id == r.c.id).outerjoin(ACT, ACT.c.decision_id == DEC.c.id)
         return q.order_by(r.c.started_at.desc(), r.c.id.desc())
+
+    def stored_cycles(
+        self, deployment_id: int, since: datetime, until: datetime
+    ) -> list[tuple[Observation, Replicas | None]]:
+        """Every observation of the deployment whose window ended in [since, until), oldest
+        first, with the replicas its cycle decided (None when it decided none)."""
+        q = (
+            select(OBS, DEC.c.prefill_replicas.label("dec_prefill"), DEC.c.decode_replicas.label("dec_decode"))
+            .select_from(OBS.outerjoin(DEC, DEC.c.run_id == OBS.c.run_id))
+            .where(
+                OBS.c.deployment_id == deployment_id,
+                OBS.c.window_end >= aware(since, "since"),
+                OBS.c.window_end < aware(until, "until"),
+            )
+            .order_by(OBS.c.window_end, OBS.c.id)
+        )
+        out: list[tuple[Observation, Replicas | None]] = []
+        with self.engine.connect() as conn:
+            for row in conn.execute(q).mappings():
+                counts = row["arrival_counts"]
+                obs = Observation(
+                    window_start=row["window_start"],
+                    window_end=row["window_end"],
+                    num_req=row["num_req"],
+                    ttft_ms=row["ttft_ms"],
+                    itl_ms=row["itl_ms"],
+                    isl=row["isl"],
+                    osl=row["osl"],
+                    request_duration_s=row["request_duration_s"],
+                    current=Replicas(row["prefill_replicas"], row["decode_replicas"]),
+                    quality=row["quality"],
+                    error=row["error"],
+                    arrival_counts=None if counts is None else tuple(int(c) for c in counts),
+                    arrival_window_s=float(row["arrival_window_s"] or 1.0),
+                )
+                decided = (
+                    None
+                    if row["dec_prefill"] is None and row["dec_decode"] is None
+                    else Replicas(row["dec_prefill"], row["dec_decode"])
+                )
+                out.append((obs, decided))
+        return out

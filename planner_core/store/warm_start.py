@@ -13,9 +13,10 @@ from typing import Any
 from sqlalchemy import func, not_, select
 
 from planner_core.records import SERIES, Replicas
+from planner_core.state import CycleState, StateQuery
 from planner_core.store import postgres
 from planner_core.store.core import StoreCore
-from planner_core.store.rows import ACT, DEC, OBS, PST, RUN, aware, integer
+from planner_core.store.rows import ACT, DEC, DEP, OBS, PST, RUN, aware, integer
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,39 @@ class PendingAction:
 
 class WarmStartReads(StoreCore):
     """The reads of a planner's start."""
+
+    def load_cycle_state(self, query: StateQuery) -> CycleState:
+        """What the deployment's last cycles carried over, as of ``query.now``: rebuilt from the
+        rows they wrote (burst patterns, request counts, sizing targets) and the saved predictor
+        state, in one read transaction."""
+        dep = query.deployment_id
+        bursts = self.recent_arrival_counts(dep, query.burst_since, query.now)
+        idle_since = query.idle_since
+        counts = (
+            [v for _, v in self.load_histories(dep, ("num_req",), since=idle_since)["num_req"]]
+            if idle_since is not None
+            else []
+        )
+        stabilizer_since = query.stabilizer_since
+        targets = self.recent_targets(dep, stabilizer_since, query.now) if stabilizer_since is not None else []
+        saved = {series: self.load_predictor_state(dep, series, query.predictor) for series in SERIES}
+        return CycleState.from_rows(
+            interval_s=query.interval_s,
+            recent_bursts=bursts,
+            recent_num_req=counts,
+            stabilizer_recent=targets,
+            predictor_state={k: v for k, v in saved.items() if v is not None} or None,
+        )
+
+    def deployments_with_predictor_state(self, predictor: str) -> list[tuple[int, str, str]]:
+        """(deployment id, namespace, name) of every deployment with a saved ``predictor`` state."""
+        q = (
+            select(DEP.c.id, DEP.c.namespace, DEP.c.name)
+            .where(DEP.c.id.in_(select(PST.c.deployment_id).where(PST.c.predictor == predictor)))
+            .order_by(DEP.c.namespace, DEP.c.name)
+        )
+        with self.engine.connect() as conn:
+            return [(int(i), str(ns), str(n)) for i, ns, n in conn.execute(q)]
 
     def load_histories(
         self,

@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import Connection, insert, select, update
 
 from planner_core.records import Decision, Observation, Replicas, ScalingOutcome, SeriesForecast
+from planner_core.state import CycleState
 from planner_core.store import postgres
 from planner_core.store.core import RunInfo, StoreCore
 from planner_core.store.errors import StoreError
@@ -51,20 +52,22 @@ class CycleWrites(StoreCore):
         config: Mapping[str, Any],
         started_at: datetime,
         flow_run_id: str | None = None,
+        reason: str | None = None,
     ) -> int:
-        """Insert a ``running`` planner run (committed) and return its id."""
+        """Insert a ``running`` planner run (committed) and return its id. ``reason``: why an
+        operator started it (manual re-plans)."""
         started_at = aware(started_at, "started_at")
         if self.dialect == "postgresql":
             config_id = self._config_ids.get(_config_digest(jsonable(dict(config))))
             if config_id is not None:
-                ins = _run_insert(deployment_id, trigger, config_id, started_at, flow_run_id)
+                ins = _run_insert(deployment_id, trigger, config_id, started_at, flow_run_id, reason)
                 run_id = postgres.begin_run(self, ins, deployment_id)
                 self._runs[run_id] = RunInfo(deployment_id, started_at)
                 return run_id
         with self._tx(durable=False) as conn:
             config_id = self._config_id(conn, config, started_at)
             run_id = conn.execute(
-                _run_insert(deployment_id, trigger, config_id, started_at, flow_run_id)
+                _run_insert(deployment_id, trigger, config_id, started_at, flow_run_id, reason)
             ).scalar_one()
             lock = self._locks.get(deployment_id)
             if lock is not None:
@@ -192,6 +195,11 @@ class CycleWrites(StoreCore):
         with self._single(durable=False) as conn:
             conn.execute(ins)
 
+    def save_cycle_state(self, deployment_id: int, state: CycleState, predictor: str, saved_at: datetime) -> None:
+        """Keep the part of ``state`` the cycle's rows do not hold: the predictor's state."""
+        for series, values in (state.predictor_state or {}).items():
+            self.save_predictor_state(deployment_id, series, predictor, values, saved_at)
+
     # -- internals -------------------------------------------------------------------------------
     def _run_info(self, conn: Connection, run_id: int) -> RunInfo:
         info = self._runs.get(run_id)
@@ -233,7 +241,12 @@ def _state_default(value: Any) -> Any:
 
 
 def _run_insert(
-    deployment_id: int, trigger: str, config_id: int | None, started_at: datetime, flow_run_id: str | None
+    deployment_id: int,
+    trigger: str,
+    config_id: int | None,
+    started_at: datetime,
+    flow_run_id: str | None,
+    reason: str | None = None,
 ) -> Any:
     """INSERT of a new ``running`` run, returning its id (shared by both write paths)."""
     return (
@@ -245,6 +258,7 @@ def _run_insert(
             started_at=started_at,
             config_id=config_id,
             flow_run_id=flow_run_id,
+            reason=reason,
         )
         .returning(RUN.c.id)
     )
