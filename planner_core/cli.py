@@ -12,6 +12,7 @@ import sys
 from collections.abc import Sequence
 
 from planner_core.config import ConfigError
+from planner_core.connectors.base import ConnectorError
 from planner_core.profiles import ProfileError
 from planner_core.store.errors import StoreError
 from planner_core.traces import TraceError
@@ -22,6 +23,7 @@ COMMAND_MODULES = (
     "planner_core.commands.forecast",
     "planner_core.commands.db",
     "planner_core.commands.history",
+    "planner_core.commands.virtual",
 )
 
 
@@ -46,7 +48,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (ConfigError, ProfileError, TraceError, StoreError, UsageError) as exc:
+    except (ConfigError, ConnectorError, ProfileError, TraceError, StoreError, UsageError) as exc:
         print(f"sla-planner {args.command}: error: {exc}", file=sys.stderr)
         return 2
 

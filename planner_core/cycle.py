@@ -21,7 +21,8 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from planner_core.config import PlannerConfig, Policy
+from planner_core.config import PlannerConfig, Policy, RolloutBehaviour
+from planner_core.connectors.base import gate_rollout
 from planner_core.ports import Clock, Connector, MetricsSource
 from planner_core.profiles import Profile
 from planner_core.records import (
@@ -154,10 +155,27 @@ def enforce(decision: Decision, stabilizer: Stabilizer | None, now: datetime) ->
     return stabilizer.apply(decision, now)
 
 
-def scale(connector: Connector, decision: Decision, decision_id: int | None, now: datetime) -> ScalingOutcome:
-    """Hand the targets to the connector; an exception becomes an ``error`` outcome."""
+def scale(
+    connector: Connector,
+    decision: Decision,
+    decision_id: int | None,
+    now: datetime,
+    while_rolling_out: RolloutBehaviour = RolloutBehaviour.APPLY,
+) -> ScalingOutcome:
+    """Hand the targets to the connector; an exception becomes an ``error`` outcome.
+
+    While the previous change is still rolling out, ``while_rolling_out`` decides what goes
+    through (:func:`planner_core.connectors.gate_rollout`); a skip is a ``skipped`` outcome
+    whose ``error`` says why."""
     try:
-        return connector.apply(decision.targets, decision_id, now)
+        targets, why = gate_rollout(connector, decision.targets, while_rolling_out)
+        if targets is None:
+            return ScalingOutcome(
+                connector=connector.name, requested=decision.targets, outcome="skipped", requested_at=now, error=why
+            )
+        if why is not None:
+            log.info("%s", why)
+        return connector.apply(targets, decision_id, now)
     except Exception as exc:  # the outcome is recorded either way
         log.exception("connector %s failed", connector.name)
         return ScalingOutcome(
@@ -334,10 +352,12 @@ class PlanningCycle:
                 if store is not None and decision_id is not None
                 else None
             )
-            outcome = scale(self.connector, decision, decision_id, now)
+            outcome = scale(self.connector, decision, decision_id, now, self.config.rollout_behaviour())
             result.outcome = outcome
             if store is not None and action_id is not None:
                 store.record_action_outcome(action_id, outcome)
+            if outcome.outcome == "skipped" and outcome.error:
+                result.notes.append(outcome.error)
             if outcome.outcome == "error":
                 result.status = "error"
                 result.error = outcome.error

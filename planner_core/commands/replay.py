@@ -40,6 +40,7 @@ REPLAY_FLAGS = (
     "model_name",
     "namespace",
     "load_predictor_log1p",
+    "while_rolling_out",
 )
 
 
