@@ -325,7 +325,7 @@ def test_403_names_the_missing_permission(kube):
         conn.apply(Replicas(1, 4), 1, NOW)
     message = str(err.value)
     assert "needs verb 'patch' on 'dynamographdeployments' in API group 'nvidia.com'" in message
-    assert "deploy/k8s/role.yaml" in message and "cannot patch resource" in message
+    assert "deploy/k8s/rbac.yaml" in message and "cannot patch resource" in message
 
 
 def test_the_connector_calls_only_what_permissions_declares(kube):

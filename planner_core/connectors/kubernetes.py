@@ -12,7 +12,7 @@ Two kinds of target:
   through their ``apps/v1`` scale subresource, for disaggregated setups without the operator.
 
 Every API call names the permission it needs (:data:`PERMISSIONS`, the table
-``deploy/k8s/role.yaml`` is checked against). Writes carry the ``resourceVersion`` that was
+``deploy/k8s/rbac.yaml`` is checked against). Writes carry the ``resourceVersion`` that was
 read, so a concurrent change is a 409 that is retried on a fresh read; 429, 5xx and timeouts
 are retried with exponential backoff; a 403 names the verb and resource the Role lacks.
 """
@@ -69,7 +69,7 @@ class Permission(NamedTuple):
         return f"verb {self.verb!r} on {self.resource!r} in API group {self.group or 'core'!r}"
 
 
-# Everything the connector calls. Each API call below names its entry; deploy/k8s/role.yaml
+# Everything the connector calls. Each API call below names its entry; deploy/k8s/rbac.yaml
 # grants exactly this set (tests/test_k8s_rbac.py).
 DGD_GET = Permission(DGD_GROUP, DGD_PLURAL, "get")
 DGD_PATCH = Permission(DGD_GROUP, DGD_PLURAL, "patch")
@@ -203,7 +203,7 @@ class KubernetesConnector:
                 if status == 403:
                     raise PermissionDeniedError(
                         f"the API server refused {permission.verb} {target} in namespace {self.namespace!r}: "
-                        f"the planner's Role needs {permission.describe()} (see deploy/k8s/role.yaml); "
+                        f"the planner's Role needs {permission.describe()} (see deploy/k8s/rbac.yaml); "
                         f"server said: {_status_message(exc)}"
                     ) from None
                 if status == 401:
