@@ -33,7 +33,7 @@ def test_replay_scores_and_persists_every_cycle(workload, sqlite_url):
     assert result.requests == len(workload) and result.unfinished == 0
     assert 0.0 <= result.sla_attainment <= 1.0
     assert result.gpu_hours > 0 and result.oracle_gpu_hours > 0
-    rows = store.latest_cycles("t", None, 100)
+    rows = store.latest_cycles("t", None, 100, include_simulated=True)
     assert len(rows) == result.intervals
     assert all(r["status"] in ("ok", "held") for r in rows)
     # the predictor state was saved for warm start
@@ -395,6 +395,11 @@ def test_replay_cli_passes_default_policy_knobs_to_the_stored_config(sqlite_url,
     with store.engine.connect() as conn:
         from sqlalchemy import text
 
-        cfg = conn.execute(text("SELECT config FROM v_runs ORDER BY run_id DESC LIMIT 1")).scalar_one()
+        cfg = conn.execute(
+            text(
+                "SELECT c.config FROM planner_runs r JOIN planner_configs c ON c.id = r.config_id "
+                "ORDER BY r.id DESC LIMIT 1"
+            )
+        ).scalar_one()
     cfg = json.loads(cfg) if isinstance(cfg, str) else cfg
     assert (cfg["sla_attainment"], cfg["idle_cooldown_s"], cfg["decode_target_utilization"]) == (0.98, 120, 0.9)
