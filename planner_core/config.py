@@ -241,8 +241,9 @@ def _validation_message(err: ValidationError, sources: Mapping[str, str] | None 
         where = f"{field} ({source})" if source else field
         got = item.get("input")
         suffix = "" if isinstance(got, Mapping) or got is None else f" (got {got!r})"
-        lines.append(f"{where}: {msg}{suffix}")
-    return "invalid planner configuration:\n  " + "\n  ".join(lines)
+        lines.append(f"{where}: {msg}{suffix}; give a valid {source or field}")
+    # One line (the CLI prints `sla-planner <cmd>: error: <this>`), errors separated by " | ".
+    return " | ".join(lines)
 
 
 def make_config(**values: Any) -> PlannerConfig:
@@ -313,7 +314,9 @@ def warn_unknown_env(env: Mapping[str, str]) -> list[str]:
     known = known_env_vars()
     warnings = []
     for var in sorted(v for v in env if v.startswith(ENV_PREFIX) and v not in known):
-        close = difflib.get_close_matches(var, sorted(known), n=1)
+        # A missing unit suffix (PLANNER_ITL for PLANNER_ITL_MS) first, then the closest spelling.
+        close = [k for k in sorted(known) if k.startswith(var + "_")]
+        close = close or difflib.get_close_matches(var, sorted(known), n=1)
         hint = f"did you mean {close[0]}?" if close else "see the README's configuration table"
         warnings.append(f"{var}: no planner setting has this name, ignored; {hint}")
     for message in warnings:

@@ -127,6 +127,7 @@ def run(args: argparse.Namespace) -> int:
         from planner_core.store import Store
 
         store = Store(args.db_url)
+        _check_writable(store)
 
     print(
         f"replaying {len(workload):,} requests of {workload.name} over {workload.duration_s / 60:.1f} min "
@@ -187,6 +188,18 @@ def _check_numbers(args: argparse.Namespace) -> None:
         raise UsageError(
             f"--duration-s: must be a finite number of seconds > 0, got {args.duration_s:g}; for example 3600"
         )
+
+
+def _check_writable(store: Any) -> None:
+    """Fail now, not at the first cycle, when the database refuses writes (a read-only file or
+    role): a statement that would write, matching no row, rolled back."""
+    from sqlalchemy import false, update
+
+    from planner_core.store.lock import CL
+
+    with store.engine.connect() as conn, conn.begin() as tx:
+        conn.execute(update(CL).where(false()).values(token=CL.c.token))
+        tx.rollback()
 
 
 def _check_report_dir(report_dir: Path, overwrite: bool) -> None:
