@@ -76,8 +76,8 @@ def servers_for_wait_tail(
     slowly; dispersion below 1 is treated as 1 (we never plan for smoother than Poisson).
     """
     variability = (max(1.0, arrival_dispersion) + 1.0) / 2.0
+    _check_finite("arrival_rate * service_s", arrival_rate * service_s)  # before max(): max(0, nan) is 0
     load = max(0.0, arrival_rate * service_s)
-    _check_finite("arrival_rate * service_s", load)
     if load == 0:
         return QueueSizing(0, 0.0, wait_budget_s, 0.0, 0.0, True)
     if load > min(MAX_OFFERED_LOAD, max_servers):
