@@ -26,6 +26,8 @@ COMMAND_MODULES = (
     "planner_core.commands.forecast",
     "planner_core.commands.db",
     "planner_core.commands.history",
+    "planner_core.commands.run_once",
+    "planner_core.commands.serve",
 )
 
 
