@@ -6,8 +6,8 @@ were summed into ``v_gpu_hours_daily`` and ``v_sla_misses``. The views are recre
 same columns over real deployments only; the simulated rows stay in the tables (and `sla-planner
 history --include-simulated` shows them).
 
-Revision ID: 0004
-Revises: 0003
+Revision ID: 0007
+Revises: 0006
 Create Date: 2026-11-30
 """
 
@@ -22,8 +22,8 @@ from types import ModuleType
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0004"
-down_revision: str | None = "0003"
+revision: str = "0007"
+down_revision: str | None = "0006"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
@@ -31,14 +31,20 @@ depends_on: str | Sequence[str] | None = None
 _DEPLOYMENT_JOIN = re.compile(r"JOIN deployments d ON d\.id = (\w+\.deployment_id)")
 
 
-def _views_of_0002() -> dict[str, str]:
-    """The view bodies as revision 0002 created them (read from that file, not copied)."""
-    path = Path(__file__).with_name("0002_views.py")
-    spec = importlib.util.spec_from_file_location("_planner_migration_0002", path)
+def _revision_module(filename: str) -> ModuleType:
+    path = Path(__file__).with_name(filename)
+    spec = importlib.util.spec_from_file_location(f"_planner_migration_{path.stem}", path)
     assert spec is not None and spec.loader is not None
-    module: ModuleType = importlib.util.module_from_spec(spec)
+    module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    views: dict[str, str] = module._views()
+    return module
+
+
+def _current_views() -> dict[str, str]:
+    """The view bodies as revision 0006 left them (read from the revisions that wrote them, not
+    copied): 0002's four views, ``v_runs`` with 0006's ``reason`` column."""
+    views: dict[str, str] = _revision_module("0002_views.py")._views()
+    views["v_runs"] = _revision_module("0006_run_reason.py")._V_RUNS.format(extra=", r.reason")
     return views
 
 
@@ -55,7 +61,7 @@ def _drop_views(names: Sequence[str]) -> None:
 
 
 def upgrade() -> None:
-    views = _views_of_0002()
+    views = _current_views()
     _drop_views(list(views))
     # Constant default: an instant ADD COLUMN on both dialects; every existing row is real.
     op.add_column("deployments", sa.Column("simulated", sa.Boolean(), server_default=sa.false(), nullable=False))
@@ -64,7 +70,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    views = _views_of_0002()
+    views = _current_views()
     _drop_views(list(views))
     op.execute("ALTER TABLE deployments DROP COLUMN simulated")
     for name, body in views.items():
