@@ -161,6 +161,7 @@ def test_hand_computed_default_case():
     # with a tight TTFT SLA the queue, not the mean rate, decides
     tight = decide(6000, max_gpu_budget=64, ttft_ms=120)
     assert tight.prefill_replicas > math.ceil(300_000 / thpt)
+    assert tight.prefill_replicas == _fewest_servers_textbook(100.0 * service_s, service_s, 0.12 - service_s, 0.01)
     assert d.details["prefill_offered_load"] == pytest.approx(100 * service_s)
     # decode: the best throughput whose ITL meets 50 ms with KV reservations (isl + osl per
     # request) at most 85 % of the cache
