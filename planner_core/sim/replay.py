@@ -366,6 +366,28 @@ def replay_deployment_name(trace_name: str, policy: str) -> str:
     return f"replay-{trace_name}-{policy}-{stamp}-{uuid.uuid4().hex[:8]}"
 
 
+def closed_loop_setup(
+    workload: Workload, config: PlannerConfig, policy: str, startup_s: float
+) -> tuple[PlannerConfig, Any, str]:
+    """The config, load predictor and predictor name a closed-loop policy (``default``,
+    ``dynamo``, ``clairvoyant``) runs the production cycle with, on either replay engine."""
+    from planner_core.predictors import LoadPredictor
+
+    if policy == "dynamo":
+        config = config.model_copy(update={"policy": Policy.DYNAMO, "load_predictor": DYNAMO_PREDICTOR})
+    elif policy == "clairvoyant":
+        # It knows whether traffic returns after an idle minute: no cooldown to wait out.
+        config = config.model_copy(update={"policy": Policy.DEFAULT, "idle_cooldown_s": 0})
+    else:
+        config = config.model_copy(update={"policy": Policy.DEFAULT})
+    if policy == "clairvoyant":
+        return config, ClairvoyantPredictor(workload, float(config.adjustment_interval_s), startup_s), "clairvoyant"
+    # Simulated time: a background ARIMA search would finish long before the next interval, so
+    # run it inline (deterministic). The dynamo baseline refits at every prediction, as Dynamo does.
+    predictor = LoadPredictor(config, synchronous_refit=True, **({"refit_every": 1} if policy == "dynamo" else {}))
+    return config, predictor, config.load_predictor
+
+
 def run_policy(
     workload: Workload,
     config: PlannerConfig,
@@ -422,16 +444,7 @@ def run_policy(
                 progress(k + 1, n_intervals)
         predictor_name = None
     else:
-        from planner_core.predictors import LoadPredictor
-
-        if policy == "dynamo":
-            config = config.model_copy(update={"policy": Policy.DYNAMO, "load_predictor": DYNAMO_PREDICTOR})
-        elif policy == "clairvoyant":
-            # It knows whether traffic returns after an idle minute: no cooldown to wait out.
-            config = config.model_copy(update={"policy": Policy.DEFAULT, "idle_cooldown_s": 0})
-        else:
-            config = config.model_copy(update={"policy": Policy.DEFAULT})
-        predictor_name = "clairvoyant" if policy == "clairvoyant" else config.load_predictor
+        config, predictor, predictor_name = closed_loop_setup(workload, config, policy, startup_s)
         sim = _simulator(workload, profile, config, first_interval_replicas(workload, profile, config), startup_s, seed)
         clock = SimulatedClock(workload.start)
         deployment_id = None
@@ -450,12 +463,7 @@ def run_policy(
             metrics=SimulatedFrontend(sim, workload.start, workload.arrival_s),
             connector=SimulatedClusterConnector(sim),
             clock=clock,
-            # Simulated time: a background ARIMA search would finish long before the next
-            # interval, so run it inline (deterministic). The dynamo baseline refits at every
-            # prediction, as Dynamo does.
-            predictor=ClairvoyantPredictor(workload, interval, startup_s)
-            if policy == "clairvoyant"
-            else LoadPredictor(config, synchronous_refit=True, **({"refit_every": 1} if policy == "dynamo" else {})),
+            predictor=predictor,
             store=store,
             deployment_id=deployment_id,
             stabilizer=PlanningCycle.default_stabilizer(config),
