@@ -51,6 +51,7 @@ from planner_core.sim.replay import (
     ARRIVAL_COUNT_WINDOW_S,
     POLICIES,
     TIMELINE_KEYS,
+    ReplayError,
     ReplayResult,
     Workload,
     _record,
@@ -58,6 +59,7 @@ from planner_core.sim.replay import (
     compute_oracle,
     first_interval_replicas,
     oracle_gpu_hours,
+    replay_deployment_name,
     static_replicas,
 )
 
@@ -162,7 +164,14 @@ def write_mooncake_trace(workload: Workload, path: Path, block_size: int) -> Pat
     return path
 
 
-def engine_args(role: str, npz: Path, startup_s: float, profile: Profile, engine: MockerEngine) -> dict[str, Any]:
+# The bundled profile's engines were deployed with this context length; Dynamo 1.6.1's throughput
+# loop scales prefill on queued tokens relative to it, and does nothing without one.
+PROFILED_MAX_MODEL_LEN = 16384
+
+
+def engine_args(
+    role: str, npz: Path, startup_s: float, profile: Profile, engine: MockerEngine, max_model_len: int
+) -> dict[str, Any]:
     """One pool's mocker engine arguments: our profile's timing and KV capacity, prefix caching off."""
     return {
         "engine": {
@@ -174,6 +183,7 @@ def engine_args(role: str, npz: Path, startup_s: float, profile: Profile, engine
             "num_gpu_blocks": int(profile.decode.max_kv_tokens // engine.block_size),
             "max_num_seqs": engine.max_num_seqs,
             "max_num_batched_tokens": engine.max_num_batched_tokens,
+            "max_model_len": int(max_model_len),
             "timing_model": {"type": "external", "provider": "dynamo_profile", "config": {"path": str(npz)}},
         },
         "startup_time": float(startup_s),
@@ -189,9 +199,10 @@ class MockerInputs:
     npz: Path
     profile: Profile
     engine: MockerEngine
+    max_model_len: int = PROFILED_MAX_MODEL_LEN
 
     def args(self, role: str, startup_s: float) -> dict[str, Any]:
-        return engine_args(role, self.npz, startup_s, self.profile, self.engine)
+        return engine_args(role, self.npz, startup_s, self.profile, self.engine, self.max_model_len)
 
 
 @contextmanager
@@ -207,6 +218,8 @@ def mocker_inputs(
             write_perf_npz(profile, root / "perf.npz"),
             profile,
             engine,
+            # the profiled context, or more if a request needs it (none is refused)
+            max(PROFILED_MAX_MODEL_LEN, int(np.max(np.add(*request_lengths(workload)), initial=0))),
         )
 
 
@@ -425,6 +438,11 @@ class CycleScalingPolicy(_TickingPolicy):
         end = self.frontend.epoch + timedelta(seconds=now_s)
         self.clock.set(end)
         result = self.cycle.run(window_end=end)
+        if result.status in ("skipped_locked", "error"):  # the score would be silently wrong
+            raise ReplayError(
+                f"replay on the mocker: the planning cycle of interval {k + 1}/{self.n_intervals} "
+                f"ended {result.status} ({result.error}); the replay's score would be wrong"
+            )
         if result.outcome is not None and result.outcome.outcome == "applied":
             self.actions += 1
         self.targets = self.connector.targets
@@ -575,11 +593,12 @@ def run_mocker_policy(
         deployment_id = None
         if store is not None:
             deployment_id = store.ensure_deployment(
-                deployment_name or f"replay-mocker-{workload.name}-{policy}",
+                deployment_name or replay_deployment_name(f"mocker-{workload.name}", policy),
                 cycle_config.namespace,
                 cycle_config.model_name,
                 cycle_config.backend.value,
                 cycle_config.mode.value,
+                simulated=True,
             )
         cycle = PlanningCycle(
             config=cycle_config,

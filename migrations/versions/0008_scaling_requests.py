@@ -4,8 +4,8 @@ Each decision the virtual connector hands over is one row: pending until the out
 acknowledges it, a newer decision supersedes it, or SCALING_MAX_WAIT_TIME passes
 (planner_core/store/scaling_requests.py). A new table: rows already stored are untouched.
 
-Revision ID: 0007
-Revises: 0006
+Revision ID: 0008
+Revises: 0007
 Create Date: 2026-11-30
 """
 
@@ -16,8 +16,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0007"
-down_revision: str | None = "0006"
+revision: str = "0008"
+down_revision: str | None = "0007"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
