@@ -61,25 +61,6 @@ def build_connector(
     return NoOperationConnector(inner) if config.no_operation else inner
 
 
-def make_connector(config: PlannerConfig, deployment: str, store: Any = None) -> Connector:
-    """The connector for planned ``deployment`` (what :func:`planner_core.runtime.make_ports` calls).
-
-    The virtual connector's requests go to ``store``, else the store ``PLANNER_DB_URL`` names
-    (``sqlite:///planner.db`` by default), under the deployment's row."""
-    from planner_core.config import Environment
-
-    deployment_id = None
-    if config.environment == Environment.VIRTUAL:
-        if store is None:
-            from planner_core.store import Store
-
-            store = Store()
-        deployment_id = store.ensure_deployment(
-            deployment, config.namespace, config.model_name, config.backend.value, config.mode.value
-        )
-    return build_connector(config, store=store, deployment_id=deployment_id)
-
-
 __all__ = [
     "ClusterApiError",
     "ConnectorError",
@@ -97,5 +78,4 @@ __all__ = [
     "build_connector",
     "component_targets",
     "gate_rollout",
-    "make_connector",
 ]
