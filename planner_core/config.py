@@ -17,6 +17,7 @@ Validation errors name the field and say how to fix it (:class:`ConfigError`).
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 from collections.abc import Mapping, Sequence
 from enum import StrEnum
@@ -27,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 BUNDLED_PROFILE_DIR = Path(__file__).parent / "data" / "profiles" / "h200_llama31_8b_fp8_tp1"
 BUNDLED_TRACE = Path(__file__).parent / "data" / "traces" / "azure_conv_2023.csv"
+log = logging.getLogger("sla_planner.config")
 DEFAULT_PROMETHEUS_ENDPOINT = "http://prometheus-kube-prometheus-prometheus.monitoring.svc.cluster.local:9090"
 
 
@@ -55,6 +57,24 @@ class Policy(StrEnum):
     DYNAMO = "dynamo"
 
 
+class RolloutBehaviour(StrEnum):
+    """What a cycle does when the previous change is still rolling out.
+
+    ``skip``      Dynamo's rule: apply nothing until the rollout settles (the decision is recorded).
+    ``scale_up``  apply the pools that grow now, hold the pools that would shrink: a burst
+                  that arrives mid-rollout gets capacity, and replicas still starting are not
+                  cancelled by a forecast that the rollout itself has not been able to serve yet.
+    ``scale_down`` Dynamo 1.6's rule: hold the pools that would grow, apply the ones that shrink
+                  (a scale-down may cancel replicas still starting).
+    ``apply``     apply every decision as it comes.
+    """
+
+    SKIP = "skip"
+    SCALE_UP = "scale_up"
+    SCALE_DOWN = "scale_down"
+    APPLY = "apply"
+
+
 class ComponentNames(NamedTuple):
     prefill: str
     decode: str
@@ -68,6 +88,9 @@ COMPONENT_NAMES: dict[Backend, ComponentNames] = {
     Backend.MOCKER: ComponentNames("prefill", "decode"),
 }
 
+# Plain workloads the Kubernetes connector can scale through their scale subresource.
+WORKLOAD_KINDS = ("deployment", "statefulset")
+
 LOAD_PREDICTORS = ("constant", "arima", "kalman", "prophet", "seasonal", "holt_winters", "auto")
 
 
@@ -78,7 +101,8 @@ class ConfigError(ValueError):
 class PlannerConfig(BaseModel):
     """All planner settings. Field names carry units; CLI flags keep Dynamo's spelling."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, use_enum_values=False)
+    # allow_inf_nan=False: an SLA of ``inf`` ms or a NaN knob is refused, never planned with.
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, use_enum_values=False, allow_inf_nan=False)
 
     # Where and what we plan.
     environment: Environment = Field(
@@ -145,6 +169,37 @@ class PlannerConfig(BaseModel):
     kalman_r: float = Field(10.0, gt=0, description="Kalman measurement noise")
     kalman_min_points: int = Field(5, gt=0, description="points before the Kalman filter is used")
 
+    # Connectors (planner_core/connectors): where the targets go.
+    dgd_name: str | None = Field(
+        None, description="the DynamoGraphDeployment to scale (DYN_PARENT_DGD_K8S_NAME); kubernetes environment"
+    )
+    kubernetes_namespace: str | None = Field(
+        None, description="Kubernetes namespace of the workloads; empty = the planner pod's own namespace"
+    )
+    prefill_component_name: str | None = Field(
+        None, description="service name of the prefill workers; empty = the backend's (vllm: VllmPrefillWorker)"
+    )
+    decode_component_name: str | None = Field(
+        None, description="service name of the decode workers; empty = the backend's (vllm: VllmDecodeWorker)"
+    )
+    prefill_workload: str | None = Field(
+        None, description="plain workload of the prefill workers instead of a DGD: deployment/NAME or statefulset/NAME"
+    )
+    decode_workload: str | None = Field(
+        None, description="plain workload of the decode workers instead of a DGD: deployment/NAME or statefulset/NAME"
+    )
+    while_rolling_out: RolloutBehaviour = Field(
+        RolloutBehaviour.SCALE_UP,
+        description="while the last change is still rolling out: scale_up (apply growth, hold shrinking), "
+        "skip (Dynamo's rule; always used by --policy dynamo) or apply",
+    )
+    scaling_check_interval_s: float = Field(
+        10.0, gt=0, description="virtual connector: seconds between checks for the acknowledgement"
+    )
+    scaling_max_wait_time_s: float = Field(
+        1800.0, gt=0, description="virtual connector: seconds to wait for an acknowledgement before giving up"
+    )
+
     # Metrics in and out.
     metric_pulling_prometheus_endpoint: str = Field(
         DEFAULT_PROMETHEUS_ENDPOINT, description="Prometheus to read frontend metrics from"
@@ -159,6 +214,15 @@ class PlannerConfig(BaseModel):
             raise ValueError(
                 f"load_predictor: unknown predictor {self.load_predictor!r}; choose one of {', '.join(LOAD_PREDICTORS)}"
             )
+        for component in ("prefill", "decode"):
+            workload = getattr(self, f"{component}_workload")
+            if workload is not None:
+                kind, _, name = workload.partition("/")
+                if kind.lower() not in WORKLOAD_KINDS or not name:
+                    raise ValueError(
+                        f"{component}_workload: {workload!r} is not KIND/NAME; write deployment/NAME or "
+                        f"statefulset/NAME (--{component}-workload)"
+                    )
         needed = self.minimum_gpus()
         if self.max_gpu_budget < needed:
             raise ValueError(
@@ -192,13 +256,47 @@ class PlannerConfig(BaseModel):
         return gpus
 
     def component_names(self) -> ComponentNames:
-        return COMPONENT_NAMES[self.backend]
+        """Service names of the worker pools: the settings' override, else the backend's."""
+        default = COMPONENT_NAMES[self.backend]
+        return ComponentNames(
+            self.prefill_component_name or default.prefill, self.decode_component_name or default.decode
+        )
+
+    def rollout_behaviour(self) -> RolloutBehaviour:
+        """``--policy dynamo`` reproduces Dynamo, which skips the cycle during a rollout."""
+        return RolloutBehaviour.SKIP if self.policy == Policy.DYNAMO else self.while_rolling_out
 
     def profile_dir(self) -> Path:
         return Path(self.profile_results_dir) if self.profile_results_dir else BUNDLED_PROFILE_DIR
 
 
-def _validation_message(err: ValidationError) -> str:
+# The settings the pure sizing reads (planner_core.sizing): what `size` takes from the environment.
+SIZING_FIELDS = (
+    "adjustment_interval_s",
+    "max_gpu_budget",
+    "min_endpoint",
+    "prefill_engine_num_gpu",
+    "decode_engine_num_gpu",
+    "prefill_max_replicas",
+    "decode_max_replicas",
+    "profile_results_dir",
+    "mode",
+    "policy",
+    "ttft_ms",
+    "itl_ms",
+    "isl",
+    "osl",
+    "no_correction",
+    "sla_attainment",
+    "size_for_upper_quantile",
+    "apply_prefill_correction",
+    "decode_target_utilization",
+)
+
+
+def _validation_message(err: ValidationError, sources: Mapping[str, str] | None = None) -> str:
+    """One line per error, naming where the value came from: the environment variable that set
+    it, else the field and its flag."""
     lines = []
     for item in err.errors():
         field = ".".join(str(part) for part in item["loc"])
@@ -208,20 +306,25 @@ def _validation_message(err: ValidationError) -> str:
         if not field:  # a cross-field check: its message starts with the field it blames
             lines.append(msg)
             continue
-        flag = _FLAG_FOR_FIELD.get(field)
-        where = f"{field} ({flag})" if flag else field
+        source = (sources or {}).get(field) or _FLAG_FOR_FIELD.get(field)
+        where = f"{field} ({source})" if source else field
         got = item.get("input")
         suffix = "" if isinstance(got, Mapping) or got is None else f" (got {got!r})"
-        lines.append(f"{where}: {msg}{suffix}")
-    return "invalid planner configuration:\n  " + "\n  ".join(lines)
+        lines.append(f"{where}: {msg}{suffix}; give a valid {source or field}")
+    # One line (the CLI prints `sla-planner <cmd>: error: <this>`), errors separated by " | ".
+    return " | ".join(lines)
 
 
 def make_config(**values: Any) -> PlannerConfig:
     """Build a config, turning pydantic's errors into one :class:`ConfigError`."""
+    return _make_config(values)
+
+
+def _make_config(values: Mapping[str, Any], sources: Mapping[str, str] | None = None) -> PlannerConfig:
     try:
         return PlannerConfig(**values)
     except ValidationError as err:
-        raise ConfigError(_validation_message(err)) from None
+        raise ConfigError(_validation_message(err, sources)) from None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -233,28 +336,69 @@ DYNAMO_ENV_VARS: dict[str, str] = {
     "DYN_NAMESPACE": "namespace",
     "PROMETHEUS_ENDPOINT": "metric_pulling_prometheus_endpoint",
     "PLANNER_PROMETHEUS_PORT": "metric_reporting_prometheus_port",
+    "DYN_PARENT_DGD_K8S_NAME": "dgd_name",
+    "SCALING_CHECK_INTERVAL": "scaling_check_interval_s",
+    "SCALING_MAX_WAIT_TIME": "scaling_max_wait_time_s",
 }
 ENV_PREFIX = "PLANNER_"
+# PLANNER_* variables that are not settings of the model but are read elsewhere.
+OTHER_ENV_VARS = ("PLANNER_DB_URL", "PLANNER_TEST_PG_ADMIN_URL", "PLANNER_BENCH_PG_ADMIN_URL")
 
 
 def config_from_env(
-    environ: Mapping[str, str] | None = None, defaults: Mapping[str, Any] | None = None, **overrides: Any
+    environ: Mapping[str, str] | None = None,
+    defaults: Mapping[str, Any] | None = None,
+    *,
+    env_fields: Sequence[str] | None = None,
+    **overrides: Any,
 ) -> PlannerConfig:
     """Settings from ``DYN_NAMESPACE`` / ``PROMETHEUS_ENDPOINT`` / ``PLANNER_PROMETHEUS_PORT``
     and ``PLANNER_<FIELD>`` (for example ``PLANNER_MAX_GPU_BUDGET=16``); ``overrides`` win.
-    ``defaults``: an entry point's own defaults, under the environment (the model's otherwise)."""
+    ``defaults``: an entry point's own defaults, under the environment (the model's otherwise).
+
+    ``env_fields``: read only these fields from the environment (a command that does not use a
+    setting is not failed by a bad value of it). An unknown ``PLANNER_*`` variable, a misspelt
+    setting most likely, is logged as a warning. An invalid value names its variable."""
     env = os.environ if environ is None else environ
+    wanted = set(PlannerConfig.model_fields if env_fields is None else env_fields)
     values: dict[str, Any] = dict(defaults or {})
+    sources: dict[str, str] = {}
     for var, field in DYNAMO_ENV_VARS.items():
-        if env.get(var):
-            values[field] = env[var]
+        if env.get(var) and field in wanted:
+            values[field], sources[field] = env[var], var
     for field in PlannerConfig.model_fields:
         var = ENV_PREFIX + field.upper()
-        if var in env:
+        if var in env and field in wanted:
             raw = env[var]
             values[field] = _parse_bool(raw, var) if _is_bool_field(field) else raw
+            sources[field] = var
+    warn_unknown_env(env)
     values.update(overrides)
-    return make_config(**values)
+    for field in overrides:
+        sources.pop(field, None)
+    return _make_config(values, sources)
+
+
+def known_env_vars() -> set[str]:
+    fields = {ENV_PREFIX + f.upper() for f in PlannerConfig.model_fields}
+    return fields | set(DYNAMO_ENV_VARS) | set(OTHER_ENV_VARS)
+
+
+def warn_unknown_env(env: Mapping[str, str]) -> list[str]:
+    """Warn about each ``PLANNER_*`` variable no setting reads; returns the warnings."""
+    import difflib
+
+    known = known_env_vars()
+    warnings = []
+    for var in sorted(v for v in env if v.startswith(ENV_PREFIX) and v not in known):
+        # A missing unit suffix (PLANNER_ITL for PLANNER_ITL_MS) first, then the closest spelling.
+        close = [k for k in sorted(known) if k.startswith(var + "_")]
+        close = close or difflib.get_close_matches(var, sorted(known), n=1)
+        hint = f"did you mean {close[0]}?" if close else "see the README's configuration table"
+        warnings.append(f"{var}: no planner setting has this name, ignored; {hint}")
+    for message in warnings:
+        log.warning(message)
+    return warnings
 
 
 def _is_bool_field(field: str) -> bool:
@@ -317,6 +461,15 @@ FLAGS: tuple[_Flag, ...] = (
     _Flag("--kalman-q-trend", "kalman_q_trend"),
     _Flag("--kalman-r", "kalman_r"),
     _Flag("--kalman-min-points", "kalman_min_points"),
+    _Flag("--dgd-name", "dgd_name"),
+    _Flag("--kubernetes-namespace", "kubernetes_namespace"),
+    _Flag("--prefill-component-name", "prefill_component_name"),
+    _Flag("--decode-component-name", "decode_component_name"),
+    _Flag("--prefill-workload", "prefill_workload"),
+    _Flag("--decode-workload", "decode_workload"),
+    _Flag("--while-rolling-out", "while_rolling_out"),
+    _Flag("--scaling-check-interval", "scaling_check_interval_s"),
+    _Flag("--scaling-max-wait-time", "scaling_max_wait_time_s"),
     _Flag("--metric-pulling-prometheus-endpoint", "metric_pulling_prometheus_endpoint"),
     _Flag("--metric-reporting-prometheus-port", "metric_reporting_prometheus_port"),
 )
@@ -361,9 +514,13 @@ def add_config_arguments(
 
 
 def config_from_args(
-    args: argparse.Namespace, environ: Mapping[str, str] | None = None, defaults: Mapping[str, Any] | None = None
+    args: argparse.Namespace,
+    environ: Mapping[str, str] | None = None,
+    defaults: Mapping[str, Any] | None = None,
+    env_fields: Sequence[str] | None = None,
 ) -> PlannerConfig:
     """Flags given on the command line over environment variables over ``defaults`` (the entry
-    point's, as given to :func:`add_config_arguments`) over the model's defaults."""
+    point's, as given to :func:`add_config_arguments`) over the model's defaults
+    (``env_fields``: see :func:`config_from_env`)."""
     given = {f.field: getattr(args, f.field) for f in FLAGS if getattr(args, f.field, None) is not None}
-    return config_from_env(environ, defaults, **given)
+    return config_from_env(environ, defaults, env_fields=env_fields, **given)

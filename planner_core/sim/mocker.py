@@ -44,13 +44,14 @@ import numpy as np
 
 from planner_core.config import PlannerConfig, Policy
 from planner_core.cycle import PlanningCycle
-from planner_core.ports import SimulatedClock
+from planner_core.ports import DeploymentInfo, SimulatedClock
 from planner_core.profiles import Profile, load_profile
 from planner_core.records import Observation, Replicas, ScalingOutcome
 from planner_core.sim.replay import (
     ARRIVAL_COUNT_WINDOW_S,
     POLICIES,
     TIMELINE_KEYS,
+    ReplayError,
     ReplayResult,
     Workload,
     _record,
@@ -58,6 +59,7 @@ from planner_core.sim.replay import (
     compute_oracle,
     first_interval_replicas,
     oracle_gpu_hours,
+    replay_deployment_name,
     static_replicas,
 )
 
@@ -323,6 +325,17 @@ class MockerConnector:
     def current_replicas(self) -> Replicas:
         return self.targets
 
+    def ready_replicas(self) -> Replicas:
+        return self.targets
+
+    def rolling_out(self) -> str | None:
+        # The mocker starts and drains workers itself; its starting counts are not wired here,
+        # so every decision goes through (as before the rollout gate existed).
+        return None
+
+    def validate(self) -> DeploymentInfo:
+        return DeploymentInfo(None, None, None)
+
     def apply(self, targets: Replicas, decision_id: int | None, requested_at: datetime) -> ScalingOutcome:
         before = self.targets
         self.targets = Replicas(
@@ -425,6 +438,11 @@ class CycleScalingPolicy(_TickingPolicy):
         end = self.frontend.epoch + timedelta(seconds=now_s)
         self.clock.set(end)
         result = self.cycle.run(window_end=end)
+        if result.status in ("skipped_locked", "error"):  # the score would be silently wrong
+            raise ReplayError(
+                f"replay on the mocker: the planning cycle of interval {k + 1}/{self.n_intervals} "
+                f"ended {result.status} ({result.error}); the replay's score would be wrong"
+            )
         if result.outcome is not None and result.outcome.outcome == "applied":
             self.actions += 1
         self.targets = self.connector.targets
@@ -575,11 +593,12 @@ def run_mocker_policy(
         deployment_id = None
         if store is not None:
             deployment_id = store.ensure_deployment(
-                deployment_name or f"replay-mocker-{workload.name}-{policy}",
+                deployment_name or replay_deployment_name(f"mocker-{workload.name}", policy),
                 cycle_config.namespace,
                 cycle_config.model_name,
                 cycle_config.backend.value,
                 cycle_config.mode.value,
+                simulated=True,
             )
         cycle = PlanningCycle(
             config=cycle_config,

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -35,10 +36,11 @@ from typing import Any
 import numpy as np
 
 from planner_core.config import PlannerConfig, Policy
+from planner_core.connectors.simulated import SimulatedClusterConnector
 from planner_core.cycle import CycleResult, PlanningCycle
 from planner_core.ports import SimulatedClock
 from planner_core.profiles import Profile, load_profile
-from planner_core.records import LoadForecast, Observation, Replicas, ScalingOutcome
+from planner_core.records import LoadForecast, Observation, Replicas
 from planner_core.sim.cluster import ClusterSimulator
 from planner_core.sim.oracle import oracle_replicas
 from planner_core.sizing import size
@@ -114,33 +116,6 @@ class SimulatedFrontend:
         )
 
 
-class SimulatedClusterConnector:
-    """The virtual connector's outside environment, in process: targets go to the simulator."""
-
-    name = "simulator"
-
-    def __init__(self, sim: ClusterSimulator) -> None:
-        self.sim = sim
-
-    def current_replicas(self) -> Replicas:
-        r = self.sim.replicas()
-        return Replicas(r["prefill"]["target"], r["decode"]["target"])
-
-    def apply(self, targets: Replicas, decision_id: int | None, requested_at: datetime) -> ScalingOutcome:
-        before = self.current_replicas()
-        self.sim.set_targets(targets)
-        changed = (targets.prefill is not None and targets.prefill != before.prefill) or (
-            targets.decode is not None and targets.decode != before.decode
-        )
-        return ScalingOutcome(
-            connector=self.name,
-            requested=targets,
-            outcome="applied" if changed else "unchanged",
-            requested_at=requested_at,
-            acknowledged_at=requested_at,
-        )
-
-
 class ClairvoyantPredictor:
     """LoadPredictorPort that reads the workload's future: the actual means of the intervals a
     decision made at the end of the observed window serves (see ``clairvoyant`` above)."""
@@ -208,7 +183,11 @@ class ReplayResult:
 
 
 def load_workload(
-    path: str | Path, load_scale: float = 1.0, seed: int = 0, duration_s: float | None = None
+    path: str | Path,
+    load_scale: float = 1.0,
+    seed: int = 0,
+    duration_s: float | None = None,
+    max_requests: int | None = None,
 ) -> Workload:
     """Requests to replay from any supported trace.
 
@@ -219,7 +198,13 @@ def load_workload(
     """
     from planner_core.config import BUNDLED_TRACE
     from planner_core.sim.workload import load_scale as scale_load
-    from planner_core.traces import detect_format, read_rate_curve, read_trace, requests_from_rate_curve
+    from planner_core.traces import (
+        TraceError,
+        detect_format,
+        read_rate_curve,
+        read_trace,
+        requests_from_rate_curve,
+    )
 
     path = Path(path)
     if detect_format(path) == "servegen_aggregate":
@@ -233,6 +218,11 @@ def load_workload(
     if duration_s is not None:
         keep = arrival < duration_s
         arrival, isl, osl = arrival[keep], isl[keep], osl[keep]
+    if max_requests is not None and len(arrival) * load_scale > max_requests:
+        raise TraceError(
+            f"{path}: --load-scale {load_scale:g} would replay about {len(arrival) * load_scale:,.0f} requests, "
+            f"more than the {max_requests:,} a replay holds in memory; lower --load-scale or --duration-s"
+        )
     if load_scale != 1.0:
         arrival, isl, osl = scale_load(arrival, isl, osl, load_scale, seed)
     start_time = datetime.fromtimestamp(trace.origin_s, UTC) if trace.origin_s else DEFAULT_EPOCH
@@ -426,6 +416,17 @@ def replay_open_loop(
     return sim, actions
 
 
+class ReplayError(RuntimeError):
+    """A replay could not run every planning cycle; its score would be wrong."""
+
+
+def replay_deployment_name(trace_name: str, policy: str) -> str:
+    """A deployment name of its own for every replay run: two replays into one database never
+    share a deployment's rows, predictor state or cycle lock."""
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    return f"replay-{trace_name}-{policy}-{stamp}-{uuid.uuid4().hex[:8]}"
+
+
 def closed_loop_setup(
     workload: Workload, config: PlannerConfig, policy: str, startup_s: float
 ) -> tuple[PlannerConfig, Any, str]:
@@ -471,11 +472,12 @@ def replay_closed_loop(
     deployment_id = None
     if store is not None:
         deployment_id = store.ensure_deployment(
-            deployment_name or f"replay-{workload.name}-{policy}",
+            deployment_name or replay_deployment_name(workload.name, policy),
             config.namespace,
             config.model_name,
             config.backend.value,
             config.mode.value,
+            simulated=True,
         )
     cycle = PlanningCycle(
         config=config,
@@ -495,6 +497,13 @@ def replay_closed_loop(
     for k in range(n_intervals):
         clock.set(workload.start + timedelta(seconds=(k + 1) * interval))
         result: CycleResult = cycle.run()
+        if result.status in ("skipped_locked", "error"):
+            # The simulated cluster would keep its replicas for this interval and the score
+            # would be silently wrong: stop instead.
+            raise ReplayError(
+                f"replay {policy}: the planning cycle of interval {k + 1}/{n_intervals} "
+                f"ended {result.status} ({result.error}); the replay's score would be wrong"
+            )
         if result.outcome is not None and result.outcome.outcome == "applied":
             actions += 1
         obs, forecast, decision = result.observation, result.forecast, result.decision

@@ -12,6 +12,9 @@ from planner_core.store.repository import Store
 from planner_core.store.rows import decision_from_row
 from planner_core.store.warm_start import PendingAction
 
+# (registers the virtual connector's table on the models' metadata)
+from planner_core.store import scaling_requests  # noqa: F401  isort: skip
+
 __all__ = [
     "DEFAULT_URL",
     "ENV_URL",

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -20,8 +21,11 @@ from sqlalchemy.exc import OperationalError
 from planner_core.store import migrate
 from planner_core.store.engine import make_engine, resolve_url
 from planner_core.store.errors import StoreError
-from planner_core.store.lock import CycleLock, ensure_lock_row
-from planner_core.store.rows import DEP, aware
+from planner_core.store.lock import CL, CycleLock, ensure_lock_row
+from planner_core.store.rows import ACT, CFG, DEC, DEP, OBS, PRED, PST, RUN, aware
+
+# What a planner database holds (a half-created one is waited for, anything else refused).
+_PLANNER_TABLES = {t.name for t in (DEP, CFG, RUN, OBS, PRED, DEC, ACT, PST, CL)} | {"alembic_version"}
 
 
 @dataclass
@@ -117,8 +121,12 @@ class StoreCore:
                 try:
                     self.upgrade()
                 except OperationalError:  # another process created it at the same moment
-                    if self.current_revision() != head:
+                    if not self._wait_for_revision(head):
                         raise
+                return
+            # pysqlite runs DDL outside a transaction: another process creating the schema shows
+            # its tables before its revision. Planner tables only: wait for it to finish.
+            if self.dialect == "sqlite" and set(tables) <= _PLANNER_TABLES and self._wait_for_revision(head):
                 return
             what = "has other tables but no planner schema" if tables else "has no planner schema yet"
             raise StoreError(f"the database {self!r} {what}; {hint}")
@@ -130,6 +138,14 @@ class StoreCore:
             )
         raise StoreError(f"the database {self!r} is at schema revision {current}, this planner needs {head}; {hint}")
 
+    def _wait_for_revision(self, head: str, timeout_s: float = 30.0) -> bool:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.current_revision() == head:
+                return True
+            time.sleep(0.05)
+        return False
+
     # -- deployments and the cycle lock ---------------------------------------------------------
     def ensure_deployment(
         self,
@@ -139,8 +155,13 @@ class StoreCore:
         backend: str,
         mode: str,
         created_at: datetime | None = None,
+        *,
+        simulated: bool = False,
     ) -> int:
-        """The id of deployment ``namespace/name``, created (or its model/backend/mode updated)."""
+        """The id of deployment ``namespace/name``, created (or its model/backend/mode updated).
+
+        ``simulated`` marks a replay's virtual cluster (set when the row is created): the
+        reporting views and :meth:`latest_cycles` leave such deployments out."""
         backend, mode = str(getattr(backend, "value", backend)), str(getattr(mode, "value", mode))
         with self.engine.begin() as conn:
             row = conn.execute(
@@ -161,6 +182,7 @@ class StoreCore:
                     backend=backend,
                     mode=mode,
                     created_at=aware(created_at or datetime.now(UTC), "created_at"),
+                    simulated=simulated,
                 )
                 .on_conflict_do_nothing()
             )

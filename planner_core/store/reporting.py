@@ -36,11 +36,17 @@ class HistoryReads(StoreCore):
     """Reads for people: the cycle history."""
 
     def latest_cycles(
-        self, deployment_name: str | None = None, since: datetime | None = None, limit: int = 50
+        self,
+        deployment_name: str | None = None,
+        since: datetime | None = None,
+        limit: int = 50,
+        *,
+        include_simulated: bool = False,
     ) -> list[dict[str, Any]]:
         """Recent cycles, newest first: observed load, predicted load, decided and applied replicas.
 
-        ``deployment_name`` is ``name`` or ``namespace/name``.
+        ``deployment_name`` is ``name`` or ``namespace/name``. Replays' simulated deployments
+        are left out unless ``include_simulated``.
 
         The deployment name is resolved to ids first, so the runs are found through
         ``ix_planner_runs_deployment_started`` (a filter on the joined ``deployments`` table left
@@ -49,18 +55,19 @@ class HistoryReads(StoreCore):
         from one index probe (a ``LATERAL`` aggregate) instead of three joins."""
         since_at = aware(since, "since") if since is not None else None
         with self.engine.connect() as conn:
-            dq = select(DEP.c.id, DEP.c.namespace, DEP.c.name)
+            dq = select(DEP.c.id, DEP.c.namespace, DEP.c.name, DEP.c.simulated)
             if deployment_name:
                 if "/" in deployment_name:
                     ns, _, name = deployment_name.partition("/")
                     dq = dq.where(DEP.c.namespace == ns, DEP.c.name == name)
                 else:
                     dq = dq.where(DEP.c.name == deployment_name)
-            deps = {int(r[0]): (r[1], r[2]) for r in conn.execute(dq)}
+            found = conn.execute(dq).all()
+            deps = {int(r[0]): (r[1], r[2]) for r in found if include_simulated or not r[3]}
             if not deps:
                 return []
             params: dict[str, Any] = {"lim": int(limit)}
-            if deployment_name:
+            if deployment_name or len(deps) < len(found):
                 params["dep_ids"] = sorted(deps)
             if since_at is not None:
                 params["since"] = since_at

@@ -8,6 +8,7 @@ One facade over parts split by purpose, so callers keep one object:
 * :mod:`.warm_start` - what a (re)started planner reads;
 * :mod:`.reporting` - the cycle history (rows defined in :mod:`.cycle_row`);
 * :mod:`.retention` - pruning old cycles;
+* :mod:`.scaling_requests` - the virtual connector's requests (its own functions, not on the facade);
 * :mod:`.postgres` - the PostgreSQL-only fast paths the others call.
 
 Timestamps are passed in (a replay runs on a simulated clock) and must be timezone-aware; they
