@@ -152,6 +152,15 @@ class PlannerConfig(BaseModel):
     metric_reporting_prometheus_port: int = Field(
         0, ge=0, le=65535, description="port for the planner's own metrics; 0 = off"
     )
+    metric_reporting_prometheus_address: str = Field(
+        "127.0.0.1", min_length=1, description="address the planner's own metrics bind to (0.0.0.0 = all)"
+    )
+    arrival_resolution_s: float = Field(
+        5.0,
+        gt=0,
+        description="step of the per-step arrival counts read from the frontend's request counter: the "
+        "Prometheus scrape interval of the frontend (5 s in Dynamo's own setup; often 15-30 s)",
+    )
 
     @model_validator(mode="after")
     def _check_consistency(self) -> PlannerConfig:
@@ -165,6 +174,12 @@ class PlannerConfig(BaseModel):
                 f"max_gpu_budget: {self.max_gpu_budget} GPUs cannot hold the minimum of "
                 f"{self.min_endpoint} replica(s) per planned component ({needed} GPUs); "
                 f"raise --max-gpu-budget to at least {needed} or lower --min-endpoint"
+            )
+        steps = self.adjustment_interval_s / self.arrival_resolution_s
+        if abs(steps - round(steps)) > 1e-9:
+            raise ValueError(
+                f"arrival_resolution_s: {self.arrival_resolution_s:g} s does not divide --adjustment-interval "
+                f"{self.adjustment_interval_s} s; pick a divisor such as 1, 5, 15 or 30"
             )
         for component in ("prefill", "decode"):
             cap = getattr(self, f"{component}_max_replicas")
@@ -316,6 +331,8 @@ FLAGS: tuple[_Flag, ...] = (
     _Flag("--kalman-min-points", "kalman_min_points"),
     _Flag("--metric-pulling-prometheus-endpoint", "metric_pulling_prometheus_endpoint"),
     _Flag("--metric-reporting-prometheus-port", "metric_reporting_prometheus_port"),
+    _Flag("--metric-reporting-prometheus-address", "metric_reporting_prometheus_address"),
+    _Flag("--arrival-resolution-s", "arrival_resolution_s"),
 )
 _FLAG_FOR_FIELD = {f.field: f.flag for f in FLAGS}
 

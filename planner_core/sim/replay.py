@@ -36,8 +36,8 @@ import numpy as np
 
 from planner_core.config import PlannerConfig, Policy
 from planner_core.cycle import CycleResult, PlanningCycle
-from planner_core.metrics.simulated import ARRIVAL_COUNT_WINDOW_S, SimulatedFrontend, arrival_counts
-from planner_core.ports import SimulatedClock
+from planner_core.metrics.simulated import SimulatedFrontend, arrival_counts
+from planner_core.ports import MetricsSource, SimulatedClock
 from planner_core.profiles import Profile, load_profile
 from planner_core.records import LoadForecast, Observation, Replicas, ScalingOutcome
 from planner_core.sim.cluster import ClusterSimulator
@@ -281,13 +281,13 @@ def first_interval_replicas(workload: Workload, profile: Profile, config: Planne
     first = workload.arrival_s < interval
     if not np.any(first):
         return Replicas(config.min_endpoint, config.min_endpoint)
-    counts = arrival_counts(workload.arrival_s, 0.0, interval)
+    counts = arrival_counts(workload.arrival_s, 0.0, interval, config.arrival_resolution_s)
     observed = LoadForecast(
         float(first.sum()),
         float(workload.isl[first].mean()),
         float(workload.osl[first].mean()),
         burst_patterns=(counts,) if counts else (),
-        burst_window_s=ARRIVAL_COUNT_WINDOW_S,
+        burst_window_s=config.arrival_resolution_s,
     )
     return size(observed, profile, config).targets
 
@@ -304,8 +304,13 @@ def run_policy(
     profile: Profile | None = None,
     progress: Callable[[int, int], None] | None = None,
     deployment_name: str | None = None,
+    frontend: str = "direct",
 ) -> ReplayResult:
-    """Replay ``workload`` under one policy and score it."""
+    """Replay ``workload`` under one policy and score it.
+
+    ``frontend``: ``direct`` reads the simulated frontend's window values straight from the
+    simulator; ``exporter`` goes through the frontend exporter, a scrape every
+    ``--arrival-resolution-s`` and the Prometheus source's queries (same decisions, slower)."""
     if policy not in POLICIES:
         raise ValueError(f"policy: unknown {policy!r}; choose from {', '.join(POLICIES)}")
     profile = profile or load_profile(config.profile_dir())
@@ -372,7 +377,7 @@ def run_policy(
         cycle = PlanningCycle(
             config=config,
             profile=profile,
-            metrics=SimulatedFrontend(sim, workload.start, workload.arrival_s),
+            metrics=replay_frontend(frontend, sim, workload, config),
             connector=SimulatedClusterConnector(sim),
             clock=clock,
             # Simulated time: a background ARIMA search would finish long before the next
@@ -434,6 +439,17 @@ def run_policy(
         unfinished=int(scores["unfinished"]),
         timeline=timeline,
     )
+
+
+def replay_frontend(frontend: str, sim: ClusterSimulator, workload: Workload, config: PlannerConfig) -> MetricsSource:
+    """The replay's MetricsSource at the configured arrival resolution (see ``run_policy``)."""
+    if frontend == "exporter":
+        from planner_core.metrics.exporter import ExporterFrontend
+
+        return ExporterFrontend(sim, workload.start, config.arrival_resolution_s, config.model_name, config.namespace)
+    if frontend != "direct":
+        raise ValueError(f"frontend: unknown {frontend!r}; choose direct or exporter")
+    return SimulatedFrontend(sim, workload.start, workload.arrival_s, config.arrival_resolution_s)
 
 
 TIMELINE_KEYS = (
