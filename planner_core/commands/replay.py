@@ -40,6 +40,7 @@ REPLAY_FLAGS = (
     "model_name",
     "namespace",
     "load_predictor_log1p",
+    "arrival_resolution_s",
 )
 
 
@@ -67,6 +68,13 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--no-store", action="store_true", help="do not write cycles to a database")
     parser.add_argument("--report-dir", type=Path, default=None, help="write PNG plots and index.html here")
     parser.add_argument("--json", action="store_true", help="print results as JSON")
+    parser.add_argument(
+        "--frontend",
+        choices=("direct", "exporter"),
+        default="direct",
+        help="direct: window values straight from the simulator; exporter: through the frontend exporter, "
+        "a scrape every --arrival-resolution-s and the Prometheus source's queries (same decisions, slower)",
+    )
     add_config_arguments(parser, only=REPLAY_FLAGS)
     parser.set_defaults(func=run)
 
@@ -120,6 +128,7 @@ def run(args: argparse.Namespace) -> int:
                 oracle_plan=oracle_plan,
                 profile=profile,
                 progress=bar,
+                frontend=args.frontend,
             )
         )
         bar.close()
