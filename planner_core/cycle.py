@@ -205,7 +205,9 @@ class PlanningCycle:
     stabilizer: Stabilizer | None = None
     trigger: str = "schedule"
     # (arrival_counts, arrival_window_s) of the last intervals, newest last
-    recent_bursts: deque[tuple[tuple[int, ...], float]] = field(default_factory=lambda: deque(maxlen=BURST_MEMORY - 1))
+    recent_bursts: deque[tuple[tuple[int, ...], float]] = field(
+        default_factory=lambda: deque(maxlen=BURST_MEMORY - 1)
+    )
     idle_s: float = 0.0  # how long traffic has been absent, as of the last observation
     _memory_restored: bool = field(default=False, init=False, repr=False)
 

@@ -405,7 +405,9 @@ class Store:
                 return run_id
         with self._tx(durable=False) as conn:
             config_id = self._config_id(conn, config, started_at)
-            run_id = conn.execute(_run_insert(deployment_id, trigger, config_id, started_at, flow_run_id)).scalar_one()
+            run_id = conn.execute(
+                _run_insert(deployment_id, trigger, config_id, started_at, flow_run_id)
+            ).scalar_one()
             lock = self._locks.get(deployment_id)
             if lock is not None:
                 conn.execute(
