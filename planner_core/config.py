@@ -162,6 +162,23 @@ class PlannerConfig(BaseModel):
         "Prometheus scrape interval of the frontend (5 s in Dynamo's own setup; often 15-30 s)",
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _default_arrival_resolution(cls, data: Any) -> Any:
+        """Left unset, the 5 s default gives way to the interval itself when it does not divide it
+        (one count per interval: no burst pattern); set explicitly, it must divide it."""
+        if not isinstance(data, Mapping) or data.get("arrival_resolution_s") is not None:
+            return data
+        default = float(cls.model_fields["arrival_resolution_s"].default)
+        try:
+            interval = float(data.get("adjustment_interval_s", cls.model_fields["adjustment_interval_s"].default))
+        except (TypeError, ValueError):
+            return data  # the field's own validation reports it
+        steps = interval / default
+        if interval > 0 and abs(steps - round(steps)) > 1e-9:
+            return {**data, "arrival_resolution_s": interval}
+        return data
+
     @model_validator(mode="after")
     def _check_consistency(self) -> PlannerConfig:
         if self.load_predictor not in LOAD_PREDICTORS:
@@ -178,7 +195,8 @@ class PlannerConfig(BaseModel):
         steps = self.adjustment_interval_s / self.arrival_resolution_s
         if abs(steps - round(steps)) > 1e-9:
             raise ValueError(
-                f"arrival_resolution_s: {self.arrival_resolution_s:g} s does not divide --adjustment-interval "
+                f"arrival_resolution_s (--arrival-resolution-s): {self.arrival_resolution_s:g} s does not divide "
+                f"--adjustment-interval "
                 f"{self.adjustment_interval_s} s; pick a divisor such as 1, 5, 15 or 30"
             )
         for component in ("prefill", "decode"):

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import re
+import subprocess
+import sys
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -143,3 +147,28 @@ def test_unknown_replay_frontend_is_refused():
     config = make_config(adjustment_interval_s=60)
     with pytest.raises(ValueError, match="frontend"):
         run_policy(_workload(120.0), config, "default", profile=PROFILE, frontend="carrier-pigeon")
+
+
+def test_sim_frontend_command_prints_its_url_and_serves_metrics(tmp_path):
+    trace = tmp_path / "trace.jsonl"
+    trace.write_text(
+        "".join(f'{{"timestamp": {i * 100}, "input_length": 3000, "output_length": 150}}\n' for i in range(600))
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "planner_core.cli", "sim-frontend", "--trace", str(trace), "--speed", "20",
+         "--port", "0", "--model-name", "llama", "--exit-after-s", "20"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        banner = proc.stdout.readline()
+        url = re.search(r"http://127\.0\.0\.1:\d+/metrics", banner)
+        assert url, banner
+        time.sleep(1.0)
+        body = requests.get(url.group(0), timeout=5).text
+        assert 'dynamo_frontend_requests_started_total{endpoint="chat_completions",model="llama"' in body
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

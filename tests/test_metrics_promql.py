@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from planner_core.config import ConfigError
+from planner_core.config import ConfigError, make_config
 from planner_core.metrics import promql
 from planner_core.metrics.exporter import ScrapeStore
 from planner_core.metrics.prometheus import (
@@ -287,3 +287,26 @@ def test_prometheus_settings_from_dynamo_environment(tmp_path):
 def test_bad_prometheus_settings_name_the_variable(endpoint, env, field):
     with pytest.raises(ConfigError, match=field):
         PrometheusSettings.from_env(endpoint, env)
+
+
+def test_arrival_resolution_defaults_to_5_s_and_must_divide_the_interval():
+    from planner_core.config import config_from_env
+
+    assert make_config().arrival_resolution_s == 5.0
+    assert make_config(adjustment_interval_s=60, arrival_resolution_s=15).arrival_resolution_s == 15.0
+    assert make_config(adjustment_interval_s=7).arrival_resolution_s == 7.0  # unset: one count per interval
+    assert config_from_env({"PLANNER_ARRIVAL_RESOLUTION_S": "1"}).arrival_resolution_s == 1.0
+    with pytest.raises(ConfigError, match=r"arrival_resolution_s \(--arrival-resolution-s\): 7 s does not divide"):
+        make_config(adjustment_interval_s=60, arrival_resolution_s=7)
+    with pytest.raises(ConfigError, match="arrival_resolution_s"):
+        make_config(arrival_resolution_s=0)
+
+
+def test_cli_rejects_a_bad_resolution_with_exit_code_2(capsys):
+    from planner_core.cli import main
+
+    assert main(["replay", "--no-store", "--arrival-resolution-s", "7", "--duration-s", "60"]) == 2
+    err = capsys.readouterr().err
+    assert "--arrival-resolution-s" in err and "Traceback" not in err
+    assert main(["sim-frontend", "--speed", "0"]) == 2
+    assert "--speed must be a positive number" in capsys.readouterr().err

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import math
 import os
+import re
 import subprocess
 import sys
 import time
 from datetime import timedelta
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -100,6 +103,23 @@ def test_published_and_store_exported_metrics_agree(cycles):
     assert cycles_total == 8
 
 
+def _dashboard_queries() -> list[str]:
+    dashboard = json.loads(
+        (Path(__file__).parents[1] / "deploy" / "grafana" / "sla-planner-dashboard.json").read_text()
+    )
+    return [
+        t["expr"].replace("$deployment", ".*").replace("$model", ".*")
+        for panel in dashboard["panels"]
+        for t in panel["targets"]
+    ]
+
+
+def test_dashboard_plots_only_families_the_planner_exports():
+    known = {name + ("_total" if kind == "counter" else "") for name, (kind, _, _) in FAMILIES.items()}
+    used = {m for expr in _dashboard_queries() for m in re.findall(r"\bplanner_[a-z_]+", expr)}
+    assert used == known, (used - known, known - used)
+
+
 def test_cycle_reasons_are_bounded():
     assert cycle_reason("ok", "ok", "applied") == "applied"
     assert cycle_reason("held", "no_data", None) == "no_data"
@@ -156,6 +176,12 @@ def test_exporter_command_serves_the_store_to_a_real_prometheus(cycles, sqlite_u
             ("planner_gpu_hours_total", (("deployment", DEPLOYMENT), ("model", "llama")))
         ]
         assert value == pytest.approx(expected)
+        # every query of the Grafana dashboard is valid PromQL and finds planner data
+        for expr in _dashboard_queries():
+            answer = requests.get(prom.url + "/api/v1/query", params={"query": expr}).json()
+            assert answer["status"] == "success", (expr, answer)
+            if "planner_" in expr and "rate(" not in expr and "increase(" not in expr:
+                assert answer["data"]["result"], expr
     finally:
         if prom is not None:
             prom.stop()
