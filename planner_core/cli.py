@@ -22,6 +22,8 @@ COMMAND_MODULES = (
     "planner_core.commands.forecast",
     "planner_core.commands.db",
     "planner_core.commands.history",
+    "planner_core.commands.run_once",
+    "planner_core.commands.serve",
     "planner_core.commands.sim_frontend",
     "planner_core.commands.exporter",
 )

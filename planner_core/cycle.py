@@ -1,28 +1,32 @@
-"""The planning cycle, written once: fetch -> predict -> size -> enforce -> scale -> persist.
+"""The planning cycle, written once: observe -> predict -> size -> stabilise -> scale -> record.
 
-Three callers run this same code: the Prefect ``plan`` flow (each step wrapped as a task),
-``sla-planner run-once``, and the closed-loop replay (simulated clock, cluster and frontend).
-Each step is a small function over the ports in :mod:`planner_core.ports`, so a caller can
-wrap them one by one; :meth:`PlanningCycle.run` chains them for callers that don't need to.
+Three callers run this same code: the Prefect flows (each step a task), ``sla-planner
+run-once`` and the closed-loop replay (simulated clock, cluster and frontend). The caller
+passes the step runner: :func:`call_step` (plain calls) or one that wraps each step as a
+Prefect task (``tasks/steps.py``). The order of the steps and of the writes is here only.
 
 Audit first: the observation, the forecasts and the decision are committed to the store
 *before* the connector is called; the connector's outcome is recorded after it. A crash in
 between leaves a decision with a ``pending`` action that the next cycle reports.
+
+What carries over between cycles is one :class:`~planner_core.state.CycleState`: with a store
+it is loaded at the start of the cycle and saved at the end, under the deployment's cycle lock.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import traceback
-from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from planner_core.config import PlannerConfig, Policy
-from planner_core.ports import Clock, Connector, MetricsSource
+from planner_core.ports import Clock, Connector, CycleLockHeld, MetricsSource
 from planner_core.profiles import Profile
 from planner_core.records import (
     Corrections,
@@ -36,11 +40,15 @@ from planner_core.records import (
 )
 from planner_core.sizing import compute_corrections, size
 from planner_core.stabilizer import Stabilizer
+from planner_core.state import BURST_MEMORY, BurstPattern, CycleState, StateQuery
 
 log = logging.getLogger("sla_planner.cycle")
 
 SERIES = ("num_req", "isl", "osl")
-BURST_MEMORY = 4  # intervals whose burst pattern the sizing plans for (this one and the last three)
+STEPS = ("observe", "predict", "size", "stabilise", "scale", "record")
+__all__ = ["BURST_MEMORY", "STEPS", "CycleResult", "CycleState", "PlanningCycle", "call_step"]
+
+T = TypeVar("T")
 
 
 class LoadPredictorPort(Protocol):
@@ -49,9 +57,20 @@ class LoadPredictorPort(Protocol):
     def get_state(self) -> dict[str, Any]: ...
 
 
-class StorePort(Protocol):
-    """The part of :class:`planner_core.store.Store` the cycle uses."""
+class PendingActionPort(Protocol):
+    run_id: int
+    kind: str
+    targets: Replicas
 
+
+class StorePort(Protocol):
+    """Every store method the cycle calls (:class:`planner_core.store.Store` implements them)."""
+
+    def cycle_lock(self, deployment_id: int, wait_s: float = 0.0) -> AbstractContextManager[Any]: ...
+    def pending_actions(self, deployment_id: int) -> Sequence[PendingActionPort]: ...
+    def close_abandoned_runs(self, deployment_id: int, ended_at: datetime) -> int: ...
+    def load_cycle_state(self, query: StateQuery) -> CycleState: ...
+    def save_cycle_state(self, deployment_id: int, state: CycleState, predictor: str, saved_at: datetime) -> None: ...
     def begin_run(
         self,
         deployment_id: int,
@@ -59,6 +78,7 @@ class StorePort(Protocol):
         config: dict[str, Any],
         started_at: datetime,
         flow_run_id: str | None = None,
+        reason: str | None = None,
     ) -> int: ...
     def record_observation(self, run_id: int, obs: Observation) -> int: ...
     def record_predictions(self, run_id: int, forecasts: Mapping[str, SeriesForecast]) -> None: ...
@@ -67,18 +87,38 @@ class StorePort(Protocol):
         self, decision_id: int, connector: str, targets: Replicas, requested_at: datetime
     ) -> int: ...
     def record_action_outcome(self, action_id: int, outcome: ScalingOutcome) -> None: ...
-    def save_predictor_state(
-        self, deployment_id: int, series: str, predictor: str, state: dict[str, Any], updated_at: datetime
-    ) -> None: ...
     def finish_run(self, run_id: int, status: str, ended_at: datetime, error: str | None = None) -> None: ...
+
+
+class StepRunner(Protocol):
+    """Runs one named step: ``runner("observe", fn, *args)`` returns ``fn(*args)``."""
+
+    def __call__(self, name: str, fn: Callable[..., T], /, *args: Any) -> T: ...
+
+
+def call_step(name: str, fn: Callable[..., T], /, *args: Any) -> T:
+    """The plain step runner (replay, ``run-once``)."""
+    return fn(*args)
+
+
+class MetricsUnavailable(RuntimeError):
+    """The metrics source could not be read; ``observation`` says why (quality ``error``)."""
+
+    def __init__(self, observation: Observation) -> None:
+        self.observation = observation
+        super().__init__(f"metrics unavailable: {observation.error or observation.quality}")
 
 
 @dataclass
 class CycleResult:
-    status: str  # "ok", "held", "no_operation", "error"
+    status: str  # "ok", "held", "no_operation", "error", "skipped_locked"
     window_start: datetime
     window_end: datetime
     run_id: int | None = None
+    # ids of the rows the cycle wrote (None without a store)
+    observation_id: int | None = None
+    decision_id: int | None = None
+    action_id: int | None = None
     observation: Observation | None = None
     forecast: LoadForecast | None = None
     corrections: Corrections | None = None
@@ -93,9 +133,12 @@ class CycleResult:
 # --------------------------------------------------------------------------------------------
 
 
-def fetch(metrics: MetricsSource, connector: Connector, window_start: datetime, window_end: datetime) -> Observation:
-    """Observe the last interval and attach the replicas the cluster runs now."""
+def observe(metrics: MetricsSource, connector: Connector, window_start: datetime, window_end: datetime) -> Observation:
+    """Observe the last interval and attach the replicas the cluster runs now. A source that
+    could not be read at all raises :class:`MetricsUnavailable` (the step may be retried)."""
     observation = metrics.observe(window_start, window_end)
+    if observation.quality == "error":
+        raise MetricsUnavailable(observation)
     current = connector.current_replicas()
     if observation.current != current and (current.prefill is not None or current.decode is not None):
         observation = replace(observation, current=current)
@@ -105,7 +148,7 @@ def fetch(metrics: MetricsSource, connector: Connector, window_start: datetime, 
 def predict(
     predictor: LoadPredictorPort,
     observation: Observation,
-    recent_bursts: Sequence[tuple[tuple[int, ...], float]] = (),
+    recent_bursts: Sequence[BurstPattern] = (),
     idle_s: float = 0.0,
     idle_cooldown_s: float = 0.0,
 ) -> LoadForecast:
@@ -154,19 +197,48 @@ def enforce(decision: Decision, stabilizer: Stabilizer | None, now: datetime) ->
     return stabilizer.apply(decision, now)
 
 
-def scale(connector: Connector, decision: Decision, decision_id: int | None, now: datetime) -> ScalingOutcome:
-    """Hand the targets to the connector; an exception becomes an ``error`` outcome."""
-    try:
-        return connector.apply(decision.targets, decision_id, now)
-    except Exception as exc:  # the outcome is recorded either way
-        log.exception("connector %s failed", connector.name)
-        return ScalingOutcome(
-            connector=connector.name,
-            requested=decision.targets,
-            outcome="error",
-            requested_at=now,
-            error=f"{type(exc).__name__}: {exc}",
+def pin(decision: Decision, pinned: Replicas, config: PlannerConfig) -> Decision:
+    """An operator's pinned replicas replace the sized ones (a pool left None keeps its sizing);
+    the sized numbers stay on the decision for the audit. Pinned replicas must fit the budget."""
+    prefill = pinned.prefill if pinned.prefill is not None else decision.prefill_replicas
+    decode = pinned.decode if pinned.decode is not None else decision.decode_replicas
+    prefill_gpus = (prefill or 0) * config.prefill_engine_num_gpu
+    decode_gpus = (decode or 0) * config.decode_engine_num_gpu
+    if prefill_gpus + decode_gpus > config.max_gpu_budget:
+        raise ValueError(
+            f"pinned replicas: prefill {prefill} and decode {decode} need {prefill_gpus + decode_gpus} GPUs, "
+            f"over --max-gpu-budget {config.max_gpu_budget}; pin fewer replicas or raise the budget"
         )
+    return replace(
+        decision,
+        action="scale",
+        reason=f"pinned by hand to prefill {prefill}, decode {decode} (sizing said: {decision.reason})",
+        prefill_replicas=prefill,
+        decode_replicas=decode,
+        prefill_gpus=prefill_gpus,
+        decode_gpus=decode_gpus,
+        details={
+            **decision.details,
+            "pinned_prefill": pinned.prefill,
+            "pinned_decode": pinned.decode,
+            "sized_action": decision.action,
+            "sized_prefill_replicas": decision.prefill_replicas,
+            "sized_decode_replicas": decision.decode_replicas,
+        },
+    )
+
+
+def stabilise(
+    decision: Decision, stabilizer: Stabilizer | None, now: datetime, pinned: Replicas | None, config: PlannerConfig
+) -> Decision:
+    """Scale-down stabilisation, then an operator's pinned replicas (manual re-plans)."""
+    decision = enforce(decision, stabilizer, now)
+    return pin(decision, pinned, config) if pinned is not None else decision
+
+
+def scale(connector: Connector, targets: Replicas, decision_id: int | None, now: datetime) -> ScalingOutcome:
+    """Hand the targets to the connector (idempotent: the same targets twice scale once)."""
+    return connector.apply(targets, decision_id, now)
 
 
 def series_forecasts(forecast: LoadForecast) -> dict[str, SeriesForecast]:
@@ -185,6 +257,12 @@ def series_forecasts(forecast: LoadForecast) -> dict[str, SeriesForecast]:
     }
 
 
+def idle_cooldown_s(config: PlannerConfig) -> float:
+    # Dynamo skips every cycle whose metrics include a NaN, and the ISL/OSL means of an idle
+    # interval are NaN: under --policy dynamo an idle deployment holds until traffic returns.
+    return math.inf if config.policy == Policy.DYNAMO else float(config.idle_cooldown_s)
+
+
 # --------------------------------------------------------------------------------------------
 # The cycle
 # --------------------------------------------------------------------------------------------
@@ -192,24 +270,27 @@ def series_forecasts(forecast: LoadForecast) -> dict[str, SeriesForecast]:
 
 @dataclass
 class PlanningCycle:
-    """Everything one deployment's cycle needs; :meth:`run` runs one cycle end to end."""
+    """Everything one deployment's cycle needs; :meth:`run` runs one cycle end to end.
+
+    The load predictor is either given (``predictor``: a long-lived caller's, kept in memory)
+    or built from the saved state the store loads with the cycle state (``predictor_factory``,
+    called under the cycle lock)."""
 
     config: PlannerConfig
     profile: Profile
     metrics: MetricsSource
     connector: Connector
     clock: Clock
-    predictor: LoadPredictorPort
+    predictor: LoadPredictorPort | None = None
     store: StorePort | None = None
     deployment_id: int | None = None
     stabilizer: Stabilizer | None = None
     trigger: str = "schedule"
-    # (arrival_counts, arrival_window_s) of the last intervals, newest last
-    recent_bursts: deque[tuple[tuple[int, ...], float]] = field(
-        default_factory=lambda: deque(maxlen=BURST_MEMORY - 1)
-    )
-    idle_s: float = 0.0  # how long traffic has been absent, as of the last observation
-    _memory_restored: bool = field(default=False, init=False, repr=False)
+    pinned: Replicas | None = None  # replicas an operator pinned by hand (manual re-plan)
+    reason: str | None = None  # why an operator started this cycle (stored with the run)
+    predictor_factory: Callable[[dict[str, dict[str, Any]] | None], LoadPredictorPort] | None = None
+    step: StepRunner = call_step
+    state: CycleState | None = None  # None: load it from the store (or start empty) on the first run
 
     @classmethod
     def default_stabilizer(cls, config: PlannerConfig) -> Stabilizer | None:
@@ -217,49 +298,59 @@ class PlanningCycle:
             return None
         return Stabilizer(window_s=config.scale_down_stabilization_s)
 
+    @property
+    def recent_bursts(self) -> tuple[BurstPattern, ...]:
+        return self.state.recent_bursts if self.state is not None else ()
+
+    @property
+    def idle_s(self) -> float:
+        return self.state.idle_s if self.state is not None else 0.0
+
     def run(
         self, flow_run_id: str | None = None, window_end: datetime | None = None, lock_wait_s: float = 0.0
     ) -> CycleResult:
         """One cycle. With a store, it runs under the deployment's cycle lock: a cycle that cannot
         get the lock within ``lock_wait_s`` returns ``status="skipped_locked"`` and changes nothing."""
         end = window_end or self.clock.now()
-        if self.store is None or self.deployment_id is None or not hasattr(self.store, "cycle_lock"):
-            return self._run(end, flow_run_id)
-        from planner_core.store import LockBusy
-
         try:
-            with self.store.cycle_lock(self.deployment_id, wait_s=lock_wait_s):
+            with self._lock(lock_wait_s):
                 return self._run(end, flow_run_id)
-        except LockBusy as busy:
+        except CycleLockHeld as busy:
             start = end - timedelta(seconds=self.config.adjustment_interval_s)
             return CycleResult(status="skipped_locked", window_start=start, window_end=end, error=str(busy))
+
+    @contextlib.contextmanager
+    def _lock(self, wait_s: float) -> Iterator[None]:
+        if self.store is None or self.deployment_id is None:
+            yield
+            return
+        with self.store.cycle_lock(self.deployment_id, wait_s=wait_s):
+            yield
 
     def _run(self, end: datetime, flow_run_id: str | None) -> CycleResult:
         start = end - timedelta(seconds=self.config.adjustment_interval_s)
         result = CycleResult(status="ok", window_start=start, window_end=end)
+        store = self.store if self.deployment_id is not None else None
         run_id = None
-        if self.store is not None and self.deployment_id is not None:
-            result.notes.extend(self._recover_from_crash(end))
-            self._restore_memory(end)
-            run_id = self.store.begin_run(
-                self.deployment_id, self.trigger, self.config.model_dump(mode="json"), end, flow_run_id
+        if store is not None and self.deployment_id is not None:
+            result.notes.extend(self._recover_from_crash(store, self.deployment_id, end))
+            self._load_state(store, self.deployment_id, end)
+            run_id = store.begin_run(
+                self.deployment_id, self.trigger, self.config.model_dump(mode="json"), end, flow_run_id, self.reason
             )
         result.run_id = run_id
         try:
-            self._run_steps(result, run_id, end)
+            self._run_steps(result, store if run_id is not None else None, run_id, end)
         except Exception as exc:
             result.status = "error"
             result.error = f"{type(exc).__name__}: {exc}"
             log.error("planning cycle failed: %s\n%s", result.error, traceback.format_exc())
-        if self.store is not None and run_id is not None:
-            self.store.finish_run(run_id, result.status, self.clock.now(), result.error)
+        if store is not None and run_id is not None:
+            store.finish_run(run_id, result.status, self.clock.now(), result.error)
         return result
 
-    def _recover_from_crash(self, now: datetime) -> list[str]:
+    def _recover_from_crash(self, store: StorePort, deployment_id: int, now: datetime) -> list[str]:
         """Report scaling the database knows of but never saw finish, and close dead runs."""
-        store, deployment_id = self.store, self.deployment_id
-        if store is None or deployment_id is None or not hasattr(store, "pending_actions"):
-            return []
         notes = [
             f"previous run {p.run_id}: scaling {p.kind.replace('_', ' ')} "
             f"(prefill {p.targets.prefill}, decode {p.targets.decode}); check the cluster"
@@ -267,63 +358,70 @@ class PlanningCycle:
         ]
         for note in notes:
             log.warning(note)
-        store.close_abandoned_runs(deployment_id, now)  # type: ignore[attr-defined]
+        store.close_abandoned_runs(deployment_id, now)
         return notes
 
-    def _idle_cooldown_s(self) -> float:
-        # Dynamo skips every cycle whose metrics include a NaN, and the ISL/OSL means of an idle
-        # interval are NaN: under --policy dynamo an idle deployment holds until traffic returns.
-        return math.inf if self.config.policy == Policy.DYNAMO else float(self.config.idle_cooldown_s)
-
-    def _restore_memory(self, now: datetime) -> None:
-        """A new process (each Prefect flow run is one) picks up what the last cycles kept in
-        memory: the recent burst patterns and the stabiliser's recent targets. Read once, from
-        the rows the earlier cycles wrote, so the decision equals the uninterrupted planner's."""
-        store, deployment_id = self.store, self.deployment_id
-        if self._memory_restored or store is None or deployment_id is None:
+    def _load_state(self, store: StorePort, deployment_id: int, now: datetime) -> None:
+        """A new process (each Prefect flow run is one) picks up what the last cycles carried:
+        read once, under the lock, so the decision equals the uninterrupted planner's."""
+        if self.state is not None:
             return
-        self._memory_restored = True
-        interval = timedelta(seconds=self.config.adjustment_interval_s)
-        if not self.recent_bursts and hasattr(store, "recent_arrival_counts"):
-            # The window ends of the intervals the in-memory deque would hold now.
-            since = now - interval * (BURST_MEMORY - 1) - interval / 2
-            self.recent_bursts.extend(store.recent_arrival_counts(deployment_id, since, now))
-        cooldown = self._idle_cooldown_s()
-        # (an infinite cooldown holds on any idle interval: nothing to count)
-        if 0 < cooldown < math.inf and self.idle_s == 0.0 and hasattr(store, "load_histories"):
-            since = now - timedelta(seconds=cooldown) - interval
-            counts = [v for _, v in store.load_histories(deployment_id, ("num_req",), since=since)["num_req"]]
-            while counts and counts[-1] == 0:
-                self.idle_s += interval.total_seconds()
-                counts.pop()
-        if self.stabilizer is not None and not self.stabilizer.has_memory and hasattr(store, "recent_targets"):
-            since = now - timedelta(seconds=self.stabilizer.window_s)
-            self.stabilizer.remember(store.recent_targets(deployment_id, since, now))
+        self.state = store.load_cycle_state(
+            StateQuery(
+                deployment_id=deployment_id,
+                now=now,
+                interval_s=float(self.config.adjustment_interval_s),
+                idle_cooldown_s=idle_cooldown_s(self.config),
+                stabilization_window_s=self.stabilizer.window_s if self.stabilizer is not None else None,
+                predictor=self.config.load_predictor,
+            )
+        )
+        if self.stabilizer is not None and not self.stabilizer.has_memory:
+            self.stabilizer.remember(self.state.stabilizer_recent)
 
-    def _run_steps(self, result: CycleResult, run_id: int | None, now: datetime) -> None:
-        store = self.store if run_id is not None else None
-        observation = fetch(self.metrics, self.connector, result.window_start, result.window_end)
+    def _predictor(self) -> LoadPredictorPort:
+        if self.predictor is None:
+            if self.predictor_factory is None:
+                raise ValueError("predictor: give the cycle a load predictor or a predictor_factory")
+            self.predictor = self.predictor_factory(self.state.predictor_state if self.state else None)
+        return self.predictor
+
+    def _run_steps(self, result: CycleResult, store: StorePort | None, run_id: int | None, now: datetime) -> None:
+        step, config = self.step, self.config
+        state = self.state = self.state or CycleState()
+        predictor = self._predictor()
+        try:
+            observation = step("observe", observe, self.metrics, self.connector, result.window_start, result.window_end)
+        except MetricsUnavailable as failed:
+            # Recorded as what was seen; nothing is decided or scaled on it.
+            result.observation = failed.observation
+            if store is not None and run_id is not None:
+                result.observation_id = store.record_observation(run_id, failed.observation)
+            raise
         result.observation = observation
         if store is not None and run_id is not None:
-            store.record_observation(run_id, observation)
+            result.observation_id = store.record_observation(run_id, observation)
 
         if observation.num_req == 0:
-            self.idle_s += observation.interval_s
+            state.idle_s += observation.interval_s
         elif not is_missing(observation.num_req):
-            self.idle_s = 0.0
-        forecast = predict(self.predictor, observation, self.recent_bursts, self.idle_s, self._idle_cooldown_s())
+            state.idle_s = 0.0
+        forecast = step(
+            "predict", predict, predictor, observation, state.recent_bursts, state.idle_s, idle_cooldown_s(config)
+        )
         if observation.arrival_counts:
-            self.recent_bursts.append((observation.arrival_counts, observation.arrival_window_s))
+            state.remember_burst((observation.arrival_counts, observation.arrival_window_s))
         result.forecast = forecast
         if store is not None and run_id is not None and forecast.is_usable():
             store.record_predictions(run_id, series_forecasts(forecast))
 
-        corrections, decision = decide(forecast, observation, self.profile, self.config)
-        decision = enforce(decision, self.stabilizer, now)
+        corrections, sized = step("size", decide, forecast, observation, self.profile, config)
+        decision = step("stabilise", stabilise, sized, self.stabilizer, now, self.pinned, config)
         result.corrections, result.decision = corrections, decision
 
-        dry_run = self.config.no_operation
+        dry_run = config.no_operation
         decision_id = store.record_decision(run_id, decision, dry_run) if store and run_id is not None else None
+        result.decision_id = decision_id
         if decision.action != "scale":
             result.status = "held"
         elif dry_run:
@@ -334,7 +432,18 @@ class PlanningCycle:
                 if store is not None and decision_id is not None
                 else None
             )
-            outcome = scale(self.connector, decision, decision_id, now)
+            result.action_id = action_id
+            try:
+                outcome = step("scale", scale, self.connector, decision.targets, decision_id, now)
+            except Exception as exc:  # the outcome is recorded either way
+                log.exception("connector %s failed", self.connector.name)
+                outcome = ScalingOutcome(
+                    connector=self.connector.name,
+                    requested=decision.targets,
+                    outcome="error",
+                    requested_at=now,
+                    error=f"{type(exc).__name__}: {exc}",
+                )
             result.outcome = outcome
             if store is not None and action_id is not None:
                 store.record_action_outcome(action_id, outcome)
@@ -342,39 +451,13 @@ class PlanningCycle:
                 result.status = "error"
                 result.error = outcome.error
 
+        step("record", self._record_state, store, now)
+
+    def _record_state(self, store: StorePort | None, now: datetime) -> None:
+        """Keep what the next cycle needs: in memory, and in the store when there is one."""
+        state = self.state or CycleState()
+        if self.stabilizer is not None:
+            state.stabilizer_recent = self.stabilizer.recent
         if store is not None and self.deployment_id is not None:
-            for series, state in self.predictor.get_state().items():
-                store.save_predictor_state(self.deployment_id, series, self.config.load_predictor, state, now)
-
-
-def build_load_predictor(config: PlannerConfig, store: Any = None, deployment_id: int | None = None) -> Any:
-    """The deployment's load predictor, resumed from the store when it can be.
-
-    Order: the serialised predictor state saved by the last cycle (no refit); else the
-    observation history (replayed through a fresh predictor); else the warm-up trace
-    (``--load-predictor-warmup-trace``); else empty."""
-    from planner_core.predictors import LoadPredictor
-
-    predictor = LoadPredictor(config)
-    if store is not None and deployment_id is not None:
-        states = {s: store.load_predictor_state(deployment_id, s, config.load_predictor) for s in SERIES}
-        if all(state is not None for state in states.values()):
-            try:
-                predictor.load_state(states)
-                return predictor
-            except (ValueError, KeyError, TypeError, IndexError) as exc:
-                # A state written by another version (say, a different candidate list) must not
-                # stop the planner: the observation history rebuilds the same forecasts.
-                log.warning(
-                    "saved %s predictor state does not fit this version (%s): rebuilding it from the "
-                    "observation history",
-                    config.load_predictor,
-                    exc,
-                )
-                predictor = LoadPredictor(config)
-        history = store.load_histories(deployment_id)
-        if any(history.get(s) for s in SERIES):
-            return LoadPredictor.from_history(config, history)
-    if config.load_predictor_warmup_trace:
-        predictor.warm_up_from_trace(config.load_predictor_warmup_trace, config.adjustment_interval_s)
-    return predictor
+            state.predictor_state = self._predictor().get_state()
+            store.save_cycle_state(self.deployment_id, state, self.config.load_predictor, now)

@@ -37,6 +37,10 @@ class Connector(Protocol):
         ...
 
 
+class CycleLockHeld(Exception):
+    """Another cycle holds the deployment's cycle lock (the store's ``LockBusy`` is one)."""
+
+
 class WallClock:
     def now(self) -> datetime:
         return datetime.now(UTC)

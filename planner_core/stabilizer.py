@@ -59,6 +59,11 @@ class Stabilizer:
         )
 
     @property
+    def recent(self) -> tuple[tuple[datetime, int | None, int | None], ...]:
+        """The ``(time, prefill, decode)`` recommendations it remembers, oldest first."""
+        return tuple(self._recent)
+
+    @property
     def has_memory(self) -> bool:
         return bool(self._recent)
 

@@ -1,0 +1,1 @@
+"""Thin Prefect tasks over :mod:`planner_core` (one per cycle step, plus artifacts)."""

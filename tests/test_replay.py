@@ -8,8 +8,9 @@ import pytest
 
 from planner_core.cli import main
 from planner_core.config import BUNDLED_TRACE, make_config
-from planner_core.cycle import PlanningCycle, build_load_predictor
+from planner_core.cycle import PlanningCycle
 from planner_core.ports import SimulatedClock
+from planner_core.predictors.resume import build_load_predictor
 from planner_core.profiles import load_profile
 from planner_core.records import Observation, Replicas, ScalingOutcome
 from planner_core.sim.replay import load_workload, run_policy

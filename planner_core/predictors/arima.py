@@ -22,6 +22,12 @@ At most one search per series is in flight; a refit point passed while one runs 
 when it finishes (on the newest window). ``synchronous_refit=True`` runs the search inline
 (deterministic: tests and offline scoring use it), and a warm start from history
 (``observe_history``) always refits inline, so the restored model is reproducible.
+
+``deferred_refit=True`` is for planners that live one cycle per process (each Prefect flow run
+is one): a background search would die with the process and be started again, and lost again,
+by every later run. The model then never searches itself; the due refit point stays visible in
+its saved state (:meth:`due_refit`), the ``refit`` flow searches it from the stored state and
+merges the fit into the newest state (:mod:`planner_core.refit`), and the next cycle uses it.
 """
 
 from __future__ import annotations
@@ -118,9 +124,15 @@ class AutoArima(Model):
     name = "arima"
 
     def __init__(
-        self, window_size: int = 50, refit_every: int = DEFAULT_REFIT_EVERY, *, synchronous_refit: bool = False
+        self,
+        window_size: int = 50,
+        refit_every: int = DEFAULT_REFIT_EVERY,
+        *,
+        synchronous_refit: bool = False,
+        deferred_refit: bool = False,
     ) -> None:
         self.synchronous_refit = bool(synchronous_refit)
+        self.deferred_refit = bool(deferred_refit)
         self.replaying = False  # set by Predictor.observe_history: refit inline
         self._job: Future | None = None  # background search in flight (not in the state)
         self._job_at: int | None = None  # the refit point it is for
@@ -179,6 +191,8 @@ class AutoArima(Model):
         r = self.refit_point(self.n)
         if r is None or r == self.fit_at:
             return
+        if self.deferred_refit and not self.replaying:
+            return  # the refit flow searches it (see the module docstring)
         if self.synchronous_refit or self.replaying:
             self._wait_job()
             if r != self.fit_at:
@@ -198,6 +212,24 @@ class AutoArima(Model):
             self.fits += 1
             return
         self._job_at = r
+
+    def due_refit(self) -> int | None:
+        """The refit point whose search is due (the model still forecasts with an older fit)."""
+        r = self.refit_point(self.n)
+        return None if r is None or r == self.fit_at else r
+
+    def search(self, r: int) -> tuple[dict[str, Any], list[float]] | None:
+        """Run the order search of refit point ``r`` (inline; seconds)."""
+        self.fits += 1
+        return _search(self._window_at(r))
+
+    def adopt(self, r: int, fitted: tuple[dict[str, Any], list[float]] | None) -> bool:
+        """Take a fit searched elsewhere for refit point ``r`` unless this model has a newer one
+        (or has not seen ``r`` samples). Returns whether it was taken."""
+        if r > self.n or (self.fit_at is not None and self.fit_at >= r):
+            return False
+        self._apply(r, fitted)
+        return True
 
     def _wait_job(self) -> None:
         """Drop an in-flight background search (its result is superseded by an inline refit)."""

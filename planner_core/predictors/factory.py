@@ -24,6 +24,7 @@ def make_model(name: str, config: PlannerConfig, **options: Any) -> Model:
             config.load_prediction_window_size,
             options.get("refit_every", DEFAULT_REFIT_EVERY),
             synchronous_refit=bool(options.get("synchronous_refit", False)),
+            deferred_refit=bool(options.get("deferred_refit", False)),
         )
     if name == "kalman":
         return Kalman(config.kalman_q_level, config.kalman_q_trend, config.kalman_r, config.kalman_min_points)
@@ -49,6 +50,7 @@ def make_predictor(name: str, config: PlannerConfig, **options: Any) -> Predicto
     """One series' predictor. ``options``: ``refit_every`` (arima; 1 = Dynamo's exact
         refit-every-prediction behaviour), ``synchronous_refit`` (arima; run the order search inline
     instead of in the background worker: deterministic, for tests and offline scoring),
+    ``deferred_refit`` (arima; never search in this process, the ``refit`` flow does),
     ``quantile`` (default 0.9)."""
     model = make_model(name, config, **options)
     return Predictor(name, model, log1p=config.load_predictor_log1p, quantile=options.get("quantile", QUANTILE))

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from planner_core.ports import CycleLockHeld
+
 
 class StoreError(RuntimeError):
     """The database cannot be used as asked (schema out of date, unknown row, bad URL ...)."""
 
 
-class LockBusy(StoreError):
+class LockBusy(StoreError, CycleLockHeld):
     """Another planning cycle holds the deployment's cycle lock."""
 
     def __init__(

@@ -124,6 +124,7 @@ class PlannerRun(Base):
     error: Mapped[str | None] = mapped_column(Text)
     config_id: Mapped[int | None] = mapped_column(ForeignKey("planner_configs.id"), index=True)
     flow_run_id: Mapped[str | None] = mapped_column(String(64))
+    reason: Mapped[str | None] = mapped_column(Text)  # why an operator re-planned (trigger manual)
 
 
 class ObservationRow(Base):

@@ -50,6 +50,7 @@ from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.orm import aliased
 
 from planner_core.records import Decision, Observation, Replicas, ScalingOutcome, SeriesForecast
+from planner_core.state import CycleState, StateQuery
 from planner_core.store import migrate
 from planner_core.store.errors import StoreError
 from planner_core.store.lock import CL, CycleLock, ensure_lock_row
@@ -394,19 +395,21 @@ class Store:
         config: Mapping[str, Any],
         started_at: datetime,
         flow_run_id: str | None = None,
+        reason: str | None = None,
     ) -> int:
-        """Insert a ``running`` planner run (committed) and return its id."""
+        """Insert a ``running`` planner run (committed) and return its id. ``reason``: why an
+        operator started it (manual re-plans)."""
         started_at = _aware(started_at, "started_at")
         if self.dialect == "postgresql":
             config_id = self._cached_config_id(config)
             if config_id is not None:
-                run_id = self._begin_run_pg(deployment_id, trigger, config_id, started_at, flow_run_id)
+                run_id = self._begin_run_pg(deployment_id, trigger, config_id, started_at, flow_run_id, reason)
                 self._runs[run_id] = _RunInfo(deployment_id, started_at)
                 return run_id
         with self._tx(durable=False) as conn:
             config_id = self._config_id(conn, config, started_at)
             run_id = conn.execute(
-                _run_insert(deployment_id, trigger, config_id, started_at, flow_run_id)
+                _run_insert(deployment_id, trigger, config_id, started_at, flow_run_id, reason)
             ).scalar_one()
             lock = self._locks.get(deployment_id)
             if lock is not None:
@@ -419,10 +422,16 @@ class Store:
         return int(run_id)
 
     def _begin_run_pg(
-        self, deployment_id: int, trigger: str, config_id: int, started_at: datetime, flow_run_id: str | None
+        self,
+        deployment_id: int,
+        trigger: str,
+        config_id: int,
+        started_at: datetime,
+        flow_run_id: str | None,
+        reason: str | None = None,
     ) -> int:
         """The run insert and the lock's ``run_id`` in one autocommitted statement (two CTEs)."""
-        run = _run_insert(deployment_id, trigger, config_id, started_at, flow_run_id).cte("run")
+        run = _run_insert(deployment_id, trigger, config_id, started_at, flow_run_id, reason).cte("run")
         q = select(run.c.id)
         lock = self._locks.get(deployment_id)
         if lock is not None:
@@ -570,6 +579,86 @@ class Store:
                 )
             ).scalar()
         return None if raw is None else json.loads(raw)
+
+    def load_cycle_state(self, query: StateQuery) -> CycleState:
+        """What the deployment's last cycles carried over, as of ``query.now``: rebuilt from the
+        rows they wrote (burst patterns, request counts, sizing targets) and the saved predictor
+        state, in one read transaction."""
+        dep = query.deployment_id
+        bursts = self.recent_arrival_counts(dep, query.burst_since, query.now)
+        idle_since = query.idle_since
+        counts = (
+            [v for _, v in self.load_histories(dep, ("num_req",), since=idle_since)["num_req"]]
+            if idle_since is not None
+            else []
+        )
+        stabilizer_since = query.stabilizer_since
+        targets = self.recent_targets(dep, stabilizer_since, query.now) if stabilizer_since is not None else []
+        saved = {series: self.load_predictor_state(dep, series, query.predictor) for series in SERIES}
+        return CycleState.from_rows(
+            interval_s=query.interval_s,
+            recent_bursts=bursts,
+            recent_num_req=counts,
+            stabilizer_recent=targets,
+            predictor_state={k: v for k, v in saved.items() if v is not None} or None,
+        )
+
+    def save_cycle_state(self, deployment_id: int, state: CycleState, predictor: str, saved_at: datetime) -> None:
+        """Keep the part of ``state`` the cycle's rows do not hold: the predictor's state."""
+        for series, values in (state.predictor_state or {}).items():
+            self.save_predictor_state(deployment_id, series, predictor, values, saved_at)
+
+    def deployments_with_predictor_state(self, predictor: str) -> list[tuple[int, str, str]]:
+        """(deployment id, namespace, name) of every deployment with a saved ``predictor`` state."""
+        q = (
+            select(DEP.c.id, DEP.c.namespace, DEP.c.name)
+            .where(DEP.c.id.in_(select(PST.c.deployment_id).where(PST.c.predictor == predictor)))
+            .order_by(DEP.c.namespace, DEP.c.name)
+        )
+        with self.engine.connect() as conn:
+            return [(int(i), str(ns), str(n)) for i, ns, n in conn.execute(q)]
+
+    def stored_cycles(
+        self, deployment_id: int, since: datetime, until: datetime
+    ) -> list[tuple[Observation, Replicas | None]]:
+        """Every observation of the deployment whose window ended in [since, until), oldest
+        first, with the replicas its cycle decided (None when it decided none)."""
+        q = (
+            select(OBS, DEC.c.prefill_replicas.label("dec_prefill"), DEC.c.decode_replicas.label("dec_decode"))
+            .select_from(OBS.outerjoin(DEC, DEC.c.run_id == OBS.c.run_id))
+            .where(
+                OBS.c.deployment_id == deployment_id,
+                OBS.c.window_end >= _aware(since, "since"),
+                OBS.c.window_end < _aware(until, "until"),
+            )
+            .order_by(OBS.c.window_end, OBS.c.id)
+        )
+        out: list[tuple[Observation, Replicas | None]] = []
+        with self.engine.connect() as conn:
+            for row in conn.execute(q).mappings():
+                counts = row["arrival_counts"]
+                obs = Observation(
+                    window_start=row["window_start"],
+                    window_end=row["window_end"],
+                    num_req=row["num_req"],
+                    ttft_ms=row["ttft_ms"],
+                    itl_ms=row["itl_ms"],
+                    isl=row["isl"],
+                    osl=row["osl"],
+                    request_duration_s=row["request_duration_s"],
+                    current=Replicas(row["prefill_replicas"], row["decode_replicas"]),
+                    quality=row["quality"],
+                    error=row["error"],
+                    arrival_counts=None if counts is None else tuple(int(c) for c in counts),
+                    arrival_window_s=float(row["arrival_window_s"] or 1.0),
+                )
+                decided = (
+                    None
+                    if row["dec_prefill"] is None and row["dec_decode"] is None
+                    else Replicas(row["dec_prefill"], row["dec_decode"])
+                )
+                out.append((obs, decided))
+        return out
 
     # -- read side ------------------------------------------------------------------------------
     def _epoch(self, column: Any) -> Any:
@@ -1103,7 +1192,12 @@ def decision_from_row(row: Mapping[str, Any]) -> Decision:
 
 
 def _run_insert(
-    deployment_id: int, trigger: str, config_id: int | None, started_at: datetime, flow_run_id: str | None
+    deployment_id: int,
+    trigger: str,
+    config_id: int | None,
+    started_at: datetime,
+    flow_run_id: str | None,
+    reason: str | None = None,
 ) -> Any:
     """INSERT of a new ``running`` run, returning its id (shared by both write paths)."""
     return (
@@ -1115,6 +1209,7 @@ def _run_insert(
             started_at=started_at,
             config_id=config_id,
             flow_run_id=flow_run_id,
+            reason=reason,
         )
         .returning(RUN.c.id)
     )
