@@ -50,24 +50,24 @@ def using_ports(factory: PortsFactory) -> Iterator[None]:
             _override = previous
 
 
-def make_ports(config: PlannerConfig, deployment: str) -> Ports:
-    """The ports ``config`` names: Prometheus for metrics, and the Kubernetes or the virtual
-    connector for scaling (``--environment``)."""
+def make_ports(config: PlannerConfig, deployment: str, store: Any = None, deployment_id: int | None = None) -> Ports:
+    """The ports ``config`` names: the frontend's metrics from Prometheus
+    (``--metric-pulling-prometheus-endpoint``), and the Kubernetes or the virtual connector
+    (``--environment``; the virtual one keeps its requests in ``store``)."""
     if _override is not None:
         return _override(config, deployment)
-    return _configured_ports(config, deployment)
-
-
-def _configured_ports(config: PlannerConfig, deployment: str) -> Ports:
     try:
-        from planner_core.connectors import make_connector
-        from planner_core.metrics import make_metrics_source
+        from planner_core.connectors import build_connector
+        from planner_core.metrics.prometheus import PrometheusSource
     except ImportError as exc:
         raise ConfigError(
             f"environment: no metrics source or connector for {config.environment.value!r} in this build "
             f"({exc}); run the planner from a release with planner_core.metrics and planner_core.connectors"
         ) from None
-    return Ports(metrics=make_metrics_source(config), connector=make_connector(config, deployment))
+    return Ports(
+        metrics=PrometheusSource.from_config(config),
+        connector=build_connector(config, store=store, deployment_id=deployment_id),
+    )
 
 
 def merged_config(given: PlannerConfig | None = None, **overrides: Any) -> PlannerConfig:
@@ -123,10 +123,10 @@ def open_cycle(
     from planner_core.cycle import PlanningCycle, call_step
     from planner_core.predictors.resume import resume_load_predictor
 
-    ports = ports or make_ports(config, deployment)
     deployment_id = store.ensure_deployment(
         deployment, config.namespace, config.model_name, config.backend.value, config.mode.value
     )
+    ports = ports or make_ports(config, deployment, store, deployment_id)
 
     def predictor_factory(saved: dict[str, dict[str, Any]] | None) -> Any:
         # One cycle per process: ARIMA order searches are left to the refit flow.
