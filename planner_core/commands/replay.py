@@ -6,12 +6,17 @@ import argparse
 import json
 import math
 import sys
+from contextlib import ExitStack
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from planner_core.config import BUNDLED_TRACE, add_config_arguments, config_from_args
 from planner_core.profiles import load_profile
+from planner_core.sim.mocker import DYNAMO16_POLICIES, MOCKER_POLICIES, MockerEngine
 from planner_core.sim.replay import POLICIES, compute_oracle, load_workload, run_policy
+
+DYNAMO16 = "dynamo-1.6"  # shorthand for both of Dynamo 1.6.1's optimization targets
 
 # With no arguments the bundled Azure conversation trace (about 5.5 requests/s) is scaled so
 # that its busiest minute needs several GPUs per pool.
@@ -56,8 +61,31 @@ def register(subparsers: Any) -> None:
         ),
     )
     parser.add_argument("--trace", type=Path, default=None, help="Azure CSV, Mooncake JSONL or ServeGen curve")
-    parser.add_argument("--policy", choices=POLICIES, default="default", help="planner policy to replay")
+    parser.add_argument(
+        "--policy",
+        # not `policy`: that is the planner config's field (default/dynamo sizing), which
+        # config_from_args would read from the namespace
+        dest="replay_policy",
+        choices=(*POLICIES, DYNAMO16, *DYNAMO16_POLICIES),
+        default="default",
+        help=f"planner policy to replay ({DYNAMO16}: Dynamo 1.6.1's own planner, both targets; --engine mocker only)",
+    )
     parser.add_argument("--compare", default=None, help="comma-separated policies to run on the same trace")
+    parser.add_argument(
+        "--engine",
+        choices=("ours", "mocker"),
+        default="ours",
+        help="simulator to replay on: ours, or Dynamo 1.6.1's mocker (pip install -e '.[mocker]'; docs/mocker.md)",
+    )
+    parser.add_argument(
+        "--mocker-max-num-seqs", type=int, default=MockerEngine.max_num_seqs, help="mocker engine: running-sequence cap"
+    )
+    parser.add_argument(
+        "--mocker-max-num-batched-tokens",
+        type=int,
+        default=MockerEngine.max_num_batched_tokens,
+        help="mocker engine: tokens per forward pass (prefill batching and chunking)",
+    )
     parser.add_argument("--startup-s", type=float, default=60.0, help="seconds before a new worker is ready")
     parser.add_argument("--load-scale", type=float, default=None, help="multiply the arrival rate (shape kept)")
     parser.add_argument("--duration-s", type=float, default=None, help="replay only the first N seconds")
@@ -89,10 +117,22 @@ def run(args: argparse.Namespace) -> int:
     if args.load_predictor is None:
         args.load_predictor = DEFAULT_PREDICTOR
     config = config_from_args(args)
-    policies = [p.strip() for p in args.compare.split(",")] if args.compare else [args.policy]
-    unknown = [p for p in policies if p not in POLICIES]
+    policies = [p.strip() for p in args.compare.split(",")] if args.compare else [args.replay_policy]
+    policies = [q for p in policies for q in (DYNAMO16_POLICIES if p == DYNAMO16 else (p,))]
+    known = MOCKER_POLICIES if args.engine == "mocker" else POLICIES
+    unknown = [p for p in policies if p not in known]
     if unknown:
-        raise UsageError(f"--compare: unknown policy {', '.join(unknown)}; choose from {', '.join(POLICIES)}")
+        hint = " (Dynamo 1.6.1's planner runs on --engine mocker)" if set(unknown) <= set(DYNAMO16_POLICIES) else ""
+        raise UsageError(f"--compare: unknown policy {', '.join(unknown)}{hint}; choose from {', '.join(known)}")
+    if args.engine == "mocker":
+        from planner_core.sim.mocker import INSTALL_HINT, mocker_available
+
+        if not mocker_available():
+            raise UsageError(f"--engine mocker: Dynamo's mocker is not installed; {INSTALL_HINT}")
+        if args.mocker_max_num_seqs < 1 or args.mocker_max_num_batched_tokens < 1:
+            raise UsageError(
+                "--mocker-max-num-seqs and --mocker-max-num-batched-tokens must be positive, e.g. 256 and 8192"
+            )
     if args.load_scale is not None and not args.load_scale > 0:
         raise UsageError("--load-scale must be a positive number, for example 10")
     trace = args.trace or BUNDLED_TRACE
@@ -115,23 +155,36 @@ def run(args: argparse.Namespace) -> int:
     )
     oracle_plan = compute_oracle(workload, profile, config)
     results = []
-    for policy in policies:
-        bar = _ProgressBar(policy)
-        results.append(
-            run_policy(
-                workload,
-                config,
-                policy,
-                startup_s=args.startup_s,
-                seed=args.seed,
-                store=store,
-                oracle_plan=oracle_plan,
-                profile=profile,
-                progress=bar,
-                frontend=args.frontend,
+    with ExitStack() as stack:
+        runner: Any = run_policy
+        if args.engine == "mocker":
+            from planner_core.sim.mocker import MockerUnavailable, mocker_inputs, run_mocker_policy
+
+            engine = MockerEngine(
+                max_num_seqs=args.mocker_max_num_seqs, max_num_batched_tokens=args.mocker_max_num_batched_tokens
             )
-        )
-        bar.close()
+            runner = partial(run_mocker_policy, inputs=stack.enter_context(mocker_inputs(workload, profile, engine)))
+        for policy in policies:
+            bar = _ProgressBar(policy)
+            try:
+                result = runner(
+                    workload,
+                    config,
+                    policy,
+                    startup_s=args.startup_s,
+                    seed=args.seed,
+                    store=store,
+                    oracle_plan=oracle_plan,
+                    profile=profile,
+                    progress=bar,
+                    **({} if args.engine == "mocker" else {"frontend": args.frontend}),
+                )
+            except Exception as exc:
+                if args.engine == "mocker" and isinstance(exc, MockerUnavailable):
+                    raise UsageError(str(exc)) from exc
+                raise
+            results.append(result)
+            bar.close()
 
     if args.report_dir is not None:
         from planner_core.sim.report import write_report

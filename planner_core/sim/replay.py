@@ -36,6 +36,9 @@ import numpy as np
 
 from planner_core.config import PlannerConfig, Policy
 from planner_core.cycle import CycleResult, PlanningCycle
+from planner_core.metrics.simulated import (
+    ARRIVAL_COUNT_WINDOW_S as ARRIVAL_COUNT_WINDOW_S,  # the mocker engine ticks at it
+)
 from planner_core.metrics.simulated import SimulatedFrontend, arrival_counts
 from planner_core.ports import MetricsSource, SimulatedClock
 from planner_core.profiles import Profile, load_profile
@@ -292,6 +295,28 @@ def first_interval_replicas(workload: Workload, profile: Profile, config: Planne
     return size(observed, profile, config).targets
 
 
+def closed_loop_setup(
+    workload: Workload, config: PlannerConfig, policy: str, startup_s: float
+) -> tuple[PlannerConfig, Any, str]:
+    """The config, load predictor and predictor name a closed-loop policy (``default``,
+    ``dynamo``, ``clairvoyant``) runs the production cycle with, on either replay engine."""
+    from planner_core.predictors import LoadPredictor
+
+    if policy == "dynamo":
+        config = config.model_copy(update={"policy": Policy.DYNAMO, "load_predictor": DYNAMO_PREDICTOR})
+    elif policy == "clairvoyant":
+        # It knows whether traffic returns after an idle minute: no cooldown to wait out.
+        config = config.model_copy(update={"policy": Policy.DEFAULT, "idle_cooldown_s": 0})
+    else:
+        config = config.model_copy(update={"policy": Policy.DEFAULT})
+    if policy == "clairvoyant":
+        return config, ClairvoyantPredictor(workload, float(config.adjustment_interval_s), startup_s), "clairvoyant"
+    # Simulated time: a background ARIMA search would finish long before the next interval, so
+    # run it inline (deterministic). The dynamo baseline refits at every prediction, as Dynamo does.
+    predictor = LoadPredictor(config, synchronous_refit=True, **({"refit_every": 1} if policy == "dynamo" else {}))
+    return config, predictor, config.load_predictor
+
+
 def run_policy(
     workload: Workload,
     config: PlannerConfig,
@@ -353,16 +378,7 @@ def run_policy(
                 progress(k + 1, n_intervals)
         predictor_name = None
     else:
-        from planner_core.predictors import LoadPredictor
-
-        if policy == "dynamo":
-            config = config.model_copy(update={"policy": Policy.DYNAMO, "load_predictor": DYNAMO_PREDICTOR})
-        elif policy == "clairvoyant":
-            # It knows whether traffic returns after an idle minute: no cooldown to wait out.
-            config = config.model_copy(update={"policy": Policy.DEFAULT, "idle_cooldown_s": 0})
-        else:
-            config = config.model_copy(update={"policy": Policy.DEFAULT})
-        predictor_name = "clairvoyant" if policy == "clairvoyant" else config.load_predictor
+        config, predictor, predictor_name = closed_loop_setup(workload, config, policy, startup_s)
         sim = _simulator(workload, profile, config, first_interval_replicas(workload, profile, config), startup_s, seed)
         clock = SimulatedClock(workload.start)
         deployment_id = None
@@ -380,12 +396,7 @@ def run_policy(
             metrics=replay_frontend(frontend, sim, workload, config),
             connector=SimulatedClusterConnector(sim),
             clock=clock,
-            # Simulated time: a background ARIMA search would finish long before the next
-            # interval, so run it inline (deterministic). The dynamo baseline refits at every
-            # prediction, as Dynamo does.
-            predictor=ClairvoyantPredictor(workload, interval, startup_s)
-            if policy == "clairvoyant"
-            else LoadPredictor(config, synchronous_refit=True, **({"refit_every": 1} if policy == "dynamo" else {})),
+            predictor=predictor,
             store=store,
             deployment_id=deployment_id,
             stabilizer=PlanningCycle.default_stabilizer(config),
