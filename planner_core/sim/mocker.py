@@ -162,7 +162,14 @@ def write_mooncake_trace(workload: Workload, path: Path, block_size: int) -> Pat
     return path
 
 
-def engine_args(role: str, npz: Path, startup_s: float, profile: Profile, engine: MockerEngine) -> dict[str, Any]:
+# The bundled profile's engines were deployed with this context length; Dynamo 1.6.1's throughput
+# loop scales prefill on queued tokens relative to it, and does nothing without one.
+PROFILED_MAX_MODEL_LEN = 16384
+
+
+def engine_args(
+    role: str, npz: Path, startup_s: float, profile: Profile, engine: MockerEngine, max_model_len: int
+) -> dict[str, Any]:
     """One pool's mocker engine arguments: our profile's timing and KV capacity, prefix caching off."""
     return {
         "engine": {
@@ -174,6 +181,7 @@ def engine_args(role: str, npz: Path, startup_s: float, profile: Profile, engine
             "num_gpu_blocks": int(profile.decode.max_kv_tokens // engine.block_size),
             "max_num_seqs": engine.max_num_seqs,
             "max_num_batched_tokens": engine.max_num_batched_tokens,
+            "max_model_len": int(max_model_len),
             "timing_model": {"type": "external", "provider": "dynamo_profile", "config": {"path": str(npz)}},
         },
         "startup_time": float(startup_s),
@@ -189,9 +197,10 @@ class MockerInputs:
     npz: Path
     profile: Profile
     engine: MockerEngine
+    max_model_len: int = PROFILED_MAX_MODEL_LEN
 
     def args(self, role: str, startup_s: float) -> dict[str, Any]:
-        return engine_args(role, self.npz, startup_s, self.profile, self.engine)
+        return engine_args(role, self.npz, startup_s, self.profile, self.engine, self.max_model_len)
 
 
 @contextmanager
@@ -207,6 +216,8 @@ def mocker_inputs(
             write_perf_npz(profile, root / "perf.npz"),
             profile,
             engine,
+            # the profiled context, or more if a request needs it (none is refused)
+            max(PROFILED_MAX_MODEL_LEN, int(np.max(np.add(*request_lengths(workload)), initial=0))),
         )
 
 
