@@ -51,6 +51,7 @@ from planner_core.sim.replay import (
     ARRIVAL_COUNT_WINDOW_S,
     POLICIES,
     TIMELINE_KEYS,
+    ReplayError,
     ReplayResult,
     Workload,
     _record,
@@ -58,6 +59,7 @@ from planner_core.sim.replay import (
     compute_oracle,
     first_interval_replicas,
     oracle_gpu_hours,
+    replay_deployment_name,
     static_replicas,
 )
 
@@ -425,6 +427,11 @@ class CycleScalingPolicy(_TickingPolicy):
         end = self.frontend.epoch + timedelta(seconds=now_s)
         self.clock.set(end)
         result = self.cycle.run(window_end=end)
+        if result.status in ("skipped_locked", "error"):  # the score would be silently wrong
+            raise ReplayError(
+                f"replay on the mocker: the planning cycle of interval {k + 1}/{self.n_intervals} "
+                f"ended {result.status} ({result.error}); the replay's score would be wrong"
+            )
         if result.outcome is not None and result.outcome.outcome == "applied":
             self.actions += 1
         self.targets = self.connector.targets
@@ -575,11 +582,12 @@ def run_mocker_policy(
         deployment_id = None
         if store is not None:
             deployment_id = store.ensure_deployment(
-                deployment_name or f"replay-mocker-{workload.name}-{policy}",
+                deployment_name or replay_deployment_name(f"mocker-{workload.name}", policy),
                 cycle_config.namespace,
                 cycle_config.model_name,
                 cycle_config.backend.value,
                 cycle_config.mode.value,
+                simulated=True,
             )
         cycle = PlanningCycle(
             config=cycle_config,
