@@ -112,10 +112,10 @@ def test_a_skipped_cycle_fails_the_replay_loudly(sqlite_url):
 def test_replay_cli_reports_a_failed_cycle_as_an_error(sqlite_url, capsys, monkeypatch):
     import planner_core.cycle as cycle_module
 
-    def broken_size(*args, **kwargs):
+    def broken_size_pools(*args, **kwargs):
         raise RuntimeError("sizing exploded")
 
-    monkeypatch.setattr(cycle_module, "size", broken_size)
+    monkeypatch.setattr(cycle_module, "size_pools", broken_size_pools)
     code = main(["replay", "--duration-s", "180", "--predictor", "constant", "--db-url", sqlite_url])
     err = capsys.readouterr().err
     assert code == 2
