@@ -24,6 +24,8 @@ COMMAND_MODULES = (
     "planner_core.commands.history",
     "planner_core.commands.run_once",
     "planner_core.commands.serve",
+    "planner_core.commands.sim_cluster",
+    "planner_core.commands.demo",
 )
 
 
