@@ -7,6 +7,10 @@ For each trace and load scale it runs ``sla-planner replay --compare default,dyn
 Targets (issue 5): ``default`` reaches >= 99 % SLA attainment with GPU-hours <= 1.15 x the
 oracle's and beats ``dynamo`` on attainment at no more than its GPU-hours; replaying one hour of
 the conversation trace at scale 30 (about 580,000 requests) takes < 60 s of wall time.
+
+``--engine mocker`` runs the same on Dynamo 1.6.1's mocker (the ``mocker`` extra; docs/mocker.md):
+by default ``default``, ``dynamo``, ``dynamo-1.6-sla``, ``dynamo-1.6-throughput`` and ``oracle``
+at scale 10, and no targets (the mocker is a cross-check, not the instrument they were set on).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from pathlib import Path
 
 from planner_core.config import make_config
 from planner_core.profiles import load_profile
+from planner_core.sim.mocker import MockerEngine, mocker_available, mocker_inputs, run_mocker_policy
 from planner_core.sim.oracle import prefill_lower_bound
 from planner_core.sim.replay import compute_oracle, load_workload, run_policy
 from planner_core.sim.report import format_table
@@ -28,11 +33,24 @@ TRACES = {"code": SHARED / "AzureLLMInferenceTrace_code.csv", "conv": SHARED / "
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--scales", default="10,30")
+    parser.add_argument("--engine", choices=("ours", "mocker"), default="ours")
+    parser.add_argument("--scales", default=None, help="default 10,30 (ours), 10 (mocker)")
     parser.add_argument("--traces", default="code,conv")
-    parser.add_argument("--policies", default="default,clairvoyant,dynamo,static,oracle")
+    parser.add_argument("--policies", default=None)
     parser.add_argument("--predictor", default="auto", help="predictor of the default policy")
+    parser.add_argument("--mocker-max-num-seqs", type=int, default=MockerEngine.max_num_seqs)
+    parser.add_argument("--duration-s", type=float, default=None, help="replay only the first N seconds")
     args = parser.parse_args()
+    mocker = args.engine == "mocker"
+    if mocker and not mocker_available():
+        parser.error("--engine mocker: install the optional extra: pip install -e '.[mocker]'")
+    args.scales = args.scales or ("10" if mocker else "10,30")
+    if args.policies is None:
+        args.policies = (
+            "default,dynamo,dynamo-1.6-sla,dynamo-1.6-throughput,oracle"
+            if mocker
+            else "default,clairvoyant,dynamo,static,oracle"
+        )
 
     config = make_config(adjustment_interval_s=60, max_gpu_budget=256, load_predictor=args.predictor)
     profile = load_profile(config.profile_dir())
@@ -40,17 +58,26 @@ def main() -> None:
     for trace in args.traces.split(","):
         for scale in (float(s) for s in args.scales.split(",")):
             t0 = time.perf_counter()
-            workload = load_workload(TRACES[trace], load_scale=scale, seed=0)
+            workload = load_workload(TRACES[trace], load_scale=scale, seed=0, duration_s=args.duration_s)
             load_s = time.perf_counter() - t0
             t0 = time.perf_counter()
             plan = compute_oracle(workload, profile, config)
             oracle_s = time.perf_counter() - t0
-            results = [
-                run_policy(workload, config, p, oracle_plan=plan, profile=profile) for p in args.policies.split(",")
-            ]
+            if mocker:
+                engine = MockerEngine(max_num_seqs=args.mocker_max_num_seqs)
+                with mocker_inputs(workload, profile, engine) as inputs:
+                    results = [
+                        run_mocker_policy(workload, config, p, oracle_plan=plan, profile=profile, inputs=inputs)
+                        for p in args.policies.split(",")
+                    ]
+            else:
+                results = [
+                    run_policy(workload, config, p, oracle_plan=plan, profile=profile) for p in args.policies.split(",")
+                ]
             by = {r.policy: r for r in results}
+            engine_note = f", mocker engine, max_num_seqs {args.mocker_max_num_seqs}" if mocker else ""
             print(f"\n== azure {trace} x{scale:g}: {len(workload):,} requests "
-                  f"(trace load {load_s:.1f} s, oracle {oracle_s:.1f} s)")
+                  f"(trace load {load_s:.1f} s, oracle {oracle_s:.1f} s{engine_note})")
             print(format_table(results))
             # What reaching 99 % of all requests costs any policy at all (docs/oracle.md).
             bound_gpu_h = (
@@ -63,7 +90,8 @@ def main() -> None:
             row = {"trace": trace, "load_scale": scale, "requests": len(workload),
                    "results": [r.summary() for r in results], "oracle_s": oracle_s,
                    "lower_bound_gpu_hours_at_99pct": bound_gpu_h}
-            if "default" in by:
+            row["engine"] = args.engine
+            if "default" in by and not mocker:
                 d = by["default"]
                 checks = {
                     "attainment>=0.99": d.sla_attainment >= 0.99,
@@ -81,7 +109,7 @@ def main() -> None:
                 row["targets"] = checks
                 print("targets: " + ", ".join(f"{k} {'met' if v else 'MISSED'}" for k, v in checks.items()))
             summary.append(row)
-    print(json.dumps({"benchmark": "replay", "runs": summary}, default=str))
+    print(json.dumps({"benchmark": "replay", "engine": args.engine, "runs": summary}, default=str), flush=True)
 
 
 if __name__ == "__main__":

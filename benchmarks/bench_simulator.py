@@ -26,7 +26,9 @@ from planner_core.profiles import load_profile
 from planner_core.records import Replicas
 from planner_core.sim import ClusterSimulator, load_scale, oracle_gpu_seconds, oracle_replicas
 
-TRACE = Path("/work/shared/data/traces/azure_llm_2023/AzureLLMInferenceTrace_conv.csv")
+# The shared folder beside the clone (``../shared``), as the other benchmarks read it.
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+TRACE = SHARED / "data" / "traces" / "azure_llm_2023" / "AzureLLMInferenceTrace_conv.csv"
 
 
 def read_azure(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

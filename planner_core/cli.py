@@ -11,8 +11,12 @@ import importlib
 import sys
 from collections.abc import Sequence
 
+from sqlalchemy.exc import SQLAlchemyError
+
+from planner_core.commands import UsageError
 from planner_core.config import ConfigError
 from planner_core.profiles import ProfileError
+from planner_core.sim.replay import ReplayError
 from planner_core.store.errors import StoreError
 from planner_core.traces import TraceError
 
@@ -27,10 +31,6 @@ COMMAND_MODULES = (
     "planner_core.commands.sim_cluster",
     "planner_core.commands.demo",
 )
-
-
-class UsageError(Exception):
-    """Bad input given on the command line; printed without a traceback, exit code 2."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -50,10 +50,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (ConfigError, ProfileError, TraceError, StoreError, UsageError) as exc:
+    except (ConfigError, ProfileError, TraceError, StoreError, UsageError, ReplayError) as exc:
         print(f"sla-planner {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except SQLAlchemyError as exc:  # a file that is no database, a read-only one, a server gone
+        reason = getattr(exc, "orig", None) or exc
+        print(
+            f"sla-planner {args.command}: error: --db-url: the database failed: {reason}; "
+            "check the URL, that the file is a planner database and that it is writable",
+            file=sys.stderr,
+        )
+        return 2
 
+
+__all__ = ["COMMAND_MODULES", "UsageError", "build_parser", "main"]
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -17,6 +17,7 @@ Validation errors name the field and say how to fix it (:class:`ConfigError`).
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 from collections.abc import Mapping, Sequence
 from enum import StrEnum
@@ -27,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 BUNDLED_PROFILE_DIR = Path(__file__).parent / "data" / "profiles" / "h200_llama31_8b_fp8_tp1"
 BUNDLED_TRACE = Path(__file__).parent / "data" / "traces" / "azure_conv_2023.csv"
+log = logging.getLogger("sla_planner.config")
 DEFAULT_PROMETHEUS_ENDPOINT = "http://prometheus-kube-prometheus-prometheus.monitoring.svc.cluster.local:9090"
 
 
@@ -78,7 +80,8 @@ class ConfigError(ValueError):
 class PlannerConfig(BaseModel):
     """All planner settings. Field names carry units; CLI flags keep Dynamo's spelling."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, use_enum_values=False)
+    # allow_inf_nan=False: an SLA of ``inf`` ms or a NaN knob is refused, never planned with.
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, use_enum_values=False, allow_inf_nan=False)
 
     # Where and what we plan.
     environment: Environment = Field(
@@ -198,7 +201,33 @@ class PlannerConfig(BaseModel):
         return Path(self.profile_results_dir) if self.profile_results_dir else BUNDLED_PROFILE_DIR
 
 
-def _validation_message(err: ValidationError) -> str:
+# The settings the pure sizing reads (planner_core.sizing): what `size` takes from the environment.
+SIZING_FIELDS = (
+    "adjustment_interval_s",
+    "max_gpu_budget",
+    "min_endpoint",
+    "prefill_engine_num_gpu",
+    "decode_engine_num_gpu",
+    "prefill_max_replicas",
+    "decode_max_replicas",
+    "profile_results_dir",
+    "mode",
+    "policy",
+    "ttft_ms",
+    "itl_ms",
+    "isl",
+    "osl",
+    "no_correction",
+    "sla_attainment",
+    "size_for_upper_quantile",
+    "apply_prefill_correction",
+    "decode_target_utilization",
+)
+
+
+def _validation_message(err: ValidationError, sources: Mapping[str, str] | None = None) -> str:
+    """One line per error, naming where the value came from: the environment variable that set
+    it, else the field and its flag."""
     lines = []
     for item in err.errors():
         field = ".".join(str(part) for part in item["loc"])
@@ -208,20 +237,25 @@ def _validation_message(err: ValidationError) -> str:
         if not field:  # a cross-field check: its message starts with the field it blames
             lines.append(msg)
             continue
-        flag = _FLAG_FOR_FIELD.get(field)
-        where = f"{field} ({flag})" if flag else field
+        source = (sources or {}).get(field) or _FLAG_FOR_FIELD.get(field)
+        where = f"{field} ({source})" if source else field
         got = item.get("input")
         suffix = "" if isinstance(got, Mapping) or got is None else f" (got {got!r})"
-        lines.append(f"{where}: {msg}{suffix}")
-    return "invalid planner configuration:\n  " + "\n  ".join(lines)
+        lines.append(f"{where}: {msg}{suffix}; give a valid {source or field}")
+    # One line (the CLI prints `sla-planner <cmd>: error: <this>`), errors separated by " | ".
+    return " | ".join(lines)
 
 
 def make_config(**values: Any) -> PlannerConfig:
     """Build a config, turning pydantic's errors into one :class:`ConfigError`."""
+    return _make_config(values)
+
+
+def _make_config(values: Mapping[str, Any], sources: Mapping[str, str] | None = None) -> PlannerConfig:
     try:
         return PlannerConfig(**values)
     except ValidationError as err:
-        raise ConfigError(_validation_message(err)) from None
+        raise ConfigError(_validation_message(err, sources)) from None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -235,23 +269,59 @@ DYNAMO_ENV_VARS: dict[str, str] = {
     "PLANNER_PROMETHEUS_PORT": "metric_reporting_prometheus_port",
 }
 ENV_PREFIX = "PLANNER_"
+# PLANNER_* variables that are not settings of the model but are read elsewhere.
+OTHER_ENV_VARS = ("PLANNER_DB_URL", "PLANNER_TEST_PG_ADMIN_URL", "PLANNER_BENCH_PG_ADMIN_URL")
 
 
-def config_from_env(environ: Mapping[str, str] | None = None, **overrides: Any) -> PlannerConfig:
+def config_from_env(
+    environ: Mapping[str, str] | None = None, *, env_fields: Sequence[str] | None = None, **overrides: Any
+) -> PlannerConfig:
     """Settings from ``DYN_NAMESPACE`` / ``PROMETHEUS_ENDPOINT`` / ``PLANNER_PROMETHEUS_PORT``
-    and ``PLANNER_<FIELD>`` (for example ``PLANNER_MAX_GPU_BUDGET=16``); ``overrides`` win."""
+    and ``PLANNER_<FIELD>`` (for example ``PLANNER_MAX_GPU_BUDGET=16``); ``overrides`` win.
+
+    ``env_fields``: read only these fields from the environment (a command that does not use a
+    setting is not failed by a bad value of it). An unknown ``PLANNER_*`` variable, a misspelt
+    setting most likely, is logged as a warning. An invalid value names its variable."""
     env = os.environ if environ is None else environ
+    wanted = set(PlannerConfig.model_fields if env_fields is None else env_fields)
     values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
     for var, field in DYNAMO_ENV_VARS.items():
-        if env.get(var):
-            values[field] = env[var]
+        if env.get(var) and field in wanted:
+            values[field], sources[field] = env[var], var
     for field in PlannerConfig.model_fields:
         var = ENV_PREFIX + field.upper()
-        if var in env:
+        if var in env and field in wanted:
             raw = env[var]
             values[field] = _parse_bool(raw, var) if _is_bool_field(field) else raw
+            sources[field] = var
+    warn_unknown_env(env)
     values.update(overrides)
-    return make_config(**values)
+    for field in overrides:
+        sources.pop(field, None)
+    return _make_config(values, sources)
+
+
+def known_env_vars() -> set[str]:
+    fields = {ENV_PREFIX + f.upper() for f in PlannerConfig.model_fields}
+    return fields | set(DYNAMO_ENV_VARS) | set(OTHER_ENV_VARS)
+
+
+def warn_unknown_env(env: Mapping[str, str]) -> list[str]:
+    """Warn about each ``PLANNER_*`` variable no setting reads; returns the warnings."""
+    import difflib
+
+    known = known_env_vars()
+    warnings = []
+    for var in sorted(v for v in env if v.startswith(ENV_PREFIX) and v not in known):
+        # A missing unit suffix (PLANNER_ITL for PLANNER_ITL_MS) first, then the closest spelling.
+        close = [k for k in sorted(known) if k.startswith(var + "_")]
+        close = close or difflib.get_close_matches(var, sorted(known), n=1)
+        hint = f"did you mean {close[0]}?" if close else "see the README's configuration table"
+        warnings.append(f"{var}: no planner setting has this name, ignored; {hint}")
+    for message in warnings:
+        log.warning(message)
+    return warnings
 
 
 def _is_bool_field(field: str) -> bool:
@@ -353,7 +423,10 @@ def add_config_arguments(parser: argparse.ArgumentParser, only: Sequence[str] | 
             )
 
 
-def config_from_args(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> PlannerConfig:
-    """Flags given on the command line over environment variables over defaults."""
+def config_from_args(
+    args: argparse.Namespace, environ: Mapping[str, str] | None = None, env_fields: Sequence[str] | None = None
+) -> PlannerConfig:
+    """Flags given on the command line over environment variables over defaults
+    (``env_fields``: see :func:`config_from_env`)."""
     given = {f.field: getattr(args, f.field) for f in FLAGS if getattr(args, f.field, None) is not None}
-    return config_from_env(environ, **given)
+    return config_from_env(environ, env_fields=env_fields, **given)

@@ -15,13 +15,26 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+# Beyond this many Erlangs no GPU budget is near (a pool this size would be 100,000 engines):
+# the sizing reports the stability count without walking the Erlang recursion, whose cost
+# grows with the load (1e14 requests per interval used to loop for hours).
+MAX_OFFERED_LOAD = 100_000.0
+
+
+def _check_finite(name: str, value: float) -> None:
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number, got {value}")
+
 
 def erlang_c(servers: int, offered_load: float) -> float:
     """Probability that an arrival waits, M/M/c with ``offered_load = lambda / mu`` Erlangs."""
+    _check_finite("offered_load", offered_load)
     if offered_load <= 0:
         return 0.0
     if servers <= offered_load:
         return 1.0
+    if offered_load > MAX_OFFERED_LOAD:
+        return 1.0  # the recursion would take ``servers`` steps; "every arrival waits" errs safe
     blocking = 1.0  # Erlang B by the stable recursion B(k) = a B(k-1) / (k + a B(k-1))
     for k in range(1, servers + 1):
         blocking = offered_load * blocking / (k + offered_load * blocking)
@@ -63,9 +76,13 @@ def servers_for_wait_tail(
     slowly; dispersion below 1 is treated as 1 (we never plan for smoother than Poisson).
     """
     variability = (max(1.0, arrival_dispersion) + 1.0) / 2.0
+    _check_finite("arrival_rate * service_s", arrival_rate * service_s)  # before max(): max(0, nan) is 0
     load = max(0.0, arrival_rate * service_s)
     if load == 0:
         return QueueSizing(0, 0.0, wait_budget_s, 0.0, 0.0, True)
+    if load > min(MAX_OFFERED_LOAD, max_servers):
+        # No budget holds this pool: report the stability count without the O(load) walk.
+        return QueueSizing(math.floor(load) + 1, load, wait_budget_s, 1.0, 1.0, False, variability)
     if wait_budget_s <= 0:
         # Service alone exceeds the SLA: no count of engines helps; size for stability only.
         servers = math.floor(load) + 1

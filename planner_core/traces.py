@@ -31,6 +31,14 @@ AZURE_HEADER = ("TIMESTAMP", "ContextTokens", "GeneratedTokens")
 SERVEGEN_REQUIRED = ("window_start_s", "window_s", "total_rate_rps")
 
 
+# Bounds on what a trace may ask of memory. A trace longer than this (a timestamp of 1e15 ms
+# is 31,000 years) is a unit mistake, and binning it would allocate one slot per interval;
+# a rate curve whose requests would not fit in memory is refused before they are drawn.
+MAX_TRACE_SPAN_S = 400 * 86_400.0
+MAX_BINS = 10_000_000
+MAX_GENERATED_REQUESTS = 50_000_000
+
+
 class TraceError(ValueError):
     """A trace file is missing, unrecognised or malformed (the message names file and line)."""
 
@@ -177,8 +185,17 @@ def _finish(times: list[float], isl: list[int], osl: list[int], path: Path, fmt:
     o = np.asarray(osl, dtype=np.int64)
     order = np.argsort(t, kind="stable")
     t, i, o = t[order], i[order], o[order]
+    _check_span(float(t[-1] - t[0]), path, "the timestamps" + (" (milliseconds)" if fmt == "mooncake" else ""))
     origin = float(t[0])
     return Trace(t - origin, i, o, source=str(path), format=fmt, origin_s=origin if fmt == "azure" else 0.0)
+
+
+def _check_span(span_s: float, path: Path | str, what: str) -> None:
+    if not span_s <= MAX_TRACE_SPAN_S:
+        raise TraceError(
+            f"{path}: {what} span {span_s / 86_400:.3g} days, more than the {MAX_TRACE_SPAN_S / 86_400:.0f} a "
+            "trace may cover; check the timestamps' unit or cut the trace"
+        )
 
 
 def _read_azure(path: Path) -> Trace:
@@ -299,6 +316,7 @@ def read_rate_curve(path: str | Path) -> RateCurve:
     if not starts:
         raise TraceError(f"{path}: no windows in the rate curve")
     s = np.asarray(starts)
+    _check_span(float(s[-1] - s[0] + widths[-1]), path, "window_start_s")
     if np.any(np.diff(s) <= 0):
         bad = int(np.argmax(np.diff(s) <= 0)) + 3
         raise TraceError(f"{path}: line {bad}: window_start_s must increase from row to row")
@@ -321,6 +339,11 @@ def bin_trace(trace: Trace, interval_s: float, *, drop_partial: bool = True) -> 
     if t.size == 0:
         raise TraceError(f"{trace.source}: no requests to bin")
     span = float(t[-1])
+    if not span / interval_s <= MAX_BINS:
+        raise TraceError(
+            f"{trace.source}: {span:,.0f} s in {interval_s:g} s intervals is more than {MAX_BINS:,} intervals; "
+            "use a longer interval or a shorter trace"
+        )
     n_bins = math.floor(span / interval_s) if drop_partial else math.floor(span / interval_s) + 1
     n_bins = max(n_bins, 1)
     idx = np.floor(t / interval_s).astype(np.int64)
@@ -351,6 +374,10 @@ def bin_rate_curve(curve: RateCurve, interval_s: float | None = None) -> BinnedS
         )
     k = round(ratio)
     rel = curve.window_start_s - curve.window_start_s[0]
+    if not float(rel[-1]) / interval_s <= MAX_BINS:
+        raise TraceError(
+            f"{curve.source}: more than {MAX_BINS:,} intervals of {interval_s:g} s; use a longer interval"
+        )
     idx = np.floor(rel / interval_s + 1e-9).astype(np.int64)
     n_bins = int(idx[-1]) + 1
     per_window = curve.rate_rps * curve.window_s
@@ -403,6 +430,13 @@ def requests_from_rate_curve(
     hi = float(ends[-1]) if end_s is None else float(end_s)
     if hi <= lo:
         raise ValueError(f"end_s ({hi}) must be after start_s ({lo})")
+    overlap = np.clip(np.minimum(ends, hi) - np.maximum(curve.window_start_s, lo), 0.0, None)
+    expected = float(np.sum(curve.rate_rps * overlap))
+    if not expected <= MAX_GENERATED_REQUESTS:
+        raise TraceError(
+            f"{curve.source}: the rate curve asks for about {expected:,.0f} requests, more than the "
+            f"{MAX_GENERATED_REQUESTS:,} a replay draws; replay a shorter stretch (--duration-s)"
+        )
     rng = np.random.default_rng(seed)
     chunks: list[np.ndarray] = []
     for w0, w1, rate in zip(curve.window_start_s, ends, curve.rate_rps, strict=True):

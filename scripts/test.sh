@@ -20,7 +20,16 @@ PYTHON=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -e '.[dev]'
+# The optional mocker engine (the `mocker` extra) is installed here so that its tests and the
+# short mocker replay below run in CI. --no-deps: its native module needs none of its declared
+# Python dependencies, and its pydantic<=2.13.5 pin would downgrade the one Prefect runs on.
+.venv/bin/python -m pip install -q --no-deps 'ai-dynamo-runtime==1.6.1'
 
 .venv/bin/ruff check .
 .venv/bin/mypy planner_core tasks flows benchmarks
 .venv/bin/python -m pytest -q "$@"
+# A short closed-loop replay on Dynamo's mocker, when the extra is installed.
+if .venv/bin/python -c 'import dynamo._core' 2>/dev/null; then
+    .venv/bin/sla-planner replay --engine mocker --duration-s 180 --no-store --load-predictor constant \
+        --compare default,oracle
+fi

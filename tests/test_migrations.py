@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
@@ -26,9 +28,18 @@ def _objects(engine) -> tuple[set[str], set[str]]:
 
 
 def test_revisions_are_linear():
+    """One head, no branches or merges: each revision's parent is the one numbered before it
+    (numbers increase; a renumbered migration may leave a gap), and each file's number is its id."""
+    script = ScriptDirectory.from_config(migrate.alembic_config())
+    assert len(script.get_heads()) == 1, script.get_heads()
     revs = _revisions()
     assert revs[0] == "0001" and revs[-1] == migrate.head_revision()
-    assert len(revs) >= 2
+    assert all(r.isdigit() and len(r) == 4 for r in revs) and revs == sorted(set(revs)), revs
+    for previous, rev in zip([None, *revs], revs, strict=False):
+        script_rev = script.get_revision(rev)
+        assert script_rev.down_revision == previous, (rev, script_rev.down_revision)
+        assert not script_rev.is_branch_point and not script_rev.is_merge_point
+        assert Path(script_rev.path).name.startswith(f"{rev}_")
 
 
 def test_every_migration_up_and_down(db_url):

@@ -54,3 +54,21 @@ def test_zero_load():
 def test_property_never_below_offered_load(lam, s, late):
     sizing = servers_for_wait_tail(lam, s, 0.5 - s if s < 0.5 else 0.01, late)
     assert sizing.servers > lam * s
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("arrival_rate", [1e9, 1e14 / 60, 1e300])
+def test_loads_no_budget_could_serve_return_at_once(arrival_rate):
+    """The Erlang walk costs O(load): 1e14 requests a minute used to loop for hours."""
+    q = servers_for_wait_tail(arrival_rate, 0.06, 0.44, 0.01)
+    assert not q.reachable and q.late_probability == 1.0
+    assert q.servers == math.floor(arrival_rate * 0.06) + 1  # the stability count, for the budget to cap
+    assert erlang_c(q.servers, arrival_rate * 0.06) == 1.0
+
+
+@pytest.mark.parametrize("bad", [math.inf, math.nan])
+def test_non_finite_loads_are_refused(bad):
+    with pytest.raises(ValueError, match="finite"):
+        servers_for_wait_tail(bad, 0.06, 0.44, 0.01)
+    with pytest.raises(ValueError, match="finite"):
+        erlang_c(10, bad)

@@ -230,8 +230,9 @@ def test_decode_draining_finishes_its_requests_then_goes(profile):
     res = sim.results()
     assert drained.end_t == pytest.approx(max(res.finish_s[list(residents)]))
     assert sim.replicas()["decode"] == {"ready": 1, "starting": 0, "draining": 0, "target": 1}
+    # every request the drained worker held had finished when it went away
+    assert res.finished[sorted(residents)].all()
     sim.advance_to(1000)
-    assert res.finished.sum() <= n
     assert sim.results().finished.all()
     gpu = sim.gpu_seconds()["decode"]
     assert gpu == pytest.approx(1000 + drained.end_t)
@@ -351,7 +352,11 @@ def test_same_seed_same_result(profile):
         assert np.array_equal(getattr(a[0], field), getattr(b[0], field), equal_nan=True)
     assert a[1] == b[1] and a[2] == b[2] and a[3] == b[3]
     assert a[0].finished.all()
-    assert 0 <= a[0].attainment(500, 50) <= 1
+    # attainment is the share of requests meeting both SLAs, counted here from the raw latencies
+    met = (a[0].ttft_ms <= 500) & (a[0].itl_ms <= 50)
+    assert a[0].attainment(500, 50) == met.sum() / met.size
+    assert 0 < met.sum() < met.size  # this schedule both meets and misses: the count is tested
+    assert a[0].attainment(1e9, 1e9) == 1.0 and a[0].attainment(0.0, 0.0) == 0.0
 
 
 # --------------------------------------------------------------------------- load_scale

@@ -1,6 +1,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 from planner_core.cli import main
 
@@ -80,11 +81,13 @@ def test_size_bad_input_names_the_field(capsys):
     assert "pre-deployment profiling" in capsys.readouterr().err
 
 
-def test_console_script_runs():
-    result = subprocess.run(
-        [sys.executable, "-m", "planner_core.cli", "size", "--num-req", "1200", "--interval-s", "60", "--json"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    assert json.loads(result.stdout)["policy"] == "default"
+def test_console_script_runs(capsys):
+    """The installed ``sla-planner`` entry point (pyproject's [project.scripts]), not ``python -m``."""
+    script = Path(sys.executable).parent / "sla-planner"
+    assert script.exists(), f"{script}: the package is not installed with its console script; pip install -e ."
+    argv = ["size", "--num-req", "1200", "--interval-s", "60", "--json"]
+    result = subprocess.run([str(script), *argv], capture_output=True, text=True, check=True, timeout=120)
+    assert main(argv) == 0
+    assert json.loads(result.stdout) == json.loads(capsys.readouterr().out)
+    bad = subprocess.run([str(script), "size", "--num-req", "-1"], capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and bad.stderr.startswith("sla-planner size: error: --num-req:")

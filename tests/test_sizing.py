@@ -11,7 +11,6 @@ from scipy.interpolate import griddata, interp1d
 
 from planner_core.config import BUNDLED_PROFILE_DIR, make_config
 from planner_core.profiles import load_profile
-from planner_core.queueing import servers_for_wait_tail
 from planner_core.records import NO_CORRECTION, Corrections, LoadForecast, Observation, Replicas
 from planner_core.sizing import compute_corrections, size
 
@@ -111,24 +110,65 @@ def test_dynamo_caps_prefill_correction_at_one_default_applies_it_when_asked():
     assert decide(6000, corrections=under, policy="dynamo", max_gpu_budget=64).prefill_correction_applied == 0.5
 
 
+def _fewest_servers_textbook(offered_load: float, service_s: float, wait_budget_s: float, late_share: float) -> int:
+    """M/M/c by the textbook: Erlang C from factorials, then the fewest c whose tail
+    ``C(c, a) exp(-(c - a) t / s)`` is within ``late_share`` (no recursion shared with the code)."""
+    a = offered_load
+    c = math.floor(a) + 1
+    while True:
+        top = a**c / math.factorial(c) * c / (c - a)
+        erlang_c = top / (sum(a**k / math.factorial(k) for k in range(c)) + top)
+        if erlang_c * math.exp(-(c - a) / service_s * wait_budget_s) <= late_share:
+            return c
+        c += 1
+
+
+def _best_decode_thpt_from_raw(itl_ms: float, context: float, max_kv: float) -> float:
+    """The decode model rebuilt from the profile's raw measurements: a PCHIP curve over KV
+    usage per measured context length (flat beyond the measured range), the two levels around
+    ``context`` blended linearly; the best throughput among KV usages up to ``max_kv`` whose ITL
+    meets the target."""
+    from scipy.interpolate import PchipInterpolator
+
+    kv, ctx = RAW_D["x_kv_usage"], RAW_D["y_context_length"]
+    levels = np.unique(ctx)
+    hi = int(np.searchsorted(levels, context))
+    lo, w = hi - 1, (context - levels[hi - 1]) / (levels[hi] - levels[hi - 1])
+    grid = np.unique(np.concatenate([np.linspace(0.0, 1.0, 2001), np.clip(kv, 0.0, 1.0)]))
+
+    def curve(z: np.ndarray, level: float) -> np.ndarray:
+        m = ctx == level
+        order = np.argsort(kv[m])
+        x = kv[m][order]
+        return PchipInterpolator(x, z[m][order])(np.clip(grid, x[0], x[-1]))
+
+    def blended(z: np.ndarray) -> np.ndarray:
+        return curve(z, levels[lo]) * (1 - w) + curve(z, levels[hi]) * w
+
+    itl, thpt = blended(RAW_D["z_itl"]), blended(RAW_D["z_thpt_per_gpu"])
+    ok = (itl <= itl_ms) & (grid <= max_kv)
+    return float(thpt[ok].max())
+
+
 def test_hand_computed_default_case():
     # 6000 req/min at ISL 3000 = 100 req/s, each prefill taking 3000 / thpt(3000) seconds; the
     # pool is the fewest engines whose Erlang-C tail keeps P(wait > 500 ms - service) <= 1 %.
     d = decide(6000, max_gpu_budget=64)
     thpt = PROFILE.prefill.thpt_per_gpu(3000)
     service_s = 3000 / thpt
-    expected = servers_for_wait_tail(100.0, service_s, 0.5 - service_s, 0.01).servers
-    assert d.prefill_replicas == expected
+    assert d.prefill_replicas == _fewest_servers_textbook(100.0 * service_s, service_s, 0.5 - service_s, 0.01)
     assert d.prefill_replicas >= math.ceil(300_000 / thpt)
     # with a tight TTFT SLA the queue, not the mean rate, decides
     tight = decide(6000, max_gpu_budget=64, ttft_ms=120)
     assert tight.prefill_replicas > math.ceil(300_000 / thpt)
+    assert tight.prefill_replicas == _fewest_servers_textbook(100.0 * service_s, service_s, 0.12 - service_s, 0.01)
     assert d.details["prefill_offered_load"] == pytest.approx(100 * service_s)
     # decode: the best throughput whose ITL meets 50 ms with KV reservations (isl + osl per
     # request) at most 85 % of the cache
-    point = PROFILE.decode.surface.best_operating_point(50.0, 3075, 0.85 * 3075 / 3150)
+    thpt_per_gpu = _best_decode_thpt_from_raw(50.0, 3075, 0.85 * 3075 / 3150)
     assert d.decode_kv_usage_at_operating_point <= 0.85 * 3075 / 3150
-    assert d.decode_replicas == math.ceil(6000 * 150 / 60 / point.thpt_per_gpu)
+    assert d.decode_thpt_per_gpu == pytest.approx(thpt_per_gpu, rel=1e-9)
+    assert d.decode_replicas == math.ceil(6000 * 150 / 60 / thpt_per_gpu)
     assert d.decode_context_length == 3075
     assert d.action == "scale"
 

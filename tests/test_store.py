@@ -205,9 +205,30 @@ def test_action_and_predictor_state_round_trip(store):
     assert store.table_counts()["predictor_state"] == 2
 
 
+_REFUSE_DECISIONS = {
+    "sqlite": ["CREATE TRIGGER refuse_decisions BEFORE INSERT ON decisions BEGIN SELECT RAISE(ABORT, 'refused'); END"],
+    "postgresql": [
+        "CREATE FUNCTION refuse() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'refused'; END $$ LANGUAGE plpgsql",
+        "CREATE TRIGGER refuse_decisions BEFORE INSERT ON decisions FOR EACH ROW EXECUTE FUNCTION refuse()",
+    ],
+}
+
+
 def test_write_cycle_single_transaction(store):
+    """The decision is written last; when the database refuses it, the observation and the
+    predictions written before it in the same call are rolled back with it."""
     dep = store.ensure_deployment("d", "ns", "m", "vllm", "disagg")
     run = store.begin_run(dep, "replay", {}, T0)
+    with store.engine.begin() as conn:
+        for statement in _REFUSE_DECISIONS[store.dialect]:
+            conn.exec_driver_sql(statement)
+    with pytest.raises(Exception, match="refused"):
+        store.write_cycle(run, make_obs(T0), forecasts(), make_decision(), dry_run=False)
+    counts = store.table_counts()
+    assert (counts["observations"], counts["predictions"], counts["decisions"]) == (0, 0, 0)
+    with store.engine.begin() as conn:
+        on_table = " ON decisions" if store.dialect == "postgresql" else ""
+        conn.exec_driver_sql("DROP TRIGGER refuse_decisions" + on_table)
     obs_id, dec_id = store.write_cycle(run, make_obs(T0), forecasts(), make_decision(), dry_run=False)
     assert obs_id and dec_id
     counts = store.table_counts()

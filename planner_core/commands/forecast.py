@@ -49,14 +49,17 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from planner_core.cli import UsageError
+    from planner_core.commands import UsageError
 
-    if not args.interval_s > 0:
-        raise UsageError(f"--interval-s must be positive, got {args.interval_s:g}")
+    if not (math.isfinite(args.interval_s) and args.interval_s >= 1):
+        raise UsageError(
+            f"--interval-s: must be a finite number of seconds >= 1, got {args.interval_s:g}; "
+            "give the planner's adjustment interval, for example 60"
+        )
     try:
         binned = read_binned(args.trace, args.interval_s)
     except TraceError as exc:
-        raise UsageError(str(exc)) from exc
+        raise UsageError(f"--trace: {exc}") from None
     result = evaluate(binned, args.predictor, series=args.series, log1p=args.log1p)
     result["trace"] = str(args.trace)
     if args.json:

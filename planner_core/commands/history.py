@@ -6,8 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from planner_core.commands.db import add_db_url_argument
-from planner_core.store import Store, StoreError
+from planner_core.commands.db import add_db_url_argument, open_existing_store
 from planner_core.store.history import parse_since, to_csv, to_json_lines, to_table
 
 
@@ -24,6 +23,9 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--deployment", default=None, help="deployment name or namespace/name (default all)")
     parser.add_argument("--since", default=None, help="only cycles after this: a duration (1d, 6h) or ISO time")
     parser.add_argument("--limit", type=int, default=50, help="at most this many cycles (default 50)")
+    parser.add_argument(
+        "--include-simulated", action="store_true", help="also show the cycles of replays (simulated deployments)"
+    )
     fmt = parser.add_mutually_exclusive_group()
     fmt.add_argument("--json", action="store_true", help="one JSON object per line")
     fmt.add_argument("--csv", action="store_true", help="CSV with a header row")
@@ -31,21 +33,19 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from planner_core.cli import UsageError
+    from planner_core.commands import UsageError
 
     if args.limit <= 0:
-        raise UsageError("--limit must be a positive number of cycles")
+        raise UsageError(f"--limit: must be a positive number of cycles, got {args.limit}; for example 50")
     try:
         since = parse_since(args.since) if args.since else None
     except ValueError as exc:
         raise UsageError(str(exc)) from None
+    store = open_existing_store(args.db_url)
     try:
-        store = Store(args.db_url)
-        rows = store.latest_cycles(args.deployment, since, args.limit)
+        rows = store.latest_cycles(args.deployment, since, args.limit, include_simulated=args.include_simulated)
+    finally:
         store.close()
-    except StoreError as exc:
-        print(f"sla-planner history: error: {exc}", file=sys.stderr)
-        return 1
     if args.json:
         sys.stdout.write(to_json_lines(rows))
     elif args.csv:

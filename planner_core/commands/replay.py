@@ -5,13 +5,19 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
+from contextlib import ExitStack
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-from planner_core.config import BUNDLED_TRACE, add_config_arguments, config_from_args
+from planner_core.config import BUNDLED_TRACE, PlannerConfig, add_config_arguments, config_from_args
 from planner_core.profiles import load_profile
+from planner_core.sim.mocker import DYNAMO16_POLICIES, MOCKER_POLICIES, MockerEngine
 from planner_core.sim.replay import POLICIES, compute_oracle, load_workload, run_policy
+
+DYNAMO16 = "dynamo-1.6"  # shorthand for both of Dynamo 1.6.1's optimization targets
 
 # With no arguments the bundled Azure conversation trace (about 5.5 requests/s) is scaled so
 # that its busiest minute needs several GPUs per pool.
@@ -20,6 +26,7 @@ DEFAULT_LOAD_SCALE = 10.0
 DEFAULT_REPLAY_BUDGET = 64
 DEFAULT_INTERVAL_S = 60
 DEFAULT_PREDICTOR = "auto"
+REPORT_INDEX = "index.html"  # what planner_core.sim.report.write_report writes last
 
 REPLAY_FLAGS = (
     "profile_results_dir",
@@ -41,6 +48,19 @@ REPLAY_FLAGS = (
     "namespace",
     "load_predictor_log1p",
 )
+# Settings a replay takes from PLANNER_* variables: all that shape the planner's decisions, not
+# those about the real cluster and its metrics (a bad metrics port must not fail a replay, and
+# PLANNER_NO_OPERATION would leave the simulated cluster unscaled).
+REPLAY_IGNORED_ENV_FIELDS = (
+    "environment",
+    "no_operation",
+    "log_dir",
+    "metric_pulling_prometheus_endpoint",
+    "metric_reporting_prometheus_port",
+)
+REPLAY_ENV_FIELDS = tuple(f for f in PlannerConfig.model_fields if f not in REPLAY_IGNORED_ENV_FIELDS)
+# A replay holds every request in memory (about 100 bytes each, several arrays).
+MAX_REPLAY_REQUESTS = 20_000_000
 
 
 def register(subparsers: Any) -> None:
@@ -55,8 +75,32 @@ def register(subparsers: Any) -> None:
         ),
     )
     parser.add_argument("--trace", type=Path, default=None, help="Azure CSV, Mooncake JSONL or ServeGen curve")
-    parser.add_argument("--policy", choices=POLICIES, default="default", help="planner policy to replay")
+    parser.add_argument(
+        "--policy",
+        # not `policy`: that is the planner config's field (default/dynamo sizing), which
+        # config_from_args would read from the namespace
+        dest="replay_policy",
+        choices=(*POLICIES, DYNAMO16, *DYNAMO16_POLICIES),
+        default=None,
+        help=f"planner policy to replay (default: default; {DYNAMO16}: Dynamo 1.6.1's own planner, both targets; "
+        "--engine mocker only)",
+    )
     parser.add_argument("--compare", default=None, help="comma-separated policies to run on the same trace")
+    parser.add_argument(
+        "--engine",
+        choices=("ours", "mocker"),
+        default="ours",
+        help="simulator to replay on: ours, or Dynamo 1.6.1's mocker (pip install -e '.[mocker]'; docs/mocker.md)",
+    )
+    parser.add_argument(
+        "--mocker-max-num-seqs", type=int, default=MockerEngine.max_num_seqs, help="mocker engine: running-sequence cap"
+    )
+    parser.add_argument(
+        "--mocker-max-num-batched-tokens",
+        type=int,
+        default=MockerEngine.max_num_batched_tokens,
+        help="mocker engine: tokens per forward pass (prefill batching and chunking)",
+    )
     parser.add_argument("--startup-s", type=float, default=60.0, help="seconds before a new worker is ready")
     parser.add_argument("--load-scale", type=float, default=None, help="multiply the arrival rate (shape kept)")
     parser.add_argument("--duration-s", type=float, default=None, help="replay only the first N seconds")
@@ -66,13 +110,16 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("--no-store", action="store_true", help="do not write cycles to a database")
     parser.add_argument("--report-dir", type=Path, default=None, help="write PNG plots and index.html here")
+    parser.add_argument(
+        "--overwrite-report", action="store_true", help="replace an earlier report in --report-dir"
+    )
     parser.add_argument("--json", action="store_true", help="print results as JSON")
     add_config_arguments(parser, only=REPLAY_FLAGS)
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from planner_core.cli import UsageError
+    from planner_core.commands import UsageError
 
     if args.adjustment_interval_s is None:
         args.adjustment_interval_s = DEFAULT_INTERVAL_S
@@ -80,16 +127,36 @@ def run(args: argparse.Namespace) -> int:
         args.max_gpu_budget = DEFAULT_REPLAY_BUDGET
     if args.load_predictor is None:
         args.load_predictor = DEFAULT_PREDICTOR
-    config = config_from_args(args)
-    policies = [p.strip() for p in args.compare.split(",")] if args.compare else [args.policy]
-    unknown = [p for p in policies if p not in POLICIES]
+    config = config_from_args(args, env_fields=REPLAY_ENV_FIELDS)
+    if args.compare and args.replay_policy is not None:
+        raise UsageError(
+            f"--policy: {args.replay_policy} is not used with --compare; list it in --compare instead "
+            f"(--compare {args.replay_policy},...)"
+        )
+    policies = [p.strip() for p in args.compare.split(",")] if args.compare else [args.replay_policy or "default"]
+    policies = [q for p in policies for q in (DYNAMO16_POLICIES if p == DYNAMO16 else (p,))]
+    known = MOCKER_POLICIES if args.engine == "mocker" else POLICIES
+    unknown = [p for p in policies if p not in known]
     if unknown:
-        raise UsageError(f"--compare: unknown policy {', '.join(unknown)}; choose from {', '.join(POLICIES)}")
-    if args.load_scale is not None and not args.load_scale > 0:
-        raise UsageError("--load-scale must be a positive number, for example 10")
+        hint = " (Dynamo 1.6.1's planner runs on --engine mocker)" if set(unknown) <= set(DYNAMO16_POLICIES) else ""
+        raise UsageError(f"--compare: unknown policy {', '.join(unknown)}{hint}; choose from {', '.join(known)}")
+    if args.engine == "mocker":
+        from planner_core.sim.mocker import INSTALL_HINT, mocker_available
+
+        if not mocker_available():
+            raise UsageError(f"--engine mocker: Dynamo's mocker is not installed; {INSTALL_HINT}")
+        if args.mocker_max_num_seqs < 1 or args.mocker_max_num_batched_tokens < 1:
+            raise UsageError(
+                "--mocker-max-num-seqs and --mocker-max-num-batched-tokens must be positive, e.g. 256 and 8192"
+            )
+    _check_numbers(args)
+    if args.report_dir is not None:
+        _check_report_dir(args.report_dir, args.overwrite_report)
     trace = args.trace or BUNDLED_TRACE
     load_scale = args.load_scale if args.load_scale is not None else (DEFAULT_LOAD_SCALE if args.trace is None else 1.0)
-    workload = load_workload(trace, load_scale=load_scale, seed=args.seed, duration_s=args.duration_s)
+    workload = load_workload(
+        trace, load_scale=load_scale, seed=args.seed, duration_s=args.duration_s, max_requests=MAX_REPLAY_REQUESTS
+    )
     if len(workload) == 0:
         raise UsageError(f"--trace {trace}: no requests to replay")
     profile = load_profile(config.profile_dir())
@@ -99,6 +166,7 @@ def run(args: argparse.Namespace) -> int:
         from planner_core.store import Store
 
         store = Store(args.db_url)
+        _check_writable(store)
 
     print(
         f"replaying {len(workload):,} requests of {workload.name} over {workload.duration_s / 60:.1f} min "
@@ -107,22 +175,35 @@ def run(args: argparse.Namespace) -> int:
     )
     oracle_plan = compute_oracle(workload, profile, config)
     results = []
-    for policy in policies:
-        bar = _ProgressBar(policy)
-        results.append(
-            run_policy(
-                workload,
-                config,
-                policy,
-                startup_s=args.startup_s,
-                seed=args.seed,
-                store=store,
-                oracle_plan=oracle_plan,
-                profile=profile,
-                progress=bar,
+    with ExitStack() as stack:
+        runner: Any = run_policy
+        if args.engine == "mocker":
+            from planner_core.sim.mocker import MockerUnavailable, mocker_inputs, run_mocker_policy
+
+            engine = MockerEngine(
+                max_num_seqs=args.mocker_max_num_seqs, max_num_batched_tokens=args.mocker_max_num_batched_tokens
             )
-        )
-        bar.close()
+            runner = partial(run_mocker_policy, inputs=stack.enter_context(mocker_inputs(workload, profile, engine)))
+        for policy in policies:
+            bar = _ProgressBar(policy)
+            try:
+                result = runner(
+                    workload,
+                    config,
+                    policy,
+                    startup_s=args.startup_s,
+                    seed=args.seed,
+                    store=store,
+                    oracle_plan=oracle_plan,
+                    profile=profile,
+                    progress=bar,
+                )
+            except Exception as exc:
+                if args.engine == "mocker" and isinstance(exc, MockerUnavailable):
+                    raise UsageError(str(exc)) from exc
+                raise
+            results.append(result)
+            bar.close()
 
     if args.report_dir is not None:
         from planner_core.sim.report import write_report
@@ -143,6 +224,55 @@ def run(args: argparse.Namespace) -> int:
 
         print(format_table(results))
     return 0
+
+
+def _check_numbers(args: argparse.Namespace) -> None:
+    from planner_core.commands import UsageError
+
+    if not (math.isfinite(args.startup_s) and args.startup_s >= 0):
+        raise UsageError(
+            f"--startup-s: must be a finite number of seconds >= 0, got {args.startup_s:g}; "
+            "give how long a new worker takes to become ready, for example 60"
+        )
+    if args.load_scale is not None and not (math.isfinite(args.load_scale) and args.load_scale > 0):
+        raise UsageError(f"--load-scale: must be a finite number > 0, got {args.load_scale:g}; for example 10")
+    if args.duration_s is not None and not (math.isfinite(args.duration_s) and args.duration_s > 0):
+        raise UsageError(
+            f"--duration-s: must be a finite number of seconds > 0, got {args.duration_s:g}; for example 3600"
+        )
+
+
+def _check_writable(store: Any) -> None:
+    """Fail now, not at the first cycle, when the database refuses writes (a read-only file or
+    role): a statement that would write, matching no row, rolled back."""
+    from sqlalchemy import false, update
+
+    from planner_core.store.lock import CL
+
+    with store.engine.connect() as conn, conn.begin() as tx:
+        conn.execute(update(CL).where(false()).values(token=CL.c.token))
+        tx.rollback()
+
+
+def _check_report_dir(report_dir: Path, overwrite: bool) -> None:
+    """Fail before the replay runs, not after: the directory must be creatable and writable and
+    must not hold an earlier report (unless --overwrite-report)."""
+    from planner_core.commands import UsageError
+
+    if report_dir.exists() and not report_dir.is_dir():
+        raise UsageError(f"--report-dir: {report_dir} is a file, not a directory; choose a directory")
+    try:
+        report_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(
+            f"--report-dir: cannot create {report_dir} ({exc.strerror}); choose a writable place"
+        ) from None
+    if not os.access(report_dir, os.W_OK | os.X_OK):
+        raise UsageError(f"--report-dir: {report_dir} is not writable; choose a writable directory")
+    if (report_dir / REPORT_INDEX).exists() and not overwrite:
+        raise UsageError(
+            f"--report-dir: {report_dir} already holds a report; choose another directory or pass --overwrite-report"
+        )
 
 
 def _clean(summary: dict[str, Any]) -> dict[str, Any]:

@@ -7,7 +7,7 @@ import json
 import math
 from typing import Any
 
-from planner_core.config import add_config_arguments, config_from_args
+from planner_core.config import SIZING_FIELDS, add_config_arguments, config_from_args
 from planner_core.profiles import load_profile
 from planner_core.records import Corrections, Decision, LoadForecast
 from planner_core.sizing import size
@@ -29,6 +29,13 @@ SIZE_FLAGS = (
     "osl",
     "no_correction",
 )
+# Settings read from PLANNER_* variables: the flags' fields and the default policy's knobs the
+# sizing reads. The others (metrics ports, predictors ...) do not concern `size`, so a bad value
+# there must not fail it.
+# A million requests per second for a day is far past any budget; above it the token
+# arithmetic would overflow to infinity.
+MAX_NUM_REQ = 1e12
+SIZE_ENV_FIELDS = (*SIZE_FLAGS, *SIZING_FIELDS)
 
 
 def register(subparsers: Any) -> None:
@@ -49,8 +56,31 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(func=run)
 
 
+def _check_inputs(args: argparse.Namespace) -> None:
+    from planner_core.commands import UsageError
+
+    if not (math.isfinite(args.num_req) and args.num_req >= 0):
+        raise UsageError(
+            f"--num-req: must be a finite number of requests >= 0, got {args.num_req:g}; "
+            "give the requests expected in one interval, for example 1200"
+        )
+    if args.num_req > MAX_NUM_REQ:
+        raise UsageError(
+            f"--num-req: {args.num_req:g} requests in one interval is more than any GPU budget serves "
+            f"(at most {MAX_NUM_REQ:g}); check the number and --interval-s"
+        )
+    corrections = (("--prefill-correction", args.prefill_correction), ("--decode-correction", args.decode_correction))
+    for flag, value in corrections:
+        if not (math.isfinite(value) and value > 0):
+            raise UsageError(
+                f"{flag}: must be a finite ratio > 0 (observed / profiled latency), got {value:g}; "
+                "use 1 for 'as profiled'"
+            )
+
+
 def run(args: argparse.Namespace) -> int:
-    config = config_from_args(args)
+    _check_inputs(args)
+    config = config_from_args(args, env_fields=SIZE_ENV_FIELDS)
     profile = load_profile(config.profile_dir())
     forecast = LoadForecast(num_req=args.num_req, isl=float(config.isl), osl=float(config.osl))
     corrections = Corrections(args.prefill_correction, args.decode_correction, source="command line")

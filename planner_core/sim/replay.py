@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -208,7 +209,11 @@ class ReplayResult:
 
 
 def load_workload(
-    path: str | Path, load_scale: float = 1.0, seed: int = 0, duration_s: float | None = None
+    path: str | Path,
+    load_scale: float = 1.0,
+    seed: int = 0,
+    duration_s: float | None = None,
+    max_requests: int | None = None,
 ) -> Workload:
     """Requests to replay from any supported trace.
 
@@ -219,7 +224,13 @@ def load_workload(
     """
     from planner_core.config import BUNDLED_TRACE
     from planner_core.sim.workload import load_scale as scale_load
-    from planner_core.traces import detect_format, read_rate_curve, read_trace, requests_from_rate_curve
+    from planner_core.traces import (
+        TraceError,
+        detect_format,
+        read_rate_curve,
+        read_trace,
+        requests_from_rate_curve,
+    )
 
     path = Path(path)
     if detect_format(path) == "servegen_aggregate":
@@ -233,6 +244,11 @@ def load_workload(
     if duration_s is not None:
         keep = arrival < duration_s
         arrival, isl, osl = arrival[keep], isl[keep], osl[keep]
+    if max_requests is not None and len(arrival) * load_scale > max_requests:
+        raise TraceError(
+            f"{path}: --load-scale {load_scale:g} would replay about {len(arrival) * load_scale:,.0f} requests, "
+            f"more than the {max_requests:,} a replay holds in memory; lower --load-scale or --duration-s"
+        )
     if load_scale != 1.0:
         arrival, isl, osl = scale_load(arrival, isl, osl, load_scale, seed)
     start_time = datetime.fromtimestamp(trace.origin_s, UTC) if trace.origin_s else DEFAULT_EPOCH
@@ -339,6 +355,39 @@ def first_interval_replicas(workload: Workload, profile: Profile, config: Planne
     return size(observed, profile, config).targets
 
 
+class ReplayError(RuntimeError):
+    """A replay could not run every planning cycle; its score would be wrong."""
+
+
+def replay_deployment_name(trace_name: str, policy: str) -> str:
+    """A deployment name of its own for every replay run: two replays into one database never
+    share a deployment's rows, predictor state or cycle lock."""
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    return f"replay-{trace_name}-{policy}-{stamp}-{uuid.uuid4().hex[:8]}"
+
+
+def closed_loop_setup(
+    workload: Workload, config: PlannerConfig, policy: str, startup_s: float
+) -> tuple[PlannerConfig, Any, str]:
+    """The config, load predictor and predictor name a closed-loop policy (``default``,
+    ``dynamo``, ``clairvoyant``) runs the production cycle with, on either replay engine."""
+    from planner_core.predictors import LoadPredictor
+
+    if policy == "dynamo":
+        config = config.model_copy(update={"policy": Policy.DYNAMO, "load_predictor": DYNAMO_PREDICTOR})
+    elif policy == "clairvoyant":
+        # It knows whether traffic returns after an idle minute: no cooldown to wait out.
+        config = config.model_copy(update={"policy": Policy.DEFAULT, "idle_cooldown_s": 0})
+    else:
+        config = config.model_copy(update={"policy": Policy.DEFAULT})
+    if policy == "clairvoyant":
+        return config, ClairvoyantPredictor(workload, float(config.adjustment_interval_s), startup_s), "clairvoyant"
+    # Simulated time: a background ARIMA search would finish long before the next interval, so
+    # run it inline (deterministic). The dynamo baseline refits at every prediction, as Dynamo does.
+    predictor = LoadPredictor(config, synchronous_refit=True, **({"refit_every": 1} if policy == "dynamo" else {}))
+    return config, predictor, config.load_predictor
+
+
 def run_policy(
     workload: Workload,
     config: PlannerConfig,
@@ -395,26 +444,18 @@ def run_policy(
                 progress(k + 1, n_intervals)
         predictor_name = None
     else:
-        from planner_core.predictors import LoadPredictor
-
-        if policy == "dynamo":
-            config = config.model_copy(update={"policy": Policy.DYNAMO, "load_predictor": DYNAMO_PREDICTOR})
-        elif policy == "clairvoyant":
-            # It knows whether traffic returns after an idle minute: no cooldown to wait out.
-            config = config.model_copy(update={"policy": Policy.DEFAULT, "idle_cooldown_s": 0})
-        else:
-            config = config.model_copy(update={"policy": Policy.DEFAULT})
-        predictor_name = "clairvoyant" if policy == "clairvoyant" else config.load_predictor
+        config, predictor, predictor_name = closed_loop_setup(workload, config, policy, startup_s)
         sim = _simulator(workload, profile, config, first_interval_replicas(workload, profile, config), startup_s, seed)
         clock = SimulatedClock(workload.start)
         deployment_id = None
         if store is not None:
             deployment_id = store.ensure_deployment(
-                deployment_name or f"replay-{workload.name}-{policy}",
+                deployment_name or replay_deployment_name(workload.name, policy),
                 config.namespace,
                 config.model_name,
                 config.backend.value,
                 config.mode.value,
+                simulated=True,
             )
         cycle = PlanningCycle(
             config=config,
@@ -422,12 +463,7 @@ def run_policy(
             metrics=SimulatedFrontend(sim, workload.start, workload.arrival_s),
             connector=SimulatedClusterConnector(sim),
             clock=clock,
-            # Simulated time: a background ARIMA search would finish long before the next
-            # interval, so run it inline (deterministic). The dynamo baseline refits at every
-            # prediction, as Dynamo does.
-            predictor=ClairvoyantPredictor(workload, interval, startup_s)
-            if policy == "clairvoyant"
-            else LoadPredictor(config, synchronous_refit=True, **({"refit_every": 1} if policy == "dynamo" else {})),
+            predictor=predictor,
             store=store,
             deployment_id=deployment_id,
             stabilizer=PlanningCycle.default_stabilizer(config),
@@ -438,6 +474,13 @@ def run_policy(
         for k in range(n_intervals):
             clock.set(workload.start + timedelta(seconds=(k + 1) * interval))
             result: CycleResult = cycle.run()
+            if result.status in ("skipped_locked", "error"):
+                # The simulated cluster would keep its replicas for this interval and the score
+                # would be silently wrong: stop instead.
+                raise ReplayError(
+                    f"replay {policy}: the planning cycle of interval {k + 1}/{n_intervals} "
+                    f"ended {result.status} ({result.error}); the replay's score would be wrong"
+                )
             if result.outcome is not None and result.outcome.outcome == "applied":
                 actions += 1
             obs, forecast, decision = result.observation, result.forecast, result.decision

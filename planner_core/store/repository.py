@@ -15,6 +15,7 @@ import hashlib
 import json
 import math
 import os
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -114,6 +115,8 @@ _CYCLE_KEYS = (
     "requested_decode",
     "action_error",
 )
+
+_PLANNER_TABLES = {t.name for t in (DEP, CFG, RUN, OBS, PRED, DEC, ACT, PST, CL)} | {"alembic_version"}
 
 _DECISION_COLUMNS = [
     c.name for c in DEC.columns if c.name not in ("id", "run_id", "deployment_id", "decided_at", "dry_run")
@@ -312,8 +315,12 @@ class Store:
                 try:
                     self.upgrade()
                 except OperationalError:  # another process created it at the same moment
-                    if self.current_revision() != head:
+                    if not self._wait_for_revision(head):
                         raise
+                return
+            # pysqlite runs DDL outside a transaction: another process creating the schema shows
+            # its tables before its revision. Planner tables only: wait for it to finish.
+            if self.dialect == "sqlite" and set(tables) <= _PLANNER_TABLES and self._wait_for_revision(head):
                 return
             what = "has other tables but no planner schema" if tables else "has no planner schema yet"
             raise StoreError(f"the database {self!r} {what}; {hint}")
@@ -325,6 +332,14 @@ class Store:
             )
         raise StoreError(f"the database {self!r} is at schema revision {current}, this planner needs {head}; {hint}")
 
+    def _wait_for_revision(self, head: str, timeout_s: float = 30.0) -> bool:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.current_revision() == head:
+                return True
+            time.sleep(0.05)
+        return False
+
     # -- deployments and runs -----------------------------------------------------------------
     def ensure_deployment(
         self,
@@ -334,8 +349,13 @@ class Store:
         backend: str,
         mode: str,
         created_at: datetime | None = None,
+        *,
+        simulated: bool = False,
     ) -> int:
-        """The id of deployment ``namespace/name``, created (or its model/backend/mode updated)."""
+        """The id of deployment ``namespace/name``, created (or its model/backend/mode updated).
+
+        ``simulated`` marks a replay's virtual cluster (set when the row is created): the
+        reporting views and :meth:`latest_cycles` leave such deployments out."""
         backend, mode = str(getattr(backend, "value", backend)), str(getattr(mode, "value", mode))
         with self.engine.begin() as conn:
             row = conn.execute(
@@ -356,6 +376,7 @@ class Store:
                     backend=backend,
                     mode=mode,
                     created_at=_aware(created_at or datetime.now(UTC), "created_at"),
+                    simulated=simulated,
                 )
                 .on_conflict_do_nothing()
             )
@@ -851,11 +872,17 @@ class Store:
         return out
 
     def latest_cycles(
-        self, deployment_name: str | None = None, since: datetime | None = None, limit: int = 50
+        self,
+        deployment_name: str | None = None,
+        since: datetime | None = None,
+        limit: int = 50,
+        *,
+        include_simulated: bool = False,
     ) -> list[dict[str, Any]]:
         """Recent cycles, newest first: observed load, predicted load, decided and applied replicas.
 
-        ``deployment_name`` is ``name`` or ``namespace/name``.
+        ``deployment_name`` is ``name`` or ``namespace/name``. Replays' simulated deployments
+        are left out unless ``include_simulated``.
 
         The deployment name is resolved to ids first, so the runs are found through
         ``ix_planner_runs_deployment_started`` (a filter on the joined ``deployments`` table left
@@ -864,18 +891,19 @@ class Store:
         from one index probe (a ``LATERAL`` aggregate) instead of three joins."""
         since_at = _aware(since, "since") if since is not None else None
         with self.engine.connect() as conn:
-            dq = select(DEP.c.id, DEP.c.namespace, DEP.c.name)
+            dq = select(DEP.c.id, DEP.c.namespace, DEP.c.name, DEP.c.simulated)
             if deployment_name:
                 if "/" in deployment_name:
                     ns, _, name = deployment_name.partition("/")
                     dq = dq.where(DEP.c.namespace == ns, DEP.c.name == name)
                 else:
                     dq = dq.where(DEP.c.name == deployment_name)
-            deps = {int(r[0]): (r[1], r[2]) for r in conn.execute(dq)}
+            found = conn.execute(dq).all()
+            deps = {int(r[0]): (r[1], r[2]) for r in found if include_simulated or not r[3]}
             if not deps:
                 return []
             params: dict[str, Any] = {"lim": int(limit)}
-            if deployment_name:
+            if deployment_name or len(deps) < len(found):
                 params["dep_ids"] = sorted(deps)
             if since_at is not None:
                 params["since"] = since_at

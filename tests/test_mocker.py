@@ -1,0 +1,252 @@
+"""The mocker replay engine (Dynamo 1.6.1's simulator, the optional ``mocker`` extra).
+
+The input and bookkeeping tests need no mocker. The engine tests skip when the extra is not
+installed, except under CI=true, where scripts/test.sh installs it: there they must run.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from planner_core.config import BUNDLED_TRACE, make_config
+from planner_core.profiles import load_profile
+from planner_core.records import Replicas
+from planner_core.sim.mocker import (
+    MockerConnector,
+    MockerFrontend,
+    mocker_available,
+    poisson_workload,
+    replay_fixed,
+    run_mocker_policy,
+    worker_seconds,
+    write_mooncake_trace,
+    write_perf_npz,
+)
+from planner_core.sim.replay import Workload, compute_oracle, first_interval_replicas
+from planner_core.traces import read_trace
+
+EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def _need_mocker() -> None:
+    if mocker_available():
+        return
+    if os.environ.get("CI") == "true":
+        pytest.fail("CI installs the mocker extra (scripts/test.sh): ai-dynamo-runtime is missing")
+    pytest.skip("the optional mocker extra is not installed (pip install -e '.[mocker]')")
+
+
+@pytest.fixture(scope="module")
+def profile():  # type: ignore[no-untyped-def]
+    return load_profile(make_config().profile_dir())
+
+
+@pytest.fixture(scope="module")
+def conv():  # type: ignore[no-untyped-def]
+    return read_trace(BUNDLED_TRACE)
+
+
+# ---------------------------------------------------------------------------------------------
+# Inputs and bookkeeping (no mocker needed)
+# ---------------------------------------------------------------------------------------------
+
+
+def test_perf_npz_is_our_interpolation(profile, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    path = write_perf_npz(profile, tmp_path / "perf.npz")
+    with np.load(path) as npz:
+        assert set(npz.files) == {
+            "prefill_isl",
+            "prefill_ttft_ms",
+            "decode_active_kv_tokens",
+            "decode_context_length",
+            "decode_itl",
+        }
+        isl, ttft = npz["prefill_isl"], npz["prefill_ttft_ms"]
+        kv, ctx, itl = npz["decode_active_kv_tokens"], npz["decode_context_length"], npz["decode_itl"]
+    assert isl[0] == profile.prefill.min_isl and isl[-1] == profile.prefill.max_isl
+    # the profile's own measurements at its end points, our curve in between
+    assert ttft[0] == pytest.approx(float(profile.prefill.ttft_ms_points[0]))
+    assert ttft[-1] == pytest.approx(float(profile.prefill.ttft_ms_points[-1]))
+    assert ttft[100] == pytest.approx(profile.prefill.ttft_ms(float(isl[100])))
+    assert itl.shape == (kv.size, ctx.size)
+    assert kv[-1] == profile.decode.max_kv_tokens
+    i, j = 30, 40
+    assert itl[i, j] == pytest.approx(profile.decode.surface.itl_ms_at_kv(kv[i] / kv[-1], ctx[j]))
+    assert np.all(np.diff(itl[:, 50]) >= -1e-9), "ITL grows with the KV in use"
+
+
+def test_mooncake_trace_has_unique_blocks_and_ms_timestamps(tmp_path: Path) -> None:
+    workload = Workload(np.array([0.0, 0.5, 2.25]), np.array([100.0, 64.0, 1.4]), np.array([10.0, 0.0, 3.0]), "t")
+    lines = [json.loads(x) for x in write_mooncake_trace(workload, tmp_path / "t.jsonl", 64).read_text().splitlines()]
+    assert [x["timestamp"] for x in lines] == [0.0, 500.0, 2250.0]
+    assert [x["input_length"] for x in lines] == [100, 64, 1]
+    assert [x["output_length"] for x in lines] == [10, 1, 3]  # at least one output token
+    assert [len(x["hash_ids"]) for x in lines] == [2, 1, 1]
+    ids = [h for x in lines for h in x["hash_ids"]]
+    assert len(ids) == len(set(ids)), "no request shares a KV block with another: prefix caching off"
+
+
+def _snapshot(now_s: float, num_req: int, done: int, isl: float, osl: float, ttft: float, itl: float) -> dict:
+    return {
+        "now_ms": now_s * 1000.0,
+        "active_prefill_count": 2,
+        "active_decode_count": 3,
+        "traffic": {
+            "duration_s": 1.0,
+            "num_req": num_req,
+            "avg_isl": isl,
+            "avg_osl": osl,
+            "avg_ttft_ms": ttft,
+            "avg_itl_ms": itl,
+            "shape_count": done,
+            "ttft_count": done,
+            "itl_count": done,
+        },
+    }
+
+
+def test_frontend_sums_arrivals_per_second_and_weights_means_by_counts() -> None:
+    frontend = MockerFrontend(EPOCH)
+    frontend.record(_snapshot(1, 4, 1, 1000, 100, 50, 10))
+    frontend.record(_snapshot(2, 0, 3, 2000, 200, 90, 20))
+    frontend.record(_snapshot(3, 6, 0, 0, 0, 0, 0))  # nothing finished this second
+    frontend.record(_snapshot(4, 1, 1, 500, 50, 30, 5))
+    obs = frontend.observe(EPOCH + timedelta(seconds=1), EPOCH + timedelta(seconds=4))
+    assert obs.num_req == 7 and obs.arrival_counts == (0, 6, 1) and obs.arrival_window_s == 1.0
+    assert obs.isl == pytest.approx((3 * 2000 + 500) / 4)
+    assert obs.osl == pytest.approx((3 * 200 + 50) / 4)
+    assert obs.ttft_ms == pytest.approx((3 * 90 + 30) / 4)
+    assert obs.itl_ms == pytest.approx((3 * 20 + 5) / 4)
+    assert obs.request_duration_s == pytest.approx((obs.ttft_ms + obs.itl_ms * (obs.osl - 1)) / 1000)
+    assert obs.current == Replicas(2, 3) and obs.quality == "ok"
+    idle = frontend.observe(EPOCH + timedelta(seconds=10), EPOCH + timedelta(seconds=20))
+    assert idle.num_req is None and idle.quality == "no_data", "no snapshot is no data, not zero traffic"
+    partial = frontend.observe(EPOCH + timedelta(seconds=2), EPOCH + timedelta(seconds=6))
+    assert partial.quality == "partial" and partial.num_req == 7
+
+
+def test_connector_keeps_a_pool_it_is_not_asked_to_change() -> None:
+    connector = MockerConnector(Replicas(2, 3))
+    out = connector.apply(Replicas(4, None), None, EPOCH)
+    assert connector.current_replicas() == Replicas(4, 3) and out.outcome == "applied"
+    assert connector.apply(Replicas(4, 3), None, EPOCH).outcome == "unchanged"
+
+
+def test_worker_seconds_from_lifecycle_operations() -> None:
+    ops = [
+        {"at_ms": 1000.0, "pool": "prefill", "operation_ordinal": 0,
+         "transitions": [{"worker_id": 1, "prior_state": None, "state": "starting"}]},
+        {"at_ms": 61000.0, "pool": "prefill", "operation_ordinal": 1,
+         "transitions": [{"worker_id": 1, "prior_state": "starting", "state": "active"}]},
+        {"at_ms": 90000.0, "pool": "decode", "operation_ordinal": 2,
+         "transitions": [{"worker_id": 0, "prior_state": "active", "state": "draining"}]},
+        {"at_ms": 95000.0, "pool": "decode", "operation_ordinal": 3,
+         "transitions": [{"worker_id": 0, "prior_state": "draining", "state": "removed"}]},
+    ]  # fmt: skip
+    seconds = worker_seconds(ops, Replicas(1, 2), end_ms=100_000.0)
+    # prefill: worker 0 all along, worker 1 from its request (start-up costs); decode: 0 until removed
+    assert seconds == {"prefill": pytest.approx(100 + 99), "decode": pytest.approx(95 + 100)}
+
+
+# ---------------------------------------------------------------------------------------------
+# The engine itself
+# ---------------------------------------------------------------------------------------------
+
+
+def test_one_request_matches_the_profile_up_to_the_first_decode_step(profile) -> None:  # type: ignore[no-untyped-def]
+    _need_mocker()
+    workload = Workload(np.array([0.0]), np.array([3000.0]), np.array([150.0]), "one")
+    ours = replay_fixed("ours", workload, profile, Replicas(1, 1))
+    mocker = replay_fixed("mocker", workload, profile, Replicas(1, 1))
+    prefill_ms = profile.prefill.ttft_ms(3000)
+    itl_ms = profile.decode.surface.itl_ms(1, 3000 + 75)
+    assert ours.ttft_ms[0] == pytest.approx(prefill_ms)
+    # The mocker's first token comes from the decode engine's first step after the prefill.
+    assert prefill_ms <= mocker.ttft_ms[0] <= prefill_ms + 2 * itl_ms
+    assert mocker.itl_ms[0] == pytest.approx(ours.itl_ms[0], rel=0.1)
+
+
+@pytest.mark.slow
+def test_engines_agree_at_fixed_replicas_from_light_to_saturated(profile, conv) -> None:  # type: ignore[no-untyped-def]
+    """The same requests on both engines (docs/mocker.md states the tolerances and why)."""
+    _need_mocker()
+    replicas = Replicas(2, 2)
+    capacity = 2 / (float(np.mean([profile.prefill.ttft_ms(x) for x in conv.isl])) / 1000.0)
+    runs = {}
+    for name, fraction in (("light", 0.3), ("medium", 0.7), ("saturated", 1.05)):
+        workload = poisson_workload(fraction * capacity, 60.0, conv.isl, conv.osl, seed=1, name=name)
+        ours = replay_fixed("ours", workload, profile, replicas)
+        mocker = replay_fixed("mocker", workload, profile, replicas)
+        assert ours.completed == mocker.completed == len(workload), name
+        runs[name] = (ours.percentiles(), mocker.percentiles())
+    for name in ("light", "medium"):
+        ours, mocker = runs[name]
+        for key in ("p50_itl_ms", "p90_itl_ms"):
+            assert ours[key] == pytest.approx(mocker[key], rel=0.15), (name, key)
+        for key in ("p50_ttft_ms", "p90_ttft_ms"):
+            # ours has no first decode step and no batching: lower, within 30 %
+            assert ours[key] == pytest.approx(mocker[key], rel=0.30), (name, key)
+    ours, mocker = runs["saturated"]
+    # One-request-at-a-time prefill (ours) queues where the mocker's batched prefill keeps up.
+    assert ours["p90_ttft_ms"] > 2 * mocker["p90_ttft_ms"]
+    assert ours["p50_itl_ms"] == pytest.approx(mocker["p50_itl_ms"], rel=0.25)
+
+
+@pytest.mark.slow
+def test_production_cycle_runs_in_the_mocker_loop(profile, conv, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    _need_mocker()
+    from planner_core.store import Store
+
+    # the loop is under test, not the forecast: the cheapest predictor
+    config = make_config(adjustment_interval_s=30, max_gpu_budget=32, load_predictor="constant")
+    # A load step: light for two intervals, then about four times as much.
+    quiet = poisson_workload(8.0, 60.0, conv.isl, conv.osl, seed=2)
+    busy = poisson_workload(40.0, 90.0, conv.isl, conv.osl, seed=3)
+    workload = Workload(
+        np.concatenate([quiet.arrival_s, busy.arrival_s + 60.0]),
+        np.concatenate([quiet.isl, busy.isl]),
+        np.concatenate([quiet.osl, busy.osl]),
+        "step",
+    )
+    store = Store(f"sqlite:///{tmp_path / 'planner.db'}")
+    plan = compute_oracle(workload, profile, config)
+    result = run_mocker_policy(workload, config, "default", startup_s=10.0, store=store, oracle_plan=plan)
+    assert result.requests == len(workload) and result.unfinished == 0
+    assert result.intervals == math.ceil(workload.duration_s / 30)
+    start = first_interval_replicas(workload, profile, config)
+    targets = [t for t in result.timeline["prefill_target"] if t is not None]
+    assert targets[0] == start.prefill and max(targets) > start.prefill, "the cycle scaled prefill up for the step"
+    observed = [n for n in result.timeline["num_req"] if n is not None]
+    assert observed[0] == pytest.approx(np.sum(workload.arrival_s < 30), abs=2)
+    assert result.gpu_hours > 0 and result.scaling_actions >= 1
+    with store.engine.connect() as conn:
+        from sqlalchemy import text
+
+        cycles = conn.execute(text("select count(*) from planner_runs")).scalar_one()
+    assert cycles == result.intervals, "every interval's cycle was persisted"
+
+
+def test_cli_says_which_engine_runs_dynamo16_and_how_to_get_the_mocker(capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from planner_core import cli
+    from planner_core.sim import mocker
+
+    assert cli.main(["replay", "--policy", "dynamo-1.6", "--no-store", "--duration-s", "60"]) == 2
+    assert "--engine mocker" in capsys.readouterr().err
+    monkeypatch.setattr(mocker, "mocker_available", lambda: False)
+    assert cli.main(["replay", "--engine", "mocker", "--no-store", "--duration-s", "60"]) == 2
+    assert "pip install -e '.[mocker]'" in capsys.readouterr().err
+
+
+def test_replay_policy_is_not_the_config_policy(capsys) -> None:  # type: ignore[no-untyped-def]
+    """`--policy static` once failed: the namespace's `policy` was read as the sizing policy."""
+    from planner_core import cli
+
+    assert cli.main(["replay", "--policy", "static", "--no-store", "--duration-s", "60", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["policy"] == "static"
