@@ -15,6 +15,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from planner_core.commands import UsageError
 from planner_core.config import ConfigError
+from planner_core.connectors.base import ConnectorError
 from planner_core.profiles import ProfileError
 from planner_core.sim.replay import ReplayError
 from planner_core.store.errors import StoreError
@@ -26,6 +27,7 @@ COMMAND_MODULES = (
     "planner_core.commands.forecast",
     "planner_core.commands.db",
     "planner_core.commands.history",
+    "planner_core.commands.virtual",
     "planner_core.commands.run_once",
     "planner_core.commands.serve",
     "planner_core.commands.sim_cluster",
@@ -50,7 +52,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (ConfigError, ProfileError, TraceError, StoreError, UsageError, ReplayError) as exc:
+    except (ConfigError, ConnectorError, ProfileError, TraceError, StoreError, UsageError, ReplayError) as exc:
         print(f"sla-planner {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except SQLAlchemyError as exc:  # a file that is no database, a read-only one, a server gone

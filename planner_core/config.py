@@ -57,6 +57,24 @@ class Policy(StrEnum):
     DYNAMO = "dynamo"
 
 
+class RolloutBehaviour(StrEnum):
+    """What a cycle does when the previous change is still rolling out.
+
+    ``skip``      Dynamo's rule: apply nothing until the rollout settles (the decision is recorded).
+    ``scale_up``  apply the pools that grow now, hold the pools that would shrink: a burst
+                  that arrives mid-rollout gets capacity, and replicas still starting are not
+                  cancelled by a forecast that the rollout itself has not been able to serve yet.
+    ``scale_down`` Dynamo 1.6's rule: hold the pools that would grow, apply the ones that shrink
+                  (a scale-down may cancel replicas still starting).
+    ``apply``     apply every decision as it comes.
+    """
+
+    SKIP = "skip"
+    SCALE_UP = "scale_up"
+    SCALE_DOWN = "scale_down"
+    APPLY = "apply"
+
+
 class ComponentNames(NamedTuple):
     prefill: str
     decode: str
@@ -69,6 +87,9 @@ COMPONENT_NAMES: dict[Backend, ComponentNames] = {
     Backend.TRTLLM: ComponentNames("prefill", "decode"),
     Backend.MOCKER: ComponentNames("prefill", "decode"),
 }
+
+# Plain workloads the Kubernetes connector can scale through their scale subresource.
+WORKLOAD_KINDS = ("deployment", "statefulset")
 
 LOAD_PREDICTORS = ("constant", "arima", "kalman", "prophet", "seasonal", "holt_winters", "auto")
 
@@ -148,6 +169,37 @@ class PlannerConfig(BaseModel):
     kalman_r: float = Field(10.0, gt=0, description="Kalman measurement noise")
     kalman_min_points: int = Field(5, gt=0, description="points before the Kalman filter is used")
 
+    # Connectors (planner_core/connectors): where the targets go.
+    dgd_name: str | None = Field(
+        None, description="the DynamoGraphDeployment to scale (DYN_PARENT_DGD_K8S_NAME); kubernetes environment"
+    )
+    kubernetes_namespace: str | None = Field(
+        None, description="Kubernetes namespace of the workloads; empty = the planner pod's own namespace"
+    )
+    prefill_component_name: str | None = Field(
+        None, description="service name of the prefill workers; empty = the backend's (vllm: VllmPrefillWorker)"
+    )
+    decode_component_name: str | None = Field(
+        None, description="service name of the decode workers; empty = the backend's (vllm: VllmDecodeWorker)"
+    )
+    prefill_workload: str | None = Field(
+        None, description="plain workload of the prefill workers instead of a DGD: deployment/NAME or statefulset/NAME"
+    )
+    decode_workload: str | None = Field(
+        None, description="plain workload of the decode workers instead of a DGD: deployment/NAME or statefulset/NAME"
+    )
+    while_rolling_out: RolloutBehaviour = Field(
+        RolloutBehaviour.SCALE_UP,
+        description="while the last change is still rolling out: scale_up (apply growth, hold shrinking), "
+        "skip (Dynamo's rule; always used by --policy dynamo) or apply",
+    )
+    scaling_check_interval_s: float = Field(
+        10.0, gt=0, description="virtual connector: seconds between checks for the acknowledgement"
+    )
+    scaling_max_wait_time_s: float = Field(
+        1800.0, gt=0, description="virtual connector: seconds to wait for an acknowledgement before giving up"
+    )
+
     # Metrics in and out.
     metric_pulling_prometheus_endpoint: str = Field(
         DEFAULT_PROMETHEUS_ENDPOINT, description="Prometheus to read frontend metrics from"
@@ -162,6 +214,15 @@ class PlannerConfig(BaseModel):
             raise ValueError(
                 f"load_predictor: unknown predictor {self.load_predictor!r}; choose one of {', '.join(LOAD_PREDICTORS)}"
             )
+        for component in ("prefill", "decode"):
+            workload = getattr(self, f"{component}_workload")
+            if workload is not None:
+                kind, _, name = workload.partition("/")
+                if kind.lower() not in WORKLOAD_KINDS or not name:
+                    raise ValueError(
+                        f"{component}_workload: {workload!r} is not KIND/NAME; write deployment/NAME or "
+                        f"statefulset/NAME (--{component}-workload)"
+                    )
         needed = self.minimum_gpus()
         if self.max_gpu_budget < needed:
             raise ValueError(
@@ -195,7 +256,15 @@ class PlannerConfig(BaseModel):
         return gpus
 
     def component_names(self) -> ComponentNames:
-        return COMPONENT_NAMES[self.backend]
+        """Service names of the worker pools: the settings' override, else the backend's."""
+        default = COMPONENT_NAMES[self.backend]
+        return ComponentNames(
+            self.prefill_component_name or default.prefill, self.decode_component_name or default.decode
+        )
+
+    def rollout_behaviour(self) -> RolloutBehaviour:
+        """``--policy dynamo`` reproduces Dynamo, which skips the cycle during a rollout."""
+        return RolloutBehaviour.SKIP if self.policy == Policy.DYNAMO else self.while_rolling_out
 
     def profile_dir(self) -> Path:
         return Path(self.profile_results_dir) if self.profile_results_dir else BUNDLED_PROFILE_DIR
@@ -267,6 +336,9 @@ DYNAMO_ENV_VARS: dict[str, str] = {
     "DYN_NAMESPACE": "namespace",
     "PROMETHEUS_ENDPOINT": "metric_pulling_prometheus_endpoint",
     "PLANNER_PROMETHEUS_PORT": "metric_reporting_prometheus_port",
+    "DYN_PARENT_DGD_K8S_NAME": "dgd_name",
+    "SCALING_CHECK_INTERVAL": "scaling_check_interval_s",
+    "SCALING_MAX_WAIT_TIME": "scaling_max_wait_time_s",
 }
 ENV_PREFIX = "PLANNER_"
 # PLANNER_* variables that are not settings of the model but are read elsewhere.
@@ -384,6 +456,15 @@ FLAGS: tuple[_Flag, ...] = (
     _Flag("--kalman-q-trend", "kalman_q_trend"),
     _Flag("--kalman-r", "kalman_r"),
     _Flag("--kalman-min-points", "kalman_min_points"),
+    _Flag("--dgd-name", "dgd_name"),
+    _Flag("--kubernetes-namespace", "kubernetes_namespace"),
+    _Flag("--prefill-component-name", "prefill_component_name"),
+    _Flag("--decode-component-name", "decode_component_name"),
+    _Flag("--prefill-workload", "prefill_workload"),
+    _Flag("--decode-workload", "decode_workload"),
+    _Flag("--while-rolling-out", "while_rolling_out"),
+    _Flag("--scaling-check-interval", "scaling_check_interval_s"),
+    _Flag("--scaling-max-wait-time", "scaling_max_wait_time_s"),
     _Flag("--metric-pulling-prometheus-endpoint", "metric_pulling_prometheus_endpoint"),
     _Flag("--metric-reporting-prometheus-port", "metric_reporting_prometheus_port"),
 )

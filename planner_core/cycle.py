@@ -25,7 +25,8 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
-from planner_core.config import PlannerConfig, Policy
+from planner_core.config import PlannerConfig, Policy, RolloutBehaviour
+from planner_core.connectors.base import gate_rollout
 from planner_core.ports import Clock, Connector, CycleLockHeld, MetricsSource
 from planner_core.profiles import Profile
 from planner_core.records import (
@@ -236,9 +237,26 @@ def stabilise(
     return pin(decision, pinned, config) if pinned is not None else decision
 
 
-def scale(connector: Connector, targets: Replicas, decision_id: int | None, now: datetime) -> ScalingOutcome:
-    """Hand the targets to the connector (idempotent: the same targets twice scale once)."""
-    return connector.apply(targets, decision_id, now)
+def scale(
+    connector: Connector,
+    targets: Replicas,
+    decision_id: int | None,
+    now: datetime,
+    while_rolling_out: RolloutBehaviour = RolloutBehaviour.APPLY,
+) -> ScalingOutcome:
+    """Hand the targets to the connector (idempotent: the same targets twice scale once).
+
+    While the previous change is still rolling out, ``while_rolling_out`` decides what goes
+    through (:func:`planner_core.connectors.gate_rollout`); a skip is a ``skipped`` outcome
+    whose ``error`` says why."""
+    allowed, why = gate_rollout(connector, targets, while_rolling_out)
+    if allowed is None:
+        return ScalingOutcome(
+            connector=connector.name, requested=targets, outcome="skipped", requested_at=now, error=why
+        )
+    if why is not None:
+        log.info("%s", why)
+    return connector.apply(allowed, decision_id, now)
 
 
 def series_forecasts(forecast: LoadForecast) -> dict[str, SeriesForecast]:
@@ -434,7 +452,15 @@ class PlanningCycle:
             )
             result.action_id = action_id
             try:
-                outcome = step("scale", scale, self.connector, decision.targets, decision_id, now)
+                outcome = step(
+                    "scale",
+                    scale,
+                    self.connector,
+                    decision.targets,
+                    decision_id,
+                    now,
+                    self.config.rollout_behaviour(),
+                )
             except Exception as exc:  # the outcome is recorded either way
                 log.exception("connector %s failed", self.connector.name)
                 outcome = ScalingOutcome(
@@ -447,6 +473,8 @@ class PlanningCycle:
             result.outcome = outcome
             if store is not None and action_id is not None:
                 store.record_action_outcome(action_id, outcome)
+            if outcome.outcome == "skipped" and outcome.error:
+                result.notes.append(outcome.error)
             if outcome.outcome == "error":
                 result.status = "error"
                 result.error = outcome.error

@@ -7,6 +7,7 @@ servers. The cycle itself (:mod:`planner_core.cycle`) only sees these protocols.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
@@ -25,11 +26,41 @@ class MetricsSource(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class DeploymentInfo:
+    """What a connector read from the deployment it scales (see ``Connector.validate``)."""
+
+    model_name: str | None
+    prefill_engine_num_gpu: int | None
+    decode_engine_num_gpu: int | None
+    # Kubernetes names of the planned components, or the simulator's pool names.
+    prefill_component: str | None = None
+    decode_component: str | None = None
+
+
 class Connector(Protocol):
+    """Scales the prefill and decode pools of one deployment.
+
+    ``apply`` sets both planned pools at once; a ``targets`` with neither pool set is refused
+    (:class:`planner_core.connectors.EmptyTargetsError`). ``rolling_out`` returns ``None``
+    when the last change has settled, else why not (the cycle consults it before scaling)."""
+
     name: str
 
+    def validate(self) -> DeploymentInfo:
+        """Check the deployment can be planned; raise one error naming every problem found."""
+        ...
+
     def current_replicas(self) -> Replicas:
-        """Replicas the planner last asked for / the cluster runs now (None when unknown)."""
+        """Replicas the cluster is asked to run now (None when unknown / not planned)."""
+        ...
+
+    def ready_replicas(self) -> Replicas:
+        """Replicas that are ready to serve now (None when unknown / not planned)."""
+        ...
+
+    def rolling_out(self) -> str | None:
+        """``None`` when the last change has settled, else a short reason it has not."""
         ...
 
     def apply(self, targets: Replicas, decision_id: int | None, requested_at: datetime) -> ScalingOutcome:
@@ -62,18 +93,3 @@ class SimulatedClock:
 
     def set(self, when: datetime) -> None:
         self._now = when
-
-
-class NoOperationConnector:
-    """Records what would have been asked for; scales nothing (``--no-operation``)."""
-
-    name = "no-operation"
-
-    def __init__(self, current: Replicas | None = None) -> None:
-        self._current = current or Replicas(None, None)
-
-    def current_replicas(self) -> Replicas:
-        return self._current
-
-    def apply(self, targets: Replicas, decision_id: int | None, requested_at: datetime) -> ScalingOutcome:
-        return ScalingOutcome(connector=self.name, requested=targets, outcome="dry_run", requested_at=requested_at)

@@ -11,7 +11,7 @@ import pytest
 from planner_core.cli import main
 from planner_core.config import BUNDLED_TRACE, make_config
 from planner_core.cycle import PlanningCycle
-from planner_core.ports import SimulatedClock
+from planner_core.ports import DeploymentInfo, SimulatedClock
 from planner_core.predictors.resume import build_load_predictor
 from planner_core.profiles import load_profile
 from planner_core.records import LoadForecast, Observation, Replicas, ScalingOutcome
@@ -95,7 +95,20 @@ def test_default_beats_dynamo_on_attainment(workload):
     assert ours.sla_attainment > dynamo.sla_attainment
 
 
-class RaisingConnector:
+class SettledConnector:
+    """The read side of the Connector protocol for a cluster with nothing rolling out."""
+
+    def validate(self):
+        return DeploymentInfo(None, 1, 1)
+
+    def ready_replicas(self):
+        return self.current_replicas()
+
+    def rolling_out(self):
+        return None
+
+
+class RaisingConnector(SettledConnector):
     name = "broken"
 
     def current_replicas(self):
@@ -142,7 +155,7 @@ def test_connector_failure_is_recorded_as_error(sqlite_url):
     assert store.pending_actions(store.deployment_id("unit")) == []  # outcome recorded
 
 
-class RecordingConnector:
+class RecordingConnector(SettledConnector):
     name = "recording"
 
     def __init__(self):

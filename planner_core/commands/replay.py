@@ -47,6 +47,7 @@ REPLAY_FLAGS = (
     "model_name",
     "namespace",
     "load_predictor_log1p",
+    "while_rolling_out",
 )
 # Settings a replay takes from PLANNER_* variables: all that shape the planner's decisions, not
 # those about the real cluster and its metrics (a bad metrics port must not fail a replay, and

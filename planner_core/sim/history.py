@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 from planner_core.config import PlannerConfig
 from planner_core.cycle import PlanningCycle
-from planner_core.ports import SimulatedClock
+from planner_core.ports import DeploymentInfo, SimulatedClock
 from planner_core.profiles import Profile
 from planner_core.records import LoadForecast, Observation, Replicas, ScalingOutcome
 from planner_core.sizing import size
@@ -53,6 +53,15 @@ class WhatIfConnector:
 
     def current_replicas(self) -> Replicas:
         return self.replicas
+
+    def ready_replicas(self) -> Replicas:
+        return self.replicas
+
+    def rolling_out(self) -> str | None:
+        return None  # what-if replicas are there the moment they are asked for
+
+    def validate(self) -> DeploymentInfo:
+        return DeploymentInfo(None, None, None)
 
     def apply(self, targets: Replicas, decision_id: int | None, requested_at: datetime) -> ScalingOutcome:
         before = self.replicas

@@ -44,7 +44,7 @@ import numpy as np
 
 from planner_core.config import PlannerConfig, Policy
 from planner_core.cycle import PlanningCycle
-from planner_core.ports import SimulatedClock
+from planner_core.ports import DeploymentInfo, SimulatedClock
 from planner_core.profiles import Profile, load_profile
 from planner_core.records import Observation, Replicas, ScalingOutcome
 from planner_core.sim.replay import (
@@ -324,6 +324,17 @@ class MockerConnector:
 
     def current_replicas(self) -> Replicas:
         return self.targets
+
+    def ready_replicas(self) -> Replicas:
+        return self.targets
+
+    def rolling_out(self) -> str | None:
+        # The mocker starts and drains workers itself; its starting counts are not wired here,
+        # so every decision goes through (as before the rollout gate existed).
+        return None
+
+    def validate(self) -> DeploymentInfo:
+        return DeploymentInfo(None, None, None)
 
     def apply(self, targets: Replicas, decision_id: int | None, requested_at: datetime) -> ScalingOutcome:
         before = self.targets

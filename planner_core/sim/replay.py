@@ -36,10 +36,11 @@ from typing import Any
 import numpy as np
 
 from planner_core.config import PlannerConfig, Policy
+from planner_core.connectors.simulated import SimulatedClusterConnector
 from planner_core.cycle import CycleResult, PlanningCycle
 from planner_core.ports import SimulatedClock
 from planner_core.profiles import Profile, load_profile
-from planner_core.records import LoadForecast, Observation, Replicas, ScalingOutcome
+from planner_core.records import LoadForecast, Observation, Replicas
 from planner_core.sim.cluster import ClusterSimulator
 from planner_core.sim.oracle import oracle_replicas
 from planner_core.sizing import size
@@ -112,33 +113,6 @@ class SimulatedFrontend:
             quality=quality,
             arrival_counts=arrival_counts(self.arrival_s, start_s, end_s),
             arrival_window_s=ARRIVAL_COUNT_WINDOW_S,
-        )
-
-
-class SimulatedClusterConnector:
-    """The virtual connector's outside environment, in process: targets go to the simulator."""
-
-    name = "simulator"
-
-    def __init__(self, sim: ClusterSimulator) -> None:
-        self.sim = sim
-
-    def current_replicas(self) -> Replicas:
-        r = self.sim.replicas()
-        return Replicas(r["prefill"]["target"], r["decode"]["target"])
-
-    def apply(self, targets: Replicas, decision_id: int | None, requested_at: datetime) -> ScalingOutcome:
-        before = self.current_replicas()
-        self.sim.set_targets(targets)
-        changed = (targets.prefill is not None and targets.prefill != before.prefill) or (
-            targets.decode is not None and targets.decode != before.decode
-        )
-        return ScalingOutcome(
-            connector=self.name,
-            requested=targets,
-            outcome="applied" if changed else "unchanged",
-            requested_at=requested_at,
-            acknowledged_at=requested_at,
         )
 
 

@@ -11,12 +11,13 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 
 from planner_core.config import PlannerConfig
+from planner_core.connectors.simulated import SimulatedClusterConnector
 from planner_core.ports import SimulatedClock
 from planner_core.profiles import load_profile
 from planner_core.records import Replicas
 from planner_core.runtime import Ports
 from planner_core.sim.cluster import ClusterSimulator
-from planner_core.sim.replay import SimulatedClusterConnector, SimulatedFrontend
+from planner_core.sim.replay import SimulatedFrontend
 
 EPOCH = datetime(2026, 3, 1, tzinfo=UTC)
 

@@ -6,6 +6,9 @@ schema is managed by the Alembic migrations in ``migrations/``.
 
 from planner_core.store.errors import LockBusy, StoreError
 from planner_core.store.lock import CycleLock
+
+# (registers the virtual connector's table on the models' metadata)
+from planner_core.store import scaling_requests  # noqa: F401  isort: skip
 from planner_core.store.repository import (
     DEFAULT_URL,
     ENV_URL,
