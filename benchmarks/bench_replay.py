@@ -1,6 +1,7 @@
 """Closed-loop replay of the shared Azure traces: default vs Dynamo vs static vs oracle.
 
     .venv/bin/python benchmarks/bench_replay.py [--scales 10,30] [--traces code,conv] [--policies ...]
+        [--resolutions 1,5,15]
 
 For each trace and load scale it runs ``sla-planner replay --compare default,dynamo,static,oracle``
 (same code path, no store) and prints the table, the targets, and one JSON line at the end.
@@ -8,6 +9,10 @@ Targets (issue 5): ``default`` reaches >= 99 % SLA attainment with GPU-hours <= 
 oracle's and beats ``dynamo`` on attainment at no more than its GPU-hours; replaying one hour of
 the conversation trace at scale 30 (about 580,000 requests) takes < 60 s of wall time.
 
+The policies run at ``--arrival-resolution-s`` 5 (the default: the frontend's scrape interval);
+then the ``default`` policy runs again at every ``--resolutions`` step (the arrival pattern read
+from the request counter every 1, 5 and 15 s) and a resolution table prints its SLA attainment
+and GPU-hours at each.
 ``--engine mocker`` runs the same on Dynamo 1.6.1's mocker (the ``mocker`` extra; docs/mocker.md):
 by default ``default``, ``dynamo``, ``dynamo-1.6-sla``, ``dynamo-1.6-throughput`` and ``oracle``
 at scale 10, and no targets (the mocker is a cross-check, not the instrument they were set on).
@@ -38,6 +43,7 @@ def main() -> None:
     parser.add_argument("--traces", default="code,conv")
     parser.add_argument("--policies", default=None)
     parser.add_argument("--predictor", default="auto", help="predictor of the default policy")
+    parser.add_argument("--resolutions", default="1,5,15", help="arrival resolutions (s) of the default policy")
     parser.add_argument("--mocker-max-num-seqs", type=int, default=MockerEngine.max_num_seqs)
     parser.add_argument("--duration-s", type=float, default=None, help="replay only the first N seconds")
     args = parser.parse_args()
@@ -108,6 +114,18 @@ def main() -> None:
                     checks["wall<60s"] = d.wall_s + load_s < 60
                 row["targets"] = checks
                 print("targets: " + ", ".join(f"{k} {'met' if v else 'MISSED'}" for k, v in checks.items()))
+            if args.resolutions and not mocker:
+                print("default policy by arrival resolution (the request counter's step):")
+                print(f"{'resolution s':>12}  {'SLA met':>8}  {'GPU-h':>7}  {'x oracle':>8}")
+                table = []
+                for step in (float(r) for r in args.resolutions.split(",")):
+                    at = config.model_copy(update={"arrival_resolution_s": step})
+                    r = run_policy(workload, at, "default", oracle_plan=plan, profile=profile)
+                    print(f"{step:>12g}  {r.sla_attainment:>8.2%}  {r.gpu_hours:>7.2f}  "
+                          f"{r.gpu_hours / r.oracle_gpu_hours:>8.2f}")
+                    table.append({"arrival_resolution_s": step, "sla_attainment": r.sla_attainment,
+                                  "gpu_hours": r.gpu_hours})
+                row["by_arrival_resolution"] = table
             summary.append(row)
     print(json.dumps({"benchmark": "replay", "engine": args.engine, "runs": summary}, default=str), flush=True)
 

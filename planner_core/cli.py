@@ -32,6 +32,8 @@ COMMAND_MODULES = (
     "planner_core.commands.serve",
     "planner_core.commands.sim_cluster",
     "planner_core.commands.demo",
+    "planner_core.commands.sim_frontend",
+    "planner_core.commands.exporter",
 )
 
 

@@ -207,6 +207,32 @@ class PlannerConfig(BaseModel):
     metric_reporting_prometheus_port: int = Field(
         0, ge=0, le=65535, description="port for the planner's own metrics; 0 = off"
     )
+    metric_reporting_prometheus_address: str = Field(
+        "127.0.0.1", min_length=1, description="address the planner's own metrics bind to (0.0.0.0 = all)"
+    )
+    arrival_resolution_s: float = Field(
+        5.0,
+        gt=0,
+        description="step of the per-step arrival counts read from the frontend's request counter: the "
+        "Prometheus scrape interval of the frontend (5 s in Dynamo's own setup; often 15-30 s)",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_arrival_resolution(cls, data: Any) -> Any:
+        """Left unset, the 5 s default gives way to the interval itself when it does not divide it
+        (one count per interval: no burst pattern); set explicitly, it must divide it."""
+        if not isinstance(data, Mapping) or data.get("arrival_resolution_s") is not None:
+            return data
+        default = float(cls.model_fields["arrival_resolution_s"].default)
+        try:
+            interval = float(data.get("adjustment_interval_s", cls.model_fields["adjustment_interval_s"].default))
+        except (TypeError, ValueError):
+            return data  # the field's own validation reports it
+        steps = interval / default
+        if interval > 0 and abs(steps - round(steps)) > 1e-9:
+            return {**data, "arrival_resolution_s": interval}
+        return data
 
     @model_validator(mode="after")
     def _check_consistency(self) -> PlannerConfig:
@@ -229,6 +255,13 @@ class PlannerConfig(BaseModel):
                 f"max_gpu_budget: {self.max_gpu_budget} GPUs cannot hold the minimum of "
                 f"{self.min_endpoint} replica(s) per planned component ({needed} GPUs); "
                 f"raise --max-gpu-budget to at least {needed} or lower --min-endpoint"
+            )
+        steps = self.adjustment_interval_s / self.arrival_resolution_s
+        if abs(steps - round(steps)) > 1e-9:
+            raise ValueError(
+                f"arrival_resolution_s (--arrival-resolution-s): {self.arrival_resolution_s:g} s does not divide "
+                f"--adjustment-interval "
+                f"{self.adjustment_interval_s} s; pick a divisor such as 1, 5, 15 or 30"
             )
         for component in ("prefill", "decode"):
             cap = getattr(self, f"{component}_max_replicas")
@@ -467,6 +500,8 @@ FLAGS: tuple[_Flag, ...] = (
     _Flag("--scaling-max-wait-time", "scaling_max_wait_time_s"),
     _Flag("--metric-pulling-prometheus-endpoint", "metric_pulling_prometheus_endpoint"),
     _Flag("--metric-reporting-prometheus-port", "metric_reporting_prometheus_port"),
+    _Flag("--metric-reporting-prometheus-address", "metric_reporting_prometheus_address"),
+    _Flag("--arrival-resolution-s", "arrival_resolution_s"),
 )
 _FLAG_FOR_FIELD = {f.field: f.flag for f in FLAGS}
 

@@ -50,6 +50,9 @@ class Observation:
     # step): how bursty the traffic was. None = the source cannot tell.
     arrival_counts: tuple[int, ...] | None = None
     arrival_window_s: float = 1.0
+    # Requests accepted but still waiting for their first token at the window end, when the
+    # frontend exports it (dynamo_frontend_queued_requests); not stored.
+    queued_requests: float | None = None
 
     @property
     def interval_s(self) -> float:

@@ -1,3 +1,5 @@
+import math
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -41,3 +43,16 @@ def test_property_more_servers_never_more_late(counts, service_s, late_target):
     if sum(counts):
         assert late_share(counts, 1.0, service_s, c, budget) <= late_target + 1e-12
         assert late_share(counts, 1.0, service_s, c + 1, budget) <= late_share(counts, 1.0, service_s, c, budget)
+
+
+def test_a_coarse_step_counts_the_poisson_tail_inside_it():
+    # 16 req/s on a 20 req/s engine: the fluid queue never backs up, at any step
+    fine = late_share([16] * 60, 1.0, 0.05, 1, 0.1)
+    coarse = late_share([80] * 12, 5.0, 0.05, 1, 0.1)
+    assert fine == 0.0
+    # at 5 s the requests inside each step are Poisson: M/M/1 at load 0.8 waits > 0.1 s with
+    # probability 0.8 * exp(-(20 - 16) * 0.1)
+    assert coarse == pytest.approx(0.8 * math.exp(-0.4))
+    # more engines, less tail; and the sizing follows
+    assert late_share([80] * 12, 5.0, 0.05, 2, 0.1) < coarse
+    assert servers_for_bursts([80] * 12, 5.0, 0.05, 0.1, 0.01) > servers_for_bursts([16] * 60, 1.0, 0.05, 0.1, 0.01)

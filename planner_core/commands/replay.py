@@ -47,6 +47,7 @@ REPLAY_FLAGS = (
     "model_name",
     "namespace",
     "load_predictor_log1p",
+    "arrival_resolution_s",
     "while_rolling_out",
 )
 # Settings a replay takes from PLANNER_* variables: all that shape the planner's decisions, not
@@ -115,6 +116,13 @@ def register(subparsers: Any) -> None:
         "--overwrite-report", action="store_true", help="replace an earlier report in --report-dir"
     )
     parser.add_argument("--json", action="store_true", help="print results as JSON")
+    parser.add_argument(
+        "--frontend",
+        choices=("direct", "exporter"),
+        default="direct",
+        help="direct: window values straight from the simulator; exporter: through the frontend exporter, "
+        "a scrape every --arrival-resolution-s and the Prometheus source's queries (same decisions, slower)",
+    )
     add_config_arguments(parser, only=REPLAY_FLAGS)
     parser.set_defaults(func=run)
 
@@ -198,6 +206,7 @@ def run(args: argparse.Namespace) -> int:
                     oracle_plan=oracle_plan,
                     profile=profile,
                     progress=bar,
+                    **({} if args.engine == "mocker" else {"frontend": args.frontend}),
                 )
             except Exception as exc:
                 if args.engine == "mocker" and isinstance(exc, MockerUnavailable):

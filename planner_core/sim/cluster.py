@@ -43,7 +43,7 @@ from collections import deque
 from dataclasses import dataclass
 from heapq import heappop, heappush
 from operator import attrgetter
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
@@ -166,6 +166,21 @@ class IntervalMetrics:
     def current(self) -> Replicas:
         """``Replicas(prefill_replicas, decode_replicas)``: ready + starting, draining excluded."""
         return Replicas(self.prefill_replicas, self.decode_replicas)
+
+
+class EventLog(NamedTuple):
+    """See :meth:`ClusterSimulator.event_log`. Arrivals cover the whole trace (future ones too);
+    the other logs grow as the simulation advances."""
+
+    arrival_s: list[float]
+    arrival_isl: list[float]
+    first_token_s: list[float]
+    first_token_ttft_ms: list[float]
+    first_token_isl: list[float]
+    finish_s: list[float]
+    finish_itl_ms: list[float]  # the request's mean ITL: (finish - first token) / osl
+    finish_osl: list[float]
+    finish_duration_s: list[float]
 
 
 @dataclass(frozen=True)
@@ -299,6 +314,7 @@ class ClusterSimulator:
         # logs in event-time order, for windowed metrics
         self._ft_t: list[float] = []
         self._ft_v: list[float] = []  # ttft ms
+        self._ft_isl: list[float] = []  # the request's ISL (the frontend observes it with the first token)
         self._fin_t: list[float] = []
         self._fin_itl: list[float] = []  # ms
         self._fin_osl: list[float] = []
@@ -409,6 +425,7 @@ class ClusterSimulator:
         self._first[r] = t
         self._ft_t.append(t)
         self._ft_v.append((t - self._arr[r]) * 1000.0)
+        self._ft_isl.append(self._isl[r])
         if w.n:
             w.tok += (t - w.t_last) / w.itl_s
         w.t_last = t
@@ -629,6 +646,21 @@ class ClusterSimulator:
             d_ready,
             d_start,
             d_drain,
+        )
+
+    def event_log(self) -> EventLog:
+        """The simulator's event logs, in time order, up to ``now_s`` (live lists: read, never
+        modify). What a frontend exporter observes: arrivals, first tokens, finished requests."""
+        return EventLog(
+            self._arr,
+            self._isl,
+            self._ft_t,
+            self._ft_v,
+            self._ft_isl,
+            self._fin_t,
+            self._fin_itl,
+            self._fin_osl,
+            self._fin_dur,
         )
 
     def results(self) -> RequestResults:

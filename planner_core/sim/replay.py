@@ -38,7 +38,11 @@ import numpy as np
 from planner_core.config import PlannerConfig, Policy
 from planner_core.connectors.simulated import SimulatedClusterConnector
 from planner_core.cycle import CycleResult, PlanningCycle
-from planner_core.ports import SimulatedClock
+from planner_core.metrics.simulated import (
+    ARRIVAL_COUNT_WINDOW_S as ARRIVAL_COUNT_WINDOW_S,  # the mocker engine ticks at it
+)
+from planner_core.metrics.simulated import SimulatedFrontend, arrival_counts
+from planner_core.ports import MetricsSource, SimulatedClock
 from planner_core.profiles import Profile, load_profile
 from planner_core.records import LoadForecast, Observation, Replicas
 from planner_core.sim.cluster import ClusterSimulator
@@ -66,54 +70,6 @@ class Workload:
 
     def __len__(self) -> int:
         return int(self.arrival_s.size)
-
-
-ARRIVAL_COUNT_WINDOW_S = 1.0
-
-
-def arrival_counts(
-    arrival_s: np.ndarray, start_s: float, end_s: float, window_s: float = ARRIVAL_COUNT_WINDOW_S
-) -> tuple[int, ...] | None:
-    """Requests per ``window_s`` sub-window of [start_s, end_s): the frontend counter at a fine step."""
-    bins = int((end_s - start_s) // window_s)
-    if bins < 1:
-        return None
-    lo, hi = np.searchsorted(arrival_s, [start_s, start_s + bins * window_s])
-    counts = np.bincount(((arrival_s[lo:hi] - start_s) // window_s).astype(np.int64), minlength=bins)[:bins]
-    return tuple(int(c) for c in counts)
-
-
-class SimulatedFrontend:
-    """MetricsSource over the simulator: what Prometheus would report for the window."""
-
-    def __init__(self, sim: ClusterSimulator, epoch: datetime, arrival_s: np.ndarray) -> None:
-        self.sim = sim
-        self.epoch = epoch
-        self.arrival_s = arrival_s
-
-    def _seconds(self, when: datetime) -> float:
-        return (when - self.epoch).total_seconds()
-
-    def observe(self, window_start: datetime, window_end: datetime) -> Observation:
-        start_s, end_s = self._seconds(window_start), self._seconds(window_end)
-        self.sim.advance_to(end_s)
-        m = self.sim.metrics(start_s, end_s)
-        # The simulated frontend always answers; zero arrivals is genuine zero traffic.
-        quality = "ok"
-        return Observation(
-            window_start=window_start,
-            window_end=window_end,
-            num_req=m.num_req,
-            ttft_ms=m.ttft_ms,
-            itl_ms=m.itl_ms,
-            isl=m.isl,
-            osl=m.osl,
-            request_duration_s=m.request_duration_s,
-            current=Replicas(m.prefill_replicas, m.decode_replicas),
-            quality=quality,
-            arrival_counts=arrival_counts(self.arrival_s, start_s, end_s),
-            arrival_window_s=ARRIVAL_COUNT_WINDOW_S,
-        )
 
 
 class ClairvoyantPredictor:
@@ -318,13 +274,13 @@ def first_interval_replicas(workload: Workload, profile: Profile, config: Planne
     first = workload.arrival_s < interval
     if not np.any(first):
         return Replicas(config.min_endpoint, config.min_endpoint)
-    counts = arrival_counts(workload.arrival_s, 0.0, interval)
+    counts = arrival_counts(workload.arrival_s, 0.0, interval, config.arrival_resolution_s)
     observed = LoadForecast(
         float(first.sum()),
         float(workload.isl[first].mean()),
         float(workload.osl[first].mean()),
         burst_patterns=(counts,) if counts else (),
-        burst_window_s=ARRIVAL_COUNT_WINDOW_S,
+        burst_window_s=config.arrival_resolution_s,
     )
     return size(observed, profile, config).targets
 
@@ -374,8 +330,13 @@ def run_policy(
     profile: Profile | None = None,
     progress: Callable[[int, int], None] | None = None,
     deployment_name: str | None = None,
+    frontend: str = "direct",
 ) -> ReplayResult:
-    """Replay ``workload`` under one policy and score it."""
+    """Replay ``workload`` under one policy and score it.
+
+    ``frontend``: ``direct`` reads the simulated frontend's window values straight from the
+    simulator; ``exporter`` goes through the frontend exporter, a scrape every
+    ``--arrival-resolution-s`` and the Prometheus source's queries (same decisions, slower)."""
     if policy not in POLICIES:
         raise ValueError(f"policy: unknown {policy!r}; choose from {', '.join(POLICIES)}")
     profile = profile or load_profile(config.profile_dir())
@@ -434,7 +395,7 @@ def run_policy(
         cycle = PlanningCycle(
             config=config,
             profile=profile,
-            metrics=SimulatedFrontend(sim, workload.start, workload.arrival_s),
+            metrics=replay_frontend(frontend, sim, workload, config),
             connector=SimulatedClusterConnector(sim),
             clock=clock,
             predictor=predictor,
@@ -498,6 +459,17 @@ def run_policy(
         unfinished=int(scores["unfinished"]),
         timeline=timeline,
     )
+
+
+def replay_frontend(frontend: str, sim: ClusterSimulator, workload: Workload, config: PlannerConfig) -> MetricsSource:
+    """The replay's MetricsSource at the configured arrival resolution (see ``run_policy``)."""
+    if frontend == "exporter":
+        from planner_core.metrics.exporter import ExporterFrontend
+
+        return ExporterFrontend(sim, workload.start, config.arrival_resolution_s, config.model_name, config.namespace)
+    if frontend != "direct":
+        raise ValueError(f"frontend: unknown {frontend!r}; choose direct or exporter")
+    return SimulatedFrontend(sim, workload.start, workload.arrival_s, config.arrival_resolution_s)
 
 
 TIMELINE_KEYS = (
