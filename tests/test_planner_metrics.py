@@ -20,11 +20,12 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_server import PrometheusServer, free_port
 
 from planner_core.config import make_config
+from planner_core.connectors import NoOperationConnector
 from planner_core.cycle import PlanningCycle
 from planner_core.metrics.planner_metrics import FAMILIES, PlannerMetrics, cycle_reason, serve_if_configured
 from planner_core.metrics.simulated import SimulatedFrontend
 from planner_core.metrics.store_exporter import StoreCollector
-from planner_core.ports import NoOperationConnector, SimulatedClock
+from planner_core.ports import SimulatedClock
 from planner_core.predictors import LoadPredictor
 from planner_core.profiles import load_profile
 from planner_core.records import Replicas
@@ -58,7 +59,7 @@ def cycles(sqlite_url):
         config=config,
         profile=load_profile(config.profile_dir()),
         metrics=SimulatedFrontend(sim, DEFAULT_EPOCH, arrival, config.arrival_resolution_s),
-        connector=NoOperationConnector(Replicas(2, 2)),
+        connector=NoOperationConnector(current=Replicas(2, 2)),
         clock=clock,
         predictor=LoadPredictor(config, synchronous_refit=True),
         store=store,
