@@ -33,6 +33,8 @@ COMMAND_MODULES = (
     "planner_core.commands.virtual",
     "planner_core.commands.run_once",
     "planner_core.commands.serve",
+    "planner_core.commands.sim_cluster",
+    "planner_core.commands.demo",
     "planner_core.commands.sim_frontend",
     "planner_core.commands.exporter",
 )

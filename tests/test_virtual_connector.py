@@ -238,3 +238,29 @@ def test_build_connector_follows_the_environment(store):
         build_connector(_config())
     with pytest.raises(ConnectorError, match="DYN_PARENT_DGD_K8S_NAME is not set"):
         build_connector(make_config(environment="kubernetes"), api_client=object())
+
+
+def test_requests_and_acks_go_through_while_the_cycle_lock_is_held(store):
+    """The virtual connector runs inside the cycle, which holds the deployment's cycle lock (on
+    PostgreSQL a ``FOR NO KEY UPDATE`` row lock on another connection). Writing the request and
+    the outside system's acknowledgement must not wait on that lock: a row lock there deadlocked
+    the cycle against itself."""
+    dep = store.ensure_deployment("llama", "dynamo", None, "vllm", "disagg")
+    clock = Clock()
+    conn = VirtualConnector(_config(), store, dep, now=clock)
+    dec, act = _decision_id(store, dep, T0, Replicas(2, 2))
+    finished: list[str] = []
+
+    def apply_and_ack() -> None:
+        store.record_action_outcome(act, conn.apply(Replicas(2, 2), dec, T0))
+        request = pending_request(store, dep)
+        assert request is not None
+        acknowledge(store, dep, request.id, by="test-cluster", at=T0)
+        finished.append("done")
+
+    with store.cycle_lock(dep):
+        worker = threading.Thread(target=apply_and_ack, daemon=True)
+        worker.start()
+        worker.join(timeout=30)
+        assert finished == ["done"], "the request or its acknowledgement waited on the cycle lock"
+    conn.close()

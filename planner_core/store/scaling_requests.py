@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, Integer, String, Table, Text, select, update
+from sqlalchemy import ForeignKey, Index, Integer, String, Table, Text, select, text, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -120,13 +120,24 @@ def _aware(value: datetime | None) -> datetime:
     return value
 
 
+# Advisory-lock namespace of the scaling-request writers (the second key is the deployment id).
+_REQUESTS_LOCK_CLASS = 7243
+
+
 def _lock_deployment(conn: Connection, deployment_id: int) -> None:
-    """Serialise writers of one deployment's requests (SQLite's write lock already does)."""
-    q = select(DEP.c.id).where(DEP.c.id == deployment_id)
-    if conn.dialect.name == "postgresql":
-        q = q.with_for_update()
-    if conn.execute(q).first() is None:
+    """Serialise writers of one deployment's requests (SQLite's write lock already does).
+
+    Not a row lock on ``deployments``: the planning cycle holds that row ``FOR NO KEY UPDATE``
+    for the whole cycle (planner_core/store/lock.py), so a ``FOR UPDATE`` here, taken by the
+    virtual connector inside the cycle on another connection, would wait on its own cycle forever,
+    and the outside system's acknowledgement with it. A transaction-scoped advisory lock on its
+    own key serialises only the request writers."""
+    if conn.execute(select(DEP.c.id).where(DEP.c.id == deployment_id)).first() is None:
         raise StoreError(f"unknown deployment id {deployment_id}")
+    if conn.dialect.name == "postgresql":
+        conn.execute(
+            text("SELECT pg_advisory_xact_lock(:cls, :dep)"), {"cls": _REQUESTS_LOCK_CLASS, "dep": deployment_id}
+        )
 
 
 def _resolve(conn: Connection, where: Any, status: str, at: datetime, **values: Any) -> list[ScalingRequest]:
