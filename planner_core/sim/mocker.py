@@ -58,8 +58,8 @@ from planner_core.sim.replay import (
     closed_loop_setup,
     compute_oracle,
     first_interval_replicas,
-    oracle_gpu_hours,
     replay_deployment_name,
+    scored_result,
     static_replicas,
 )
 
@@ -666,30 +666,18 @@ def _result(
     ttft, itl = request_latencies(per_request, len(workload))
     scores = score_requests(ttft, itl, config)
     seconds = worker_seconds(lifecycle, initial, float(summary.get("duration_ms", 0.0)))
-    prefill_h = seconds["prefill"] * config.prefill_engine_num_gpu / 3600.0
-    decode_h = seconds["decode"] * config.decode_engine_num_gpu / 3600.0
-    return ReplayResult(
-        policy=policy,
-        predictor=predictor,
-        requests=int(scores["requests"]),
-        sla_attainment=scores["sla_attainment"],
-        ttft_attainment=scores["ttft_attainment"],
-        itl_attainment=scores["itl_attainment"],
-        p50_ttft_ms=scores["p50_ttft_ms"],
-        p99_ttft_ms=scores["p99_ttft_ms"],
-        p50_itl_ms=scores["p50_itl_ms"],
-        p99_itl_ms=scores["p99_itl_ms"],
-        gpu_hours=prefill_h + decode_h,
-        oracle_gpu_hours=oracle_gpu_hours(plan, config),
-        prefill_gpu_hours=prefill_h,
-        decode_gpu_hours=decode_h,
-        oracle_prefill_gpu_hours=oracle_gpu_hours([Replicas(r.prefill, 0) for r in plan], config),
-        oracle_decode_gpu_hours=oracle_gpu_hours([Replicas(0, r.decode) for r in plan], config),
-        scaling_actions=actions,
-        wall_s=time.perf_counter() - started,
-        intervals=n_intervals,
-        unfinished=int(scores["unfinished"]),
-        timeline=timeline,
+    return scored_result(
+        policy,
+        predictor,
+        scores,
+        seconds["prefill"] * config.prefill_engine_num_gpu,
+        seconds["decode"] * config.decode_engine_num_gpu,
+        config,
+        plan,
+        actions,
+        n_intervals,
+        timeline,
+        started,
     )
 
 

@@ -508,9 +508,29 @@ def _result(
 ) -> ReplayResult:
     scores = score(sim, config)
     gpu_seconds = sim.gpu_seconds()
+    return scored_result(
+        policy, predictor_name, scores, gpu_seconds["prefill"], gpu_seconds["decode"],
+        config, plan, actions, n_intervals, timeline, started,
+    )
+
+
+def scored_result(
+    policy: str,
+    predictor: str | None,
+    scores: dict[str, float],
+    prefill_gpu_s: float,
+    decode_gpu_s: float,
+    config: PlannerConfig,
+    plan: Sequence[Replicas],
+    actions: int,
+    n_intervals: int,
+    timeline: dict[str, list[Any]],
+    started: float,
+) -> ReplayResult:
+    """One :class:`ReplayResult` from an engine's scores and GPU-seconds (both engines use it)."""
     return ReplayResult(
         policy=policy,
-        predictor=predictor_name,
+        predictor=predictor,
         requests=int(scores["requests"]),
         sla_attainment=scores["sla_attainment"],
         ttft_attainment=scores["ttft_attainment"],
@@ -519,10 +539,10 @@ def _result(
         p99_ttft_ms=scores["p99_ttft_ms"],
         p50_itl_ms=scores["p50_itl_ms"],
         p99_itl_ms=scores["p99_itl_ms"],
-        gpu_hours=(gpu_seconds["prefill"] + gpu_seconds["decode"]) / 3600.0,
+        gpu_hours=(prefill_gpu_s + decode_gpu_s) / 3600.0,
         oracle_gpu_hours=oracle_gpu_hours(plan, config),
-        prefill_gpu_hours=gpu_seconds["prefill"] / 3600.0,
-        decode_gpu_hours=gpu_seconds["decode"] / 3600.0,
+        prefill_gpu_hours=prefill_gpu_s / 3600.0,
+        decode_gpu_hours=decode_gpu_s / 3600.0,
         oracle_prefill_gpu_hours=oracle_gpu_hours([Replicas(r.prefill, 0) for r in plan], config),
         oracle_decode_gpu_hours=oracle_gpu_hours([Replicas(0, r.decode) for r in plan], config),
         scaling_actions=actions,
