@@ -15,7 +15,8 @@ Two pools: prefill workers and decode workers, each worker one engine of the pro
 Decode model: :mod:`planner_core.sim.decode_pool` (shared with the oracle). A worker's ITL
 follows its resident requests' KV usage and context along the profile's decode surface;
 admission reserves each request's peak footprint ``isl + osl`` tokens, so no preemption is
-ever needed. A request's ITL is its mean over its tokens: ``(finish - first_token) / osl``.
+ever needed, and a worker runs at most ``max_num_seqs`` sequences (the engine's cap; None: none).
+A request's ITL is its mean over its tokens: ``(finish - first_token) / osl``.
 
 Scaling. ``set_targets`` starts workers that become ready ``startup_s`` later (a scale-up
 first takes back draining workers, instantly), and on a scale-down cancels starting workers
@@ -184,6 +185,7 @@ class ClusterSimulator:
         decode_engine_num_gpu: int = 1,
         initial: Replicas = Replicas(1, 1),  # noqa: B008 (frozen dataclass)
         startup_s: float = 60.0,
+        max_num_seqs: int | None = None,
     ) -> None:
         arrival = np.asarray(arrival_s, dtype=np.float64).reshape(-1)
         isl_a = np.asarray(isl, dtype=np.float64).reshape(-1)
@@ -230,7 +232,9 @@ class ClusterSimulator:
         self._fin_dur: list[float] = []  # s
         self._heap: list[tuple[Any, ...]] = []
         self._seq = itertools.count()
-        self._decode = DecodePool(ItlModel(profile.decode.surface), self._ctx, self._need, self._osl, self._schedule)
+        self._decode = DecodePool(
+            ItlModel(profile.decode.surface), self._ctx, self._need, self._osl, self._schedule, max_num_seqs
+        )
         self._ai = 0
         self.now_s = 0.0
         self._last_event_t = 0.0

@@ -8,7 +8,8 @@ A worker's ITL at any moment is ``surface.itl_ms_at_kv(kv, ctx)`` with
 ``kv = sum(isl + osl/2) / max_kv_tokens`` and ``ctx = mean(isl + osl/2)`` over its resident
 requests (the accounting Dynamo's profiler used to produce the profile), so the ITL only changes
 when a request joins or leaves. A request joins the least-loaded worker (by reserved KV tokens;
-the first such worker on a tie) if its peak footprint ``isl + osl`` fits, else it waits (a
+the first such worker on a tie) among those running fewer than ``max_num_seqs`` sequences (the
+engine's cap, vLLM's ``--max-num-seqs``) if its peak footprint ``isl + osl`` fits, else it waits (a
 request larger than a whole engine is admitted on an empty worker). Each worker keeps a token
 clock ``tok`` (tokens emitted per resident request) that advances at ``1 / ITL``; a request
 joining at ``tok0`` leaves at ``tok0 + osl``, so the next completion is at
@@ -17,6 +18,7 @@ joining at ``tok0`` leaves at ``tok0 + osl``, so the next completion is at
 
 from __future__ import annotations
 
+import math
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Sequence
 from heapq import heappop, heappush
@@ -112,23 +114,31 @@ class DecodePool:
         need: Sequence[float],
         osl: Sequence[float],
         schedule: Schedule,
+        max_num_seqs: float | None = None,
     ) -> None:
         self.model = model
+        # running sequences per worker at most (None: no cap but the KV cache)
+        self.max_num_seqs = math.inf if max_num_seqs is None else float(max_num_seqs)
         self.max_kv = model.max_kv_tokens
         self.ctx, self.need, self.osl = ctx, need, osl
         self.schedule = schedule
 
     def place(self, workers: Sequence[DecodeWorker], r: int, t: float) -> DecodeWorker | None:
-        """Request ``r`` joins the least-reserved of ``workers`` at ``t`` (its first token), or
-        None when there is no worker or its KV does not fit."""
+        """Request ``r`` joins the least-reserved of ``workers`` below the sequence cap at ``t``
+        (its first token), or None when there is no such worker or its KV does not fit."""
         if not workers:
             return None
         w = workers[0]
-        if len(workers) > 1:
-            best = w.reserved
+        cap = self.max_num_seqs
+        if len(workers) > 1 or w.n >= cap:
+            found = None
+            best = math.inf
             for candidate in workers:
-                if candidate.reserved < best:
-                    w, best = candidate, candidate.reserved
+                if candidate.reserved < best and candidate.n < cap:
+                    found, best = candidate, candidate.reserved
+            if found is None:
+                return None
+            w = found
         if w.n and w.reserved + self.need[r] > self.max_kv:
             return None
         if w.n:
