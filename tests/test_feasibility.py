@@ -94,3 +94,37 @@ def test_feasible_load_on_real_prompts_is_close_and_errs_towards_capacity():
     assert 0.9 * exact_out <= est.infeasible <= exact_out
     assert est.feasible_isl >= float(isl[isl <= limit].mean())  # an upper bound
     assert est.feasible_isl <= limit
+
+
+def test_replay_scores_all_requests_and_the_feasible_ones():
+    from planner_core.config import make_config
+    from planner_core.sim.replay import score_requests
+
+    config = make_config()  # 500 ms / 50 ms
+    nan = math.nan
+    ttft = np.array([100.0, 600.0, 100.0, 9000.0, nan, 400.0])
+    itl = np.array([10.0, 10.0, 60.0, 10.0, nan, 10.0])
+    infeasible = np.array([False, False, False, True, False, True])
+    s = score_requests(ttft, itl, infeasible, config)
+    assert s["sla_attainment"] == pytest.approx(2 / 6)  # requests 0 and 5
+    assert s["feasible_sla_attainment"] == pytest.approx(1 / 4)  # of 0, 1, 2, 4: only 0
+    assert s["infeasible_requests"] == 2
+    assert s["unfinished"] == 1
+    # no feasible request at all: nothing to miss
+    assert score_requests(ttft[:1], itl[:1], np.array([True]), config)["feasible_sla_attainment"] == 1.0
+
+
+def test_replay_result_reports_infeasible_prompts_beyond_the_profile():
+    from planner_core.config import make_config
+    from planner_core.sim.replay import Workload, run_policy
+
+    rng = np.random.default_rng(1)
+    arrival = np.sort(rng.uniform(0, 300, 600))
+    isl = np.where(np.arange(600) % 10 == 0, 50_000.0, 1000.0)  # every tenth prompt takes ~2 s alone
+    workload = Workload(arrival, isl, np.full(600, 100.0), "long-prompts")
+    config = make_config(adjustment_interval_s=60, max_gpu_budget=64, load_predictor="constant")
+    result = run_policy(workload, config, "oracle", profile=PROFILE)
+    assert result.infeasible_requests == 60
+    assert result.sla_attainment <= 0.9  # the long ones cannot meet 500 ms
+    assert result.feasible_sla_attainment > result.sla_attainment
+    assert result.summary()["feasible_sla_attainment"] == result.feasible_sla_attainment
