@@ -96,6 +96,13 @@ def register(subparsers: Any) -> None:
         default="ours",
         help="simulator to replay on: ours, or Dynamo 1.6.1's mocker (pip install -e '.[mocker]'; docs/mocker.md)",
     )
+    parser.add_argument(
+        "--kv-admission",
+        choices=("paged", "reserve"),
+        default="paged",
+        help="our engine's decode KV: paged (vLLM's: KV grows with the tokens, preemption when full) or "
+        "reserve (each request reserves ISL + OSL at admission, never preempted); docs/simulator.md",
+    )
     parser.add_argument("--startup-s", type=float, default=60.0, help="seconds before a new worker is ready")
     parser.add_argument("--load-scale", type=float, default=None, help="multiply the arrival rate (shape kept)")
     parser.add_argument("--duration-s", type=float, default=None, help="replay only the first N seconds")
@@ -105,9 +112,7 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("--no-store", action="store_true", help="do not write cycles to a database")
     parser.add_argument("--report-dir", type=Path, default=None, help="write PNG plots and index.html here")
-    parser.add_argument(
-        "--overwrite-report", action="store_true", help="replace an earlier report in --report-dir"
-    )
+    parser.add_argument("--overwrite-report", action="store_true", help="replace an earlier report in --report-dir")
     parser.add_argument("--json", action="store_true", help="print results as JSON")
     parser.add_argument(
         "--frontend",
@@ -188,7 +193,11 @@ def run(args: argparse.Namespace) -> int:
                     oracle_plan=oracle_plan,
                     profile=profile,
                     progress=bar,
-                    **({} if args.engine == "mocker" else {"frontend": args.frontend}),
+                    **(
+                        {}
+                        if args.engine == "mocker"
+                        else {"frontend": args.frontend, "kv_admission": args.kv_admission}
+                    ),
                 )
             except Exception as exc:
                 if args.engine == "mocker" and isinstance(exc, MockerUnavailable):

@@ -132,6 +132,8 @@ class ReplayResult:
     wall_s: float
     intervals: int
     unfinished: int
+    # decode preemptions (paged KV, our engine; None where the engine does not report them)
+    preemptions: int | None = None
     # per interval series for the report
     timeline: dict[str, list[Any]] = field(default_factory=dict)
 
@@ -245,6 +247,7 @@ def compute_oracle(workload: Workload, profile: Profile, config: PlannerConfig) 
         prefill_engine_num_gpu=config.prefill_engine_num_gpu,
         decode_engine_num_gpu=config.decode_engine_num_gpu,
         max_num_seqs=config.max_num_seqs,
+        max_num_batched_tokens=config.max_num_batched_tokens,
     )
 
 
@@ -270,7 +273,12 @@ def static_replicas(workload: Workload, profile: Profile, config: PlannerConfig)
 
 
 def _simulator(
-    workload: Workload, profile: Profile, config: PlannerConfig, initial: Replicas, startup_s: float
+    workload: Workload,
+    profile: Profile,
+    config: PlannerConfig,
+    initial: Replicas,
+    startup_s: float,
+    kv_admission: str = "paged",
 ) -> ClusterSimulator:
     return ClusterSimulator(
         profile,
@@ -281,7 +289,9 @@ def _simulator(
         decode_engine_num_gpu=config.decode_engine_num_gpu,
         initial=initial,
         startup_s=startup_s,
+        kv_admission=kv_admission,
         max_num_seqs=config.max_num_seqs,
+        max_num_batched_tokens=config.max_num_batched_tokens,
     )
 
 
@@ -315,13 +325,16 @@ def run_policy(
     progress: Callable[[int, int], None] | None = None,
     deployment_name: str | None = None,
     frontend: str = "direct",
+    kv_admission: str = "paged",
 ) -> ReplayResult:
     """Replay ``workload`` under one policy and score it: ``oracle`` and ``static`` open loop
     (:func:`replay_open_loop`), the planners closed loop (:func:`replay_closed_loop`).
 
     ``frontend`` (closed loop): ``direct`` reads the simulated frontend's window values straight
     from the simulator; ``exporter`` goes through the frontend exporter, a scrape every
-    ``--arrival-resolution-s`` and the Prometheus source's queries (same decisions, slower)."""
+    ``--arrival-resolution-s`` and the Prometheus source's queries (same decisions, slower).
+    ``kv_admission``: the simulated decode engines' KV admission, ``paged`` or ``reserve``
+    (:class:`~planner_core.sim.cluster.ClusterSimulator`)."""
     if policy not in POLICIES:
         raise ValueError(f"policy: unknown {policy!r}; choose from {', '.join(POLICIES)}")
     profile = profile or load_profile(config.profile_dir())
@@ -337,7 +350,9 @@ def run_policy(
     timeline["oracle_decode"] = [plan[k].decode if k < len(plan) else None for k in range(n_intervals)]
     predictor_name: str | None = None
     if policy in OPEN_LOOP_POLICIES:
-        sim, actions = replay_open_loop(workload, profile, config, policy, plan, timeline, startup_s, progress)
+        sim, actions = replay_open_loop(
+            workload, profile, config, policy, plan, timeline, startup_s, progress, kv_admission
+        )
     else:
         config, predictor, predictor_name = closed_loop_setup(workload, config, policy, startup_s)
         sim, actions = replay_closed_loop(
@@ -352,6 +367,7 @@ def run_policy(
             deployment_name,
             progress,
             frontend,
+            kv_admission,
         )
     # Let in-flight requests finish with the last replicas so every request is scored.
     sim.advance_to(math.inf)
@@ -370,6 +386,7 @@ def replay_open_loop(
     timeline: dict[str, list[Any]],
     startup_s: float,
     progress: Callable[[int, int], None] | None = None,
+    kv_admission: str = "paged",
 ) -> tuple[ClusterSimulator, int]:
     """Replicas fixed in advance, nothing observed: ``oracle`` sets each interval's ``plan`` at
     its start (ready at once), ``static`` runs :func:`static_replicas` all along. Returns the
@@ -379,9 +396,9 @@ def replay_open_loop(
     if policy == "oracle":
         first = plan[0] if plan else Replicas(config.min_endpoint, config.min_endpoint)
         initial = Replicas(max(first.prefill or 0, config.min_endpoint), max(first.decode or 0, config.min_endpoint))
-        sim = _simulator(workload, profile, config, initial, 0.0)
+        sim = _simulator(workload, profile, config, initial, 0.0, kv_admission)
     else:
-        sim = _simulator(workload, profile, config, static_replicas(workload, profile, config), startup_s)
+        sim = _simulator(workload, profile, config, static_replicas(workload, profile, config), startup_s, kv_admission)
     actions = 0
     for k in range(n_intervals):
         if policy == "oracle" and k < len(plan):
@@ -451,6 +468,7 @@ def replay_closed_loop(
     deployment_name: str | None = None,
     progress: Callable[[int, int], None] | None = None,
     frontend: str = "direct",
+    kv_admission: str = "paged",
 ) -> tuple[ClusterSimulator, int]:
     """The production :class:`PlanningCycle` (with ``predictor``, from :func:`closed_loop_setup`)
     every interval on simulated time: it observes the
@@ -459,7 +477,9 @@ def replay_closed_loop(
     ``frontend``: see :func:`run_policy`."""
     interval = float(config.adjustment_interval_s)
     n_intervals = len(timeline["start_s"])
-    sim = _simulator(workload, profile, config, first_interval_replicas(workload, profile, config), startup_s)
+    sim = _simulator(
+        workload, profile, config, first_interval_replicas(workload, profile, config), startup_s, kv_admission
+    )
     clock = SimulatedClock(workload.start)
     deployment_id = None
     if store is not None:
@@ -528,8 +548,18 @@ def _result(
     scores = score(sim, config)
     gpu_seconds = sim.gpu_seconds()
     return scored_result(
-        policy, predictor_name, scores, gpu_seconds["prefill"], gpu_seconds["decode"],
-        config, plan, actions, n_intervals, timeline, started,
+        policy,
+        predictor_name,
+        scores,
+        gpu_seconds["prefill"],
+        gpu_seconds["decode"],
+        config,
+        plan,
+        actions,
+        n_intervals,
+        timeline,
+        started,
+        preemptions=sim.preemptions,
     )
 
 
@@ -545,6 +575,7 @@ def scored_result(
     n_intervals: int,
     timeline: dict[str, list[Any]],
     started: float,
+    preemptions: int | None = None,
 ) -> ReplayResult:
     """One :class:`ReplayResult` from an engine's scores and GPU-seconds (both engines use it)."""
     return ReplayResult(
@@ -570,6 +601,7 @@ def scored_result(
         wall_s=time.perf_counter() - started,
         intervals=n_intervals,
         unfinished=int(scores["unfinished"]),
+        preemptions=preemptions,
         timeline=timeline,
     )
 

@@ -30,6 +30,7 @@ COLUMNS = (
     ("gpu_hours", "GPU-h", "{:.2f}"),
     ("gpu_hours_vs_oracle", "x oracle", "{:.2f}"),
     ("scaling_actions", "actions", "{}"),
+    ("preemptions", "preempted", "{:,}"),
     ("wall_s", "wall s", "{:.1f}"),
 )
 
