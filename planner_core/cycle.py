@@ -179,6 +179,8 @@ def predict(
         patterns += (observation.arrival_counts,)
     if patterns:
         forecast = replace(forecast, burst_patterns=patterns, burst_window_s=observation.arrival_window_s)
+    if observation.isl_histogram:
+        forecast = replace(forecast, isl_histogram=observation.isl_histogram)
     return forecast
 
 

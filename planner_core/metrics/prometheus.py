@@ -348,6 +348,22 @@ def counter_window(series: Sequence[Series], what: str, start_s: float, end_s: f
     return CounterWindow(tuple(increases), last - by_step[first], partial)
 
 
+def _buckets(series: Sequence[Series]) -> dict[float, float] | None:
+    """``{le: value}`` of one histogram's summed bucket series; None if a bound repeats (the
+    filter matches several deployments) or a value is not finite."""
+    out: dict[float, float] = {}
+    for s in series:
+        try:
+            le = float(s.labels["le"])
+        except (KeyError, ValueError):
+            return None
+        value = s.points[-1][1] if s.points else math.nan
+        if le in out or not math.isfinite(value):
+            return None
+        out[le] = value
+    return out
+
+
 @dataclass
 class PrometheusSource:
     """``MetricsSource`` over Prometheus for one deployment (model name + Dynamo namespace)."""
@@ -429,6 +445,7 @@ class PrometheusSource:
         except PrometheusQueryError:
             pass  # optional; the window's other values stand
 
+        isl_histogram = self._isl_histogram(start_s, end_s)
         missing_means = [n for n in means if means[n] is None and any(note.startswith(n + ":") for note in notes)]
         quality = "partial" if missing_means or requests_.partial_reason else "ok"
         return replace(
@@ -444,4 +461,26 @@ class PrometheusSource:
             arrival_counts=tuple(round(c) for c in requests_.increases),
             arrival_window_s=self.resolution_s,
             queued_requests=queued,
+            isl_histogram=isl_histogram,
         )
+
+    def _isl_histogram(self, start_s: float, end_s: float) -> tuple[tuple[float, float], ...] | None:
+        """The window's ISL histogram: each ``le`` bucket's counter at the end minus at the start
+        (instant queries). None when it cannot be read whole: no buckets, a bucket missing at
+        one end, several deployments, a non-finite value or a counter reset. Optional: the rest
+        of the observation stands without it."""
+        query = promql.bucket_query(promql.ISL, self.model_name, self.namespace)
+        try:
+            at_start = _buckets(self.api.query(query, start_s))
+            at_end = _buckets(self.api.query(query, end_s))
+        except PrometheusQueryError:
+            return None
+        if not at_start or not at_end or set(at_start) != set(at_end):
+            return None
+        out = []
+        for le in sorted(at_end):
+            increase = at_end[le] - at_start[le]
+            if increase < 0:
+                return None
+            out.append((le, increase))
+        return tuple(out) if math.isinf(out[-1][0]) else None
