@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 from collections.abc import Mapping, Sequence
 from enum import StrEnum
@@ -237,6 +238,8 @@ class PlannerConfig(BaseModel):
         except (TypeError, ValueError):
             return data  # the field's own validation reports it
         steps = interval / default
+        if not math.isfinite(steps):
+            return data  # the field's own validation reports it
         if interval > 0 and abs(steps - round(steps)) > 1e-9:
             return {**data, "arrival_resolution_s": interval}
         return data
@@ -260,8 +263,9 @@ class PlannerConfig(BaseModel):
         if self.max_gpu_budget < needed:
             raise ValueError(
                 f"max_gpu_budget: {self.max_gpu_budget} GPUs cannot hold the minimum of "
-                f"{self.min_endpoint} replica(s) per planned component ({needed} GPUs); "
-                f"raise --max-gpu-budget to at least {needed} or lower --min-endpoint"
+                f"{self.min_endpoint} replica(s) per planned component ({needed} GPUs at "
+                f"{self.prefill_engine_num_gpu} GPU(s) per prefill, {self.decode_engine_num_gpu} per decode engine); "
+                f"raise --max-gpu-budget to at least {needed}, lower --min-endpoint or the engines' GPUs"
             )
         steps = self.adjustment_interval_s / self.arrival_resolution_s
         if abs(steps - round(steps)) > 1e-9:

@@ -78,7 +78,10 @@ def _number(raw: Any, what: str) -> float:
 def _point(raw: Any) -> tuple[float, float]:
     if not isinstance(raw, list | tuple) or len(raw) != 2:
         raise PrometheusQueryError(f"malformed answer: a sample must be [timestamp, value], got {raw!r:.80}")
-    return _number(raw[0], "timestamp"), _number(raw[1], "value")
+    at = _number(raw[0], "timestamp")
+    if not math.isfinite(at):  # values may be NaN or Inf (they say why a value is missing), times not
+        raise PrometheusQueryError(f"malformed answer: a sample's timestamp is {raw[0]!r:.40}")
+    return at, _number(raw[1], "value")
 
 
 def parse_response(body: str | bytes) -> list[Series]:
@@ -440,7 +443,7 @@ class PrometheusSource:
         queued = None
         try:
             found = self.api.query(promql.series_query(promql.QUEUED_REQUESTS, self.model_name, self.namespace), end_s)
-            if len(found) == 1 and math.isfinite(found[0].points[-1][1]):
+            if len(found) == 1 and found[0].points and math.isfinite(found[0].points[-1][1]):
                 queued = found[0].points[-1][1]
         except PrometheusQueryError:
             pass  # optional; the window's other values stand
