@@ -541,7 +541,7 @@ def test_load_scale_integer_factor():
     arrival = np.array([0.0, 10.0, 20.0])
     isl = np.array([1.0, 2.0, 3.0])
     osl = np.array([4.0, 5.0, 6.0])
-    a, i, o = load_scale(arrival, isl, osl, 3, seed=1)
+    a, i, o = load_scale(arrival, isl, osl, 3, seed=1, copy_jitter_s=1.0)
     assert a.size == 9
     assert np.all(np.diff(a) >= 0)
     for t, x, y in zip(arrival, isl, osl, strict=True):
@@ -549,10 +549,45 @@ def test_load_scale_integer_factor():
         assert mine.sum() == 3 and np.all(o[mine] == y)
         shifts = a[mine] - t
         assert shifts.min() == 0.0 and np.all((shifts >= 0) & (shifts < 1))
-    again = load_scale(arrival, isl, osl, 3, seed=1)
+    again = load_scale(arrival, isl, osl, 3, seed=1, copy_jitter_s=1.0)
     assert all(np.array_equal(p, q) for p, q in zip((a, i, o), again, strict=True))
-    other = load_scale(arrival, isl, osl, 3, seed=2)
+    other = load_scale(arrival, isl, osl, 3, seed=2, copy_jitter_s=1.0)
     assert not np.array_equal(a, other[0])
+
+
+def test_load_scale_spreads_copies_over_the_jitter_window_as_independent_users():
+    n = 5000
+    arrival = np.sort(np.random.default_rng(7).uniform(0, 3600, n))
+    ones = np.ones(n)
+    burst, _, _ = load_scale(arrival, ones, ones, 10, seed=3, copy_jitter_s=1.0)
+    spread, _, _ = load_scale(arrival, ones, ones, 10, seed=3)  # default: 60 s, the replay's interval
+    assert spread.size == burst.size == 10 * n
+    # copies land anywhere in [t, t + 60): per-second counts far less bursty than K copies in 1 s
+    per_s = lambda a: np.bincount(a.astype(int))  # noqa: E731
+    assert per_s(burst).max() > per_s(spread).max()
+    # per-second counts of K independent streams: variance close to the mean (Poisson-like),
+    # while the 1 s copies make every second a multiple of 10-ish
+    counts = per_s(spread)[60:3600]
+    assert counts.var() / counts.mean() < 2.0
+    b = per_s(burst)[60:3600]
+    assert b.var() / b.mean() > 5.0
+    # the load over longer spans is kept (each copy moves by less than a minute)
+    per_10min = lambda a: np.bincount((a // 600).astype(int))[1:6]  # noqa: E731 (the first loses copies to the second)
+    assert np.allclose(per_10min(spread), per_10min(burst), rtol=0.03)
+    # deterministic per seed, and the window scales the same draws
+    assert np.array_equal(spread, load_scale(arrival, ones, ones, 10, seed=3)[0])
+    jitter_0, _, _ = load_scale(arrival, ones, ones, 10, seed=3, copy_jitter_s=0.0)
+    assert np.array_equal(np.sort(jitter_0), np.sort(np.repeat(arrival, 10)))
+    with pytest.raises(ValueError, match="jitter"):
+        load_scale(arrival, ones, ones, 10, copy_jitter_s=-1.0)
+
+
+def test_speed_up_divides_inter_arrival_times():
+    from planner_core.sim.workload import speed_up
+
+    assert speed_up([0.0, 10.0, 30.0], 10).tolist() == [0.0, 1.0, 3.0]
+    with pytest.raises(ValueError, match="speed-up"):
+        speed_up([1.0], 0)
 
 
 def test_load_scale_fraction():

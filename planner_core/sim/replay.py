@@ -48,6 +48,7 @@ from planner_core.profiles import Profile, load_profile
 from planner_core.records import LoadForecast, Observation, Replicas
 from planner_core.sim.cluster import ClusterSimulator
 from planner_core.sim.oracle import oracle_replicas
+from planner_core.sim.workload import DEFAULT_COPY_JITTER_S
 from planner_core.sizing import size
 
 POLICIES = ("default", "dynamo", "static", "oracle", "clairvoyant")
@@ -149,16 +150,21 @@ def load_workload(
     seed: int = 0,
     duration_s: float | None = None,
     max_requests: int | None = None,
+    copy_jitter_s: float = DEFAULT_COPY_JITTER_S,
+    speed_up: float = 1.0,
 ) -> Workload:
     """Requests to replay from any supported trace.
 
     Per-request traces (Azure CSV, Mooncake JSONL) are used as they are; a ServeGen aggregate
     rate curve becomes Poisson arrivals at its rate with (ISL, OSL) pairs drawn from the bundled
-    Azure conversation trace. ``duration_s`` keeps only the first seconds; ``load_scale``
-    multiplies the arrival rate while keeping the shape (see :func:`planner_core.sim.load_scale`).
+    Azure conversation trace. ``speed_up`` compresses time (inter-arrival times divided by it);
+    ``duration_s`` then keeps only the first seconds of the replay; ``load_scale`` multiplies the
+    arrival rate while keeping the shape, each copy shifted within ``copy_jitter_s`` (see
+    :mod:`planner_core.sim.workload`).
     """
     from planner_core.config import BUNDLED_TRACE
     from planner_core.sim.workload import load_scale as scale_load
+    from planner_core.sim.workload import speed_up as compress
     from planner_core.traces import (
         TraceError,
         detect_format,
@@ -171,11 +177,13 @@ def load_workload(
     if detect_format(path) == "servegen_aggregate":
         curve = read_rate_curve(path)
         start = float(curve.window_start_s[0])
-        end = start + duration_s if duration_s is not None else None
+        end = start + duration_s * speed_up if duration_s is not None else None
         trace = requests_from_rate_curve(curve, read_trace(BUNDLED_TRACE), seed, start_s=start, end_s=end)
     else:
         trace = read_trace(path)
     arrival, isl, osl = trace.arrival_s, trace.isl, trace.osl
+    if speed_up != 1.0:
+        arrival = compress(arrival, speed_up)
     if duration_s is not None:
         keep = arrival < duration_s
         arrival, isl, osl = arrival[keep], isl[keep], osl[keep]
@@ -185,7 +193,7 @@ def load_workload(
             f"more than the {max_requests:,} a replay holds in memory; lower --load-scale or --duration-s"
         )
     if load_scale != 1.0:
-        arrival, isl, osl = scale_load(arrival, isl, osl, load_scale, seed)
+        arrival, isl, osl = scale_load(arrival, isl, osl, load_scale, seed, copy_jitter_s)
     start_time = datetime.fromtimestamp(trace.origin_s, UTC) if trace.origin_s else DEFAULT_EPOCH
     return Workload(
         np.asarray(arrival, dtype=np.float64),
