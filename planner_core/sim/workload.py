@@ -6,7 +6,8 @@ Two ways to raise a trace's load, both deterministic per seed:
   independent users sending the same request would: each extra copy is shifted by a random offset
   spread uniformly over ``copy_jitter_s`` seconds (default :data:`DEFAULT_COPY_JITTER_S`, the
   replay's adjustment interval), so the per-minute load and its shape are kept while the
-  per-second arrivals are about as bursty as ``K`` independent streams. ``copy_jitter_s=1`` is
+  per-second arrivals are about as bursty as ``K`` independent streams. Copies shifted past the
+  trace's end wrap to its start, so the replay does not open with a ramp. ``copy_jitter_s=1`` is
   the burst stress test (every copy within a second of its original: per-second arrivals about
   ``K`` times burstier than ``K`` independent users; the replay's default before issue 14).
 * :func:`speed_up` (``--speed-up K``): time compression, every inter-arrival time divided by
@@ -38,8 +39,10 @@ def load_scale(
 ) -> tuple[FloatArray, FloatArray, FloatArray]:
     """Scale a trace's load by ``k``: every request appears ``floor(k)`` times, plus one more copy
     with probability ``k - floor(k)``. The first copy keeps the original arrival time; every
-    further copy is shifted later by an independent uniform ``[0, copy_jitter_s)`` offset. ISL and
-    OSL are copied unchanged. Seeded (``numpy.random.default_rng(seed)``; the same draws for every
+    further copy is shifted later by an independent uniform ``[0, copy_jitter_s)`` offset, and one
+    shifted past the trace's last arrival wraps around to its start (the span is treated as
+    periodic, so the first ``copy_jitter_s`` seconds are not a ramp). ISL and OSL are copied
+    unchanged. Seeded (``numpy.random.default_rng(seed)``; the same draws for every
     ``copy_jitter_s``, which only scales them); the result is sorted by arrival (stable, so ties
     keep trace order). Returns ``(arrival_s, isl, osl)`` as float arrays.
     """
@@ -64,6 +67,15 @@ def load_scale(
     pos = np.arange(idx.size) - np.repeat(starts, copies)
     shift = np.where(pos > 0, rng.random(idx.size) * copy_jitter_s, 0.0)
     out_arrival = arrival[idx] + shift
+    if arrival.size and copy_jitter_s > 0:
+        # The trace's span is treated as periodic: a copy shifted past its last arrival wraps
+        # to its start. Users were already active before the trace began, so its first seconds
+        # keep the full load instead of a ramp over the first ``copy_jitter_s`` (and nothing
+        # trails past the end).
+        t0, t1 = float(arrival.min()), float(arrival.max())
+        period = t1 - t0
+        if period > 0:
+            out_arrival = np.where(out_arrival > t1, t0 + np.mod(out_arrival - t1, period), out_arrival)
     order = np.argsort(out_arrival, kind="stable")
     return out_arrival[order], isl_a[idx][order], osl_a[idx][order]
 
