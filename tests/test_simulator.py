@@ -104,14 +104,65 @@ def test_single_prefill_worker_matches_mg1(profile):
     lam = rho / float(np.mean(svc))
     arrival = np.cumsum(rng.exponential(1 / lam, n))
     osl = np.full(n, 5.0)
-    sim = run(ClusterSimulator(profile, arrival, isl, osl, initial=Replicas(1, 2)), arrival[-1] + 600)
-    res = sim.results()
+    # one request per forward pass (no batching): the M/G/1 queue
+    sim = ClusterSimulator(profile, arrival, isl, osl, initial=Replicas(1, 2), max_num_batched_tokens=None)
+    res = run(sim, arrival[-1] + 600).results()
     assert np.all(res.finished)
     wait_s = res.prefill_start_s - res.arrival_s
     # no decode-admission wait: TTFT = prefill wait + prefill time
     assert np.allclose(res.ttft_ms, (wait_s + svc) * 1000, rtol=1e-9, atol=1e-6)
     expected = lam * float(np.mean(svc**2)) / (2 * (1 - lam * float(np.mean(svc))))
     assert float(np.mean(wait_s)) == pytest.approx(expected, rel=0.10)
+
+
+# --------------------------------------------------------------------------- batched prefill
+
+
+@pytest.mark.parametrize("budget", [8192, 2048, None])
+def test_one_request_at_a_time_is_the_profile_exactly(profile, budget):
+    """Concurrency 1: every prompt, chunked or not, takes exactly the profile's TTFT."""
+    isl = np.array([100.0, 1155.0, 3000.0, 8192.0, 8193.0, 12000.0, 16000.0, 40.0])
+    arrival = np.arange(isl.size) * 10.0
+    sim = ClusterSimulator(profile, arrival, isl, np.full(isl.size, 20.0), max_num_batched_tokens=budget)
+    res = run(sim, 200).results()
+    assert res.finished.all()
+    expected = [profile.prefill.ttft_ms(x) for x in isl]
+    assert res.ttft_ms.tolist() == pytest.approx(expected, rel=1e-12)
+    assert res.preemptions.tolist() == [0] * isl.size
+
+
+def test_queued_prompts_share_a_pass_timed_at_their_total_tokens(profile):
+    # r0 alone; r1..r9 (1,000 tokens each) arrive while it runs: the next pass takes 8 of them
+    # whole and the first 192 tokens of the ninth (budget 8,192); the pass after that, the rest
+    arrival = np.array([0.0] + [0.001 * k for k in range(1, 10)])
+    isl = np.array([2000.0] + [1000.0] * 9)
+    sim = ClusterSimulator(profile, arrival, isl, np.full(10, 5.0), initial=Replicas(1, 1))
+    res = run(sim, 100).results()
+    ttft = profile.prefill.ttft_ms
+    t1 = ttft(2000) / 1000
+    t2 = t1 + ttft(8192) / 1000
+    t3 = t2 + (ttft(1000) - ttft(192)) / 1000  # the rest of the ninth alone: its prompt's increment
+    assert res.first_token_s.tolist() == pytest.approx([t1] + [t2] * 8 + [t3], rel=1e-12)
+    assert res.prefill_start_s.tolist() == pytest.approx([0.0] + [t1] * 9, rel=1e-12)
+
+
+def test_saturated_prefill_engine_runs_at_the_profile_throughput_plateau(profile):
+    # 2,000 prompts of 1,000 tokens queued at once: full 8,192-token passes back to back
+    n = 2000
+    sim = ClusterSimulator(profile, np.zeros(n), np.full(n, 1000.0), np.ones(n), initial=Replicas(1, 4))
+    res = run(sim, 1000).results()
+    span_s = float(np.max(res.first_token_s))
+    tokens_per_s = n * 1000 / span_s
+    plateau = 8192 / (profile.prefill.ttft_ms(8192) / 1000)
+    assert tokens_per_s == pytest.approx(plateau, rel=0.01)
+    one_at_a_time = 1000 / (profile.prefill.ttft_ms(1000) / 1000)
+    assert tokens_per_s > 1.3 * one_at_a_time
+    # the same queue one request per pass takes the profile's time for each
+    legacy = ClusterSimulator(
+        profile, np.zeros(n), np.full(n, 1000.0), np.ones(n), initial=Replicas(1, 4), max_num_batched_tokens=None
+    )
+    span_legacy = float(np.max(run(legacy, 1000).results().first_token_s))
+    assert span_legacy == pytest.approx(n * profile.prefill.ttft_ms(1000) / 1000, rel=1e-9)
 
 
 # --------------------------------------------------------------------------- KV capacity
@@ -131,8 +182,132 @@ def test_full_decode_worker_makes_requests_wait(profile):
 
 
 def test_request_larger_than_an_engine_still_runs(profile):
-    sim = run(ClusterSimulator(profile, np.array([0.0]), np.array([2e6]), np.array([10.0])), 100)
+    # 2M tokens: a prefill of about half an hour (extrapolated), then decode on an empty worker
+    sim = run(ClusterSimulator(profile, np.array([0.0]), np.array([2e6]), np.array([10.0])), 10_000)
     assert sim.results().finished.all()
+
+
+def test_prompts_beyond_the_profile_take_their_extrapolated_prefill_time(profile):
+    isl = np.array([16_372.0, 40_000.0, 191_000.0])
+    arrival = np.array([0.0, 100.0, 200.0])  # one at a time: no queueing
+    sim = run(ClusterSimulator(profile, arrival, isl, np.full(3, 10.0), initial=Replicas(1, 1)), math.inf)
+    res = sim.results()
+    for i, x in enumerate(isl):
+        assert res.ttft_ms[i] == pytest.approx(profile.prefill.ttft_ms(x), rel=1e-9)
+    assert res.ttft_ms[0] == pytest.approx(375.482618)  # the profile's last point, exactly
+    assert res.ttft_ms[1] > 1000 and res.ttft_ms[2] > 10_000  # no longer clamped to 375 ms
+
+
+def test_decode_worker_runs_at_most_max_num_seqs_sequences(profile):
+    """Five requests ready for decode at once on one worker capped at 2: two join, the third
+    joins when the first leaves (its wait is TTFT), and so on; without the cap all five join."""
+    n = 5
+    arrival = np.zeros(n)
+    isl, osl = np.full(n, 100.0), np.array([10.0, 20.0, 30.0, 40.0, 50.0])
+    capped = run(
+        ClusterSimulator(profile, arrival, isl, osl, initial=Replicas(5, 1), startup_s=0.0, max_num_seqs=2),
+        math.inf,
+    )
+    free = run(ClusterSimulator(profile, arrival, isl, osl, initial=Replicas(5, 1), startup_s=0.0), math.inf)
+    res_c, res_f = capped.results(), free.results()
+    svc = prefill_service_s(profile, isl)[0]
+    assert np.allclose(res_f.first_token_s, svc)  # no cap: all join when their prefill ends
+    first, finish = res_c.first_token_s, res_c.finish_s
+    assert np.allclose(first[:2], svc)
+    # each later request joins exactly when an earlier one leaves; never more than 2 resident
+    assert first[2] == pytest.approx(finish[0]) and first[3] == pytest.approx(finish[1])
+    events = sorted([(t, 1) for t in first] + [(t, -1) for t in finish], key=lambda e: (e[0], e[1]))
+    resident = np.cumsum([d for _, d in events])
+    assert resident.max() == 2
+    assert np.all(res_c.ttft_ms[2:] > res_f.ttft_ms[2:] + 10)
+    assert capped.results().finished.all()
+
+
+def test_max_num_seqs_places_on_the_least_loaded_worker_below_the_cap(profile):
+    # two workers capped at 1: the second request goes to the other worker, the third waits
+    arrival = np.zeros(3)
+    sim = run(
+        ClusterSimulator(
+            profile, arrival, np.full(3, 100.0), np.full(3, 20.0), initial=Replicas(3, 2), startup_s=0.0,
+            max_num_seqs=1,
+        ),
+        math.inf,
+    )
+    res = sim.results()
+    svc = prefill_service_s(profile, np.array([100.0]))[0]
+    assert np.allclose(res.first_token_s[:2], svc)
+    assert res.first_token_s[2] == pytest.approx(min(res.finish_s[:2]))
+
+
+def test_paged_kv_preempts_the_newest_request_when_the_cache_overflows(profile):
+    # Two 400k-token prompts join one decode engine (945,029 tokens) together; each then grows by
+    # one token per step: the cache overflows at 72,514.5 tokens each and the later one is
+    # preempted (LIFO), recomputes its prompt + generated tokens in prefill and finishes later.
+    cap = profile.decode.max_kv_tokens
+    isl = np.full(2, 400_000.0)
+    osl = np.full(2, 100_000.0)
+    sim = ClusterSimulator(profile, np.zeros(2), isl, osl, initial=Replicas(2, 1))
+    res = run(sim, math.inf).results()
+    assert res.finished.all()
+    assert res.preemptions.tolist() == [0, 1] and sim.preemptions == 1
+    assert res.first_token_s[0] == res.first_token_s[1], "both joined at once; the first token is not re-emitted"
+    assert res.finish_s[1] > res.finish_s[0]
+    # the survivor's ITL is the profile's: one resident before and after, two in between
+    tok_full = (cap - 800_000) / 2
+    assert tok_full == pytest.approx(72_514.5)
+    # reserve admission: the second one waits for the first instead (peak 500k each)
+    reserve = ClusterSimulator(profile, np.zeros(2), isl, osl, initial=Replicas(2, 1), kv_admission="reserve")
+    rres = run(reserve, math.inf).results()
+    assert rres.preemptions.tolist() == [0, 0] and reserve.preemptions == 0
+    assert rres.first_token_s[1] == pytest.approx(rres.finish_s[0])
+
+
+def test_paged_kv_admits_more_than_reserve_and_counts_preemptions(profile):
+    """Long prompts and outputs on two decode engines: paged admission packs more requests (less
+    waiting for KV) and pays for it in preemptions, counted per request and in total."""
+    rng = np.random.default_rng(5)
+    n = 300
+    arrival = np.sort(rng.uniform(0, 60, n))
+    isl = rng.integers(20_000, 60_000, n).astype(float)
+    osl = rng.integers(2_000, 8_000, n).astype(float)
+
+    def replay(mode: str) -> tuple[ClusterSimulator, object]:
+        sim = ClusterSimulator(profile, arrival, isl, osl, initial=Replicas(8, 2), kv_admission=mode)
+        return sim, run(sim, math.inf).results()
+
+    paged, pres = replay("paged")
+    reserve, rres = replay("reserve")
+    assert pres.finished.all() and rres.finished.all()
+    assert paged.preemptions > 0 and paged.preemptions == int(pres.preemptions.sum())
+    assert reserve.preemptions == 0
+    assert np.median(pres.ttft_ms) < np.median(rres.ttft_ms)
+    again, ares = replay("paged")
+    assert again.preemptions == paged.preemptions
+    for field in ("ttft_ms", "itl_ms", "finish_s", "preemptions"):
+        assert np.array_equal(getattr(ares, field), getattr(pres, field))
+
+
+def test_same_seed_same_result_with_batching_and_preemption(profile):
+    rng = np.random.default_rng(11)
+    base_arrival = np.sort(rng.uniform(0, 120, 400))
+    base_isl = rng.integers(500, 40_000, 400).astype(float)
+    base_osl = rng.integers(100, 6_000, 400).astype(float)
+
+    def replay(seed: int):
+        arrival, isl, osl = load_scale(base_arrival, base_isl, base_osl, 3, seed=seed)
+        sim = ClusterSimulator(profile, arrival, isl, osl, initial=Replicas(3, 3), startup_s=10)
+        for k in range(1, 6):
+            sim.advance_to(30.0 * k)
+            sim.set_targets(Replicas(1 + k % 3, 2 + k % 2))
+        sim.advance_to(math.inf)
+        return sim.results(), sim.preemptions, sim.gpu_seconds()
+
+    a, b, c = replay(1), replay(1), replay(2)
+    assert a[1] > 0, "the workload preempts"
+    assert a[1] == b[1] and a[2] == b[2]
+    for field in ("ttft_ms", "itl_ms", "finish_s", "prefill_start_s", "preemptions"):
+        assert np.array_equal(getattr(a[0], field), getattr(b[0], field), equal_nan=True)
+    assert not np.array_equal(a[0].ttft_ms, c[0].ttft_ms)
 
 
 # --------------------------------------------------------------------------- scaling
@@ -218,7 +393,7 @@ def test_decode_draining_finishes_its_requests_then_goes(profile):
     reps = sim.replicas()["decode"]
     assert (reps["ready"], reps["draining"]) == (1, 1)
     drained = next(w for w in workers if w.state == DRAINING)
-    residents = {r for _, r in drained.heap}
+    residents = set(drained.members)
     count = drained.n
     t = 5.0
     while drained.state != GONE:
@@ -241,7 +416,7 @@ def test_decode_draining_finishes_its_requests_then_goes(profile):
 def test_prefill_draining_finishes_current_request(profile):
     # two long prefills in flight; scale to 1: the newest busy worker drains after its request
     arrival = np.array([0.0, 0.0, 0.0])
-    isl = np.full(3, 16000.0)
+    isl = np.full(3, 6000.0)
     svc = prefill_service_s(profile, isl)[0]
     sim = ClusterSimulator(profile, arrival, isl, np.full(3, 5.0), initial=Replicas(2, 1))
     sim.advance_to(svc / 2)

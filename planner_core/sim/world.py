@@ -47,6 +47,7 @@ class SimWorld:
             decode_engine_num_gpu=config.decode_engine_num_gpu,
             initial=initial or Replicas(1, 1),
             startup_s=0.0,
+            max_num_seqs=config.max_num_seqs,
         )
         self.clock = SimulatedClock(EPOCH)
         # the arrival counts at the resolution the planner is set to read, as in the replay
