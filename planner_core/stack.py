@@ -153,10 +153,34 @@ def prometheus_config(targets: list[str], scrape_interval_s: float = 1.0, labels
     )
 
 
+def backfill_prometheus(stack: Stack, openmetrics: Path) -> None:
+    """Write the samples of an OpenMetrics file (with timestamps) into the stack's Prometheus data
+    directory, before :func:`start_prometheus` (``promtool tsdb create-blocks-from openmetrics``)."""
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        raise StackError("promtool is not installed: apt-get install prometheus (scripts/test.sh does)")
+    stack.run(
+        "promtool",
+        [
+            promtool,
+            "tsdb",
+            "create-blocks-from",
+            "openmetrics",
+            str(openmetrics),
+            str(stack.workdir / "prometheus-data"),
+        ],
+    )
+
+
 def start_prometheus(
-    stack: Stack, targets: list[str], scrape_interval_s: float = 1.0, labels: dict[str, str] | None = None
+    stack: Stack,
+    targets: list[str],
+    scrape_interval_s: float = 1.0,
+    labels: dict[str, str] | None = None,
+    retention: str | None = None,
 ) -> str:
-    """Start Prometheus scraping ``targets``; its base URL."""
+    """Start Prometheus scraping ``targets``; its base URL. ``retention`` (e.g. ``100y``) keeps
+    back-filled samples older than Prometheus's default 15 days."""
     binary = shutil.which("prometheus")
     if binary is None:
         raise StackError("prometheus is not installed: apt-get install prometheus (scripts/test.sh does)")
@@ -170,6 +194,7 @@ def start_prometheus(
             f"--config.file={config}",
             f"--storage.tsdb.path={stack.workdir / 'prometheus-data'}",
             f"--web.listen-address=127.0.0.1:{port}",
+            *([f"--storage.tsdb.retention.time={retention}"] if retention else []),
         ],
     )
     url = f"http://127.0.0.1:{port}"
