@@ -44,7 +44,9 @@ def main() -> None:
     parser.add_argument("--policies", default=None)
     parser.add_argument("--predictor", default="auto", help="predictor of the default policy")
     parser.add_argument("--resolutions", default="1,5,15", help="arrival resolutions (s) of the default policy")
-    parser.add_argument("--mocker-max-num-seqs", type=int, default=MockerEngine.max_num_seqs)
+    parser.add_argument(
+        "--max-num-seqs", type=int, default=None, help="engines' running-sequence cap (default: the planner's, 256)"
+    )
     parser.add_argument("--duration-s", type=float, default=None, help="replay only the first N seconds")
     args = parser.parse_args()
     mocker = args.engine == "mocker"
@@ -58,7 +60,12 @@ def main() -> None:
             else "default,clairvoyant,dynamo,static,oracle"
         )
 
-    config = make_config(adjustment_interval_s=60, max_gpu_budget=256, load_predictor=args.predictor)
+    config = make_config(
+        adjustment_interval_s=60,
+        max_gpu_budget=256,
+        load_predictor=args.predictor,
+        **({} if args.max_num_seqs is None else {"max_num_seqs": args.max_num_seqs}),
+    )
     profile = load_profile(config.profile_dir())
     summary = []
     for trace in args.traces.split(","):
@@ -70,7 +77,9 @@ def main() -> None:
             plan = compute_oracle(workload, profile, config)
             oracle_s = time.perf_counter() - t0
             if mocker:
-                engine = MockerEngine(max_num_seqs=args.mocker_max_num_seqs)
+                engine = MockerEngine(
+                    max_num_seqs=config.max_num_seqs, max_num_batched_tokens=config.max_num_batched_tokens
+                )
                 with mocker_inputs(workload, profile, engine) as inputs:
                     results = [
                         run_mocker_policy(workload, config, p, oracle_plan=plan, profile=profile, inputs=inputs)
@@ -81,7 +90,7 @@ def main() -> None:
                     run_policy(workload, config, p, oracle_plan=plan, profile=profile) for p in args.policies.split(",")
                 ]
             by = {r.policy: r for r in results}
-            engine_note = f", mocker engine, max_num_seqs {args.mocker_max_num_seqs}" if mocker else ""
+            engine_note = f", {'mocker' if mocker else 'our'} engine, max_num_seqs {config.max_num_seqs}"
             print(f"\n== azure {trace} x{scale:g}: {len(workload):,} requests "
                   f"(trace load {load_s:.1f} s, oracle {oracle_s:.1f} s{engine_note})")
             print(format_table(results))

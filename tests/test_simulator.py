@@ -196,8 +196,67 @@ def test_full_decode_worker_makes_requests_wait(profile):
 
 
 def test_request_larger_than_an_engine_still_runs(profile):
-    sim = run(ClusterSimulator(profile, np.array([0.0]), np.array([2e6]), np.array([10.0])), 100)
+    # 2M tokens: a prefill of about half an hour (extrapolated), then decode on an empty worker
+    sim = run(ClusterSimulator(profile, np.array([0.0]), np.array([2e6]), np.array([10.0])), 10_000)
     assert sim.results().finished.all()
+
+
+def test_prompts_beyond_the_profile_take_their_extrapolated_prefill_time(profile):
+    isl = np.array([16_372.0, 40_000.0, 191_000.0])
+    arrival = np.array([0.0, 100.0, 200.0])  # one at a time: no queueing
+    sim = run(ClusterSimulator(profile, arrival, isl, np.full(3, 10.0), initial=Replicas(1, 1)), math.inf)
+    res = sim.results()
+    prefill_ms = (res.prefill_end_s - arrival) * 1000
+    for i, x in enumerate(isl):
+        assert prefill_ms[i] == pytest.approx(profile.prefill.ttft_ms(x), rel=1e-9)
+    assert prefill_ms[0] == pytest.approx(375.482618)  # the profile's last point, exactly
+    assert prefill_ms[1] > 1000 and prefill_ms[2] > 10_000  # no longer clamped to 375 ms
+
+
+def test_decode_worker_runs_at_most_max_num_seqs_sequences(profile):
+    """Five requests ready for decode at once on one worker capped at 2: two join, the third
+    joins when the first leaves (its wait is TTFT), and so on; without the cap all five join."""
+    n = 5
+    arrival = np.zeros(n)
+    isl, osl = np.full(n, 100.0), np.array([10.0, 20.0, 30.0, 40.0, 50.0])
+    capped = run(
+        ClusterSimulator(profile, arrival, isl, osl, initial=Replicas(5, 1), startup_s=0.0, max_num_seqs=2),
+        math.inf,
+    )
+    free = run(ClusterSimulator(profile, arrival, isl, osl, initial=Replicas(5, 1), startup_s=0.0), math.inf)
+    res_c, res_f = capped.results(), free.results()
+    svc = prefill_service_s(profile, isl)[0]
+    assert np.allclose(res_f.decode_join_s, svc)  # no cap: all join when their prefill ends
+    first, finish = res_c.decode_join_s, res_c.finish_s
+    assert np.allclose(first[:2], svc)
+    # each later request joins exactly when an earlier one leaves; never more than 2 resident
+    assert first[2] == pytest.approx(finish[0]) and first[3] == pytest.approx(finish[1])
+    events = sorted([(t, 1) for t in first] + [(t, -1) for t in finish], key=lambda e: (e[0], e[1]))
+    resident = np.cumsum([d for _, d in events])
+    assert resident.max() == 2
+    assert np.all(res_c.ttft_ms[2:] > res_f.ttft_ms[2:] + 10)
+    assert capped.results().finished.all()
+
+
+def test_max_num_seqs_places_on_the_least_loaded_worker_below_the_cap(profile):
+    # two workers capped at 1: the second request goes to the other worker, the third waits
+    arrival = np.zeros(3)
+    sim = run(
+        ClusterSimulator(
+            profile,
+            arrival,
+            np.full(3, 100.0),
+            np.full(3, 20.0),
+            initial=Replicas(3, 2),
+            startup_s=0.0,
+            max_num_seqs=1,
+        ),
+        math.inf,
+    )
+    res = sim.results()
+    svc = prefill_service_s(profile, np.array([100.0]))[0]
+    assert np.allclose(res.decode_join_s[:2], svc)
+    assert res.decode_join_s[2] == pytest.approx(min(res.finish_s[:2]))
 
 
 def test_paged_kv_preempts_the_newest_request_when_the_cache_overflows(profile):

@@ -158,9 +158,16 @@ def test_arrival_counts_round_trip_for_restarted_planners(store):
 def test_decision_round_trip_keeps_every_number(store):
     dep = store.ensure_deployment("d", "ns", "m", "vllm", "disagg")
     run = store.begin_run(dep, "schedule", {}, T0)
-    decision = replace(make_decision(), details={"horizon": 2, "quantile": 0.9, "nan": float("nan")})
+    decision = replace(
+        make_decision(), prefill_infeasible_num_req=12.5, details={"horizon": 2, "quantile": 0.9, "nan": float("nan")}
+    )
     assert decision.action == "scale" and decision.prefill_replicas and decision.decode_replicas
     dec_id = store.record_decision(run, decision, dry_run=True)
+    with store.engine.connect() as conn:  # migration 0009's column, in the view too (PostgreSQL expands dc.*)
+        in_view = conn.execute(
+            text("SELECT prefill_infeasible_num_req FROM v_decisions WHERE decision_id = :i"), {"i": dec_id}
+        ).scalar()
+    assert in_view == 12.5
     with store.engine.connect() as conn:
         row = conn.execute(select(DecisionRow.__table__).where(DecisionRow.id == dec_id)).mappings().one()
     assert row["decided_at"] == T0 and row["dry_run"] in (True, 1) and row["deployment_id"] == dep

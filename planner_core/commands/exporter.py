@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     store = Store(args.db_url)
     server, bound = serve_store(store, port, config.metric_reporting_prometheus_address)
     print(
-        f"serving planner metrics from {store.url} on http://{config.metric_reporting_prometheus_address}:{bound}/metrics",
+        f"serving planner metrics from {store!r} on http://{config.metric_reporting_prometheus_address}:{bound}/metrics",
         flush=True,
     )
     stop = threading.Event()

@@ -49,6 +49,8 @@ REPLAY_FLAGS = (
     "load_predictor_log1p",
     "arrival_resolution_s",
     "while_rolling_out",
+    "max_num_seqs",
+    "max_num_batched_tokens",
 )
 # Settings a replay takes from PLANNER_* variables: all that shape the planner's decisions, not
 # those about the real cluster and its metrics (a bad metrics port must not fail a replay, and
@@ -93,15 +95,6 @@ def register(subparsers: Any) -> None:
         choices=("ours", "mocker"),
         default="ours",
         help="simulator to replay on: ours, or Dynamo 1.6.1's mocker (pip install -e '.[mocker]'; docs/mocker.md)",
-    )
-    parser.add_argument(
-        "--mocker-max-num-seqs", type=int, default=MockerEngine.max_num_seqs, help="mocker engine: running-sequence cap"
-    )
-    parser.add_argument(
-        "--mocker-max-num-batched-tokens",
-        type=int,
-        default=MockerEngine.max_num_batched_tokens,
-        help="mocker engine: tokens per forward pass (prefill batching and chunking)",
     )
     parser.add_argument(
         "--kv-admission",
@@ -153,10 +146,6 @@ def run(args: argparse.Namespace) -> int:
 
         if not mocker_available():
             raise UsageError(f"--engine mocker: Dynamo's mocker is not installed; {INSTALL_HINT}")
-        if args.mocker_max_num_seqs < 1 or args.mocker_max_num_batched_tokens < 1:
-            raise UsageError(
-                "--mocker-max-num-seqs and --mocker-max-num-batched-tokens must be positive, e.g. 256 and 8192"
-            )
     _check_numbers(args)
     if args.report_dir is not None:
         _check_report_dir(args.report_dir, args.overwrite_report)
@@ -189,7 +178,7 @@ def run(args: argparse.Namespace) -> int:
             from planner_core.sim.mocker import MockerUnavailable, mocker_inputs, run_mocker_policy
 
             engine = MockerEngine(
-                max_num_seqs=args.mocker_max_num_seqs, max_num_batched_tokens=args.mocker_max_num_batched_tokens
+                max_num_seqs=config.max_num_seqs, max_num_batched_tokens=config.max_num_batched_tokens
             )
             runner = partial(run_mocker_policy, inputs=stack.enter_context(mocker_inputs(workload, profile, engine)))
         for policy in policies:

@@ -72,10 +72,15 @@ class SeriesQuery:
 
     metric: str
     labels: tuple[tuple[str, str], ...]
+    by: tuple[str, ...] = ()  # labels kept besides GROUP_BY (``le`` for histogram buckets)
+
+    @property
+    def group_by(self) -> tuple[str, ...]:
+        return GROUP_BY + self.by
 
     @property
     def promql(self) -> str:
-        return f"sum by ({', '.join(GROUP_BY)}) ({self.metric}{matchers(dict(self.labels))})"
+        return f"sum by ({', '.join(self.group_by)}) ({self.metric}{matchers(dict(self.labels))})"
 
 
 def frontend_labels(model_name: str | None, namespace: str | None) -> tuple[tuple[str, str], ...]:
@@ -90,6 +95,11 @@ def frontend_labels(model_name: str | None, namespace: str | None) -> tuple[tupl
 
 def series_query(metric: str, model_name: str | None, namespace: str | None) -> SeriesQuery:
     return SeriesQuery(metric, frontend_labels(model_name, namespace))
+
+
+def bucket_query(base: str, model_name: str | None, namespace: str | None) -> SeriesQuery:
+    """The ``_bucket`` series of a frontend histogram, one per ``le`` bound."""
+    return SeriesQuery(base + "_bucket", frontend_labels(model_name, namespace), ("le",))
 
 
 def histogram_queries(base: str, model_name: str | None, namespace: str | None) -> tuple[SeriesQuery, SeriesQuery]:

@@ -24,8 +24,9 @@ follows its resident requests' KV usage and context along the profile's decode s
 admission is ``paged`` (default: a request holds its prompt plus the tokens generated so far;
 when a worker's cache overflows, its most recently joined request is preempted and goes back to
 the head of the prefill queue to recompute its prompt and generated tokens) or ``reserve`` (each
-request reserves its peak ``isl + osl`` at admission; never a preemption). A request's ITL is its
-mean gap between its tokens: ``(finish - first_token) / (osl - 1)``, preemption pauses included.
+request reserves its peak ``isl + osl`` at admission; never a preemption). A worker runs at most
+``max_num_seqs`` sequences (the engine's cap; None: none). A request's ITL is the mean gap
+between its tokens: ``(finish - first_token) / (osl - 1)``, preemption pauses included.
 
 Scaling. ``set_targets`` starts workers that become ready ``startup_s`` later (a scale-up
 first takes back draining workers, instantly), and on a scale-down cancels starting workers
@@ -80,21 +81,12 @@ class PrefillPassTime:
     A pass of ``tokens`` new prompt tokens takes ``ttft(tokens)`` (``prefix = 0``). A pass that
     does nothing but continue one chunked prompt whose first ``prefix`` tokens are done takes
     ``ttft(prefix + tokens) - ttft(prefix)``, so the chunks of a prompt alone add up to exactly
-    ``ttft(isl)``. ``ttft`` is the profile's curve, continued linearly beyond the profiled ISL
-    (the slope of its last 10 %) so that a chunk of a very long prompt never takes zero time."""
+    ``ttft(isl)``. ``ttft`` is the profile's curve, extrapolated beyond the profiled ISL by
+    :class:`planner_core.profiles.PrefillGrowth` (increasing, so a chunk of a very long prompt
+    never takes zero time)."""
 
     def __init__(self, profile: Profile) -> None:
-        pre = profile.prefill
-        self._ttft = pre.ttft_ms
-        self.max_isl = float(pre.max_isl)
-        lo = self.max_isl - 0.1 * (self.max_isl - float(pre.min_isl))
-        self.top_ms = pre.ttft_ms(self.max_isl)
-        self.slope_ms = (self.top_ms - pre.ttft_ms(lo)) / (self.max_isl - lo)
-
-    def ttft_ms(self, isl: float) -> float:
-        if isl <= self.max_isl:
-            return self._ttft(isl)
-        return self.top_ms + (isl - self.max_isl) * self.slope_ms
+        self.ttft_ms = profile.prefill.ttft_ms
 
     def seconds(self, prefix: float, tokens: float) -> float:
         if prefix <= 0.0:
@@ -236,6 +228,7 @@ class ClusterSimulator:
         startup_s: float = 60.0,
         max_num_batched_tokens: int | None = DEFAULT_MAX_NUM_BATCHED_TOKENS,
         kv_admission: str = "paged",
+        max_num_seqs: int | None = None,
     ) -> None:
         arrival = np.asarray(arrival_s, dtype=np.float64).reshape(-1)
         isl_a = np.asarray(isl, dtype=np.float64).reshape(-1)
@@ -308,6 +301,7 @@ class ClusterSimulator:
             self._schedule,
             kv_admission=kv_admission,
             kv0=self._prompt,
+            max_num_seqs=max_num_seqs,
         )
         self._ai = 0
         self.now_s = 0.0

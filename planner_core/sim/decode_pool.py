@@ -27,8 +27,11 @@ KV capacity, two ways (``kv_admission``):
   caller re-queues it for recompute. The moment of overflow is exact on the token clock:
   ``tok_full = (max_kv - S) / n``.
 
-In both modes a request larger than a whole engine is admitted on an empty worker (otherwise it
-would block the queue forever), and a lone resident is never preempted.
+In both modes a worker runs at most ``max_num_seqs`` sequences (the engine's cap, vLLM's
+``--max-num-seqs``; None: no cap but the KV cache): the least-loaded worker is chosen among those
+below the cap, and a request that finds every worker at the cap waits. A request larger than a
+whole engine is admitted on an empty worker (otherwise it would block the queue forever), and a
+lone resident is never preempted.
 """
 
 from __future__ import annotations
@@ -161,10 +164,13 @@ class DecodePool:
         schedule: Schedule,
         kv_admission: str = "reserve",
         kv0: Sequence[float] | None = None,
+        max_num_seqs: float | None = None,
     ) -> None:
         if kv_admission not in KV_ADMISSION_MODES:
             raise ValueError(f"kv_admission: unknown {kv_admission!r}; choose paged or reserve")
         self.model = model
+        # running sequences per worker at most (None: no cap but the KV cache)
+        self.max_num_seqs = math.inf if max_num_seqs is None else float(max_num_seqs)
         self.max_kv = model.max_kv_tokens
         self.ctx, self.need, self.osl = ctx, need, osl
         self.kv0 = kv0 if kv0 is not None else need
@@ -183,26 +189,35 @@ class DecodePool:
         return w.kv_base + w.n * (w.tok + (t - w.t_last) / w.itl_s)
 
     def place(self, workers: Sequence[DecodeWorker], r: int, t: float) -> DecodeWorker | None:
-        """Request ``r`` joins the least-loaded of ``workers`` at ``t``, or None when there is no
-        worker or its KV does not fit."""
+        """Request ``r`` joins the least-loaded of ``workers`` below the sequence cap at ``t``, or
+        None when there is no such worker or its KV does not fit."""
         if not workers:
             return None
+        cap = self.max_num_seqs
         if self.paged:
             w = workers[0]
-            best = self.kv_in_use(w, t)
+            best = self.kv_in_use(w, t) if w.n < cap else math.inf
             for candidate in workers[1:]:
+                if candidate.n >= cap:
+                    continue
                 load = self.kv_in_use(candidate, t)
                 if load < best:
                     w, best = candidate, load
+            if w.n >= cap:
+                return None
             if w.n and best + self.kv0[r] + PAGED_HEADROOM_TOKENS > self.max_kv:
                 return None
         else:
             w = workers[0]
-            if len(workers) > 1:
-                best = w.reserved
+            if len(workers) > 1 or w.n >= cap:
+                found = None
+                best = math.inf
                 for candidate in workers:
-                    if candidate.reserved < best:
-                        w, best = candidate, candidate.reserved
+                    if candidate.reserved < best and candidate.n < cap:
+                        found, best = candidate, candidate.reserved
+                if found is None:
+                    return None
+                w = found
             if w.n and w.reserved + self.need[r] > self.max_kv:
                 return None
         if w.n:

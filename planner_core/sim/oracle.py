@@ -131,6 +131,7 @@ def simulate_decode_pool(
     max_misses: float = math.inf,
     itl_out: list[float] | None = None,
     wait_out: list[float] | None = None,
+    max_num_seqs: int | None = None,
 ) -> int:
     """Run ``n_workers`` decode workers (:class:`DecodePool`, the simulator's decode model) over
     requests joining at ``join_s`` (ascending), all ready from the start. Returns the number of
@@ -146,7 +147,7 @@ def simulate_decode_pool(
     def schedule(when: float, w: DecodeWorker, version: int) -> None:
         heappush(events, (when, next(seq), w, version))
 
-    pool = DecodePool(model, ctx, need, osl, schedule)
+    pool = DecodePool(model, ctx, need, osl, schedule, max_num_seqs=max_num_seqs)
     workers = [DecodeWorker() for _ in range(n_workers)]
     place = pool.place
     first = [0.0] * num  # first-token time, set when it comes
@@ -239,13 +240,15 @@ def oracle_replicas(
     start_s: float = 0.0,
     num_intervals: int | None = None,
     max_num_batched_tokens: int | None = DEFAULT_MAX_NUM_BATCHED_TOKENS,
+    max_num_seqs: int | None = None,
 ) -> list[Replicas]:
     """Per interval ``[start_s + k*interval_s, start_s + (k+1)*interval_s)``, the fewest prefill
     and decode replicas that meet the TTFT / ITL SLAs for >= ``attainment`` of that interval's
     requests, with no start-up delay (module docstring and ``docs/oracle.md`` give the exact
     definition). Intervals run until the last arrival unless ``num_intervals`` is given; arrivals
     before ``start_s`` are ignored. The GPUs per engine do not change the counts (the profile is
-    per engine); see :func:`oracle_gpu_seconds` for the cost.
+    per engine); see :func:`oracle_gpu_seconds` for the cost. ``max_num_seqs``: the decode
+    engines' running-sequence cap, as the simulator enforces it (None: no cap).
     """
     del prefill_engine_num_gpu, decode_engine_num_gpu  # counts are per engine; GPUs only price them
     if interval_s <= 0:
@@ -317,7 +320,9 @@ def oracle_replicas(
             def d_ok(
                 n: int, join_l=join_l, ctx_l=ctx_l, need_l=need_l, osl_l=osl_l, dc_l=dc_l, allowed=d_allowed
             ) -> bool:
-                misses = simulate_decode_pool(join_l, ctx_l, need_l, osl_l, n, model, itl_s, dc_l, allowed)
+                misses = simulate_decode_pool(
+                    join_l, ctx_l, need_l, osl_l, n, model, itl_s, dc_l, allowed, max_num_seqs=max_num_seqs
+                )
                 return misses <= allowed
 
             ctx_mean = float(np.mean(ctx_l))
@@ -325,6 +330,9 @@ def oracle_replicas(
             if op.meets_target and op.kv_usage > 0:
                 per_engine_tok_s = op.kv_usage * model.max_kv_tokens / ctx_mean / (op.itl_ms / 1000.0)
                 d_guess = math.ceil(float(np.sum(osl_l)) / interval_s / per_engine_tok_s)
+                if max_num_seqs:  # the cap may bind first: sequences in flight / cap
+                    in_flight = float(np.sum(osl_l)) * op.itl_ms / 1000.0 / interval_s
+                    d_guess = max(d_guess, math.ceil(in_flight / max_num_seqs))
             else:
                 d_guess = lo
             n_decode = _smallest(d_ok, d_guess, lo, max_replicas)

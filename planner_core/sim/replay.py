@@ -38,6 +38,7 @@ import numpy as np
 from planner_core.config import PlannerConfig, Policy
 from planner_core.connectors.simulated import SimulatedClusterConnector
 from planner_core.cycle import CycleResult, PlanningCycle
+from planner_core.feasibility import infeasible_mask
 from planner_core.metrics.simulated import (
     ARRIVAL_COUNT_WINDOW_S as ARRIVAL_COUNT_WINDOW_S,  # the mocker engine ticks at it
 )
@@ -112,7 +113,9 @@ class ReplayResult:
     policy: str
     predictor: str | None
     requests: int
-    sla_attainment: float
+    sla_attainment: float  # over all requests
+    feasible_sla_attainment: float  # over requests whose unloaded latency meets the SLA
+    infeasible_requests: int  # the others: no replica count can serve them within the SLA
     ttft_attainment: float
     itl_attainment: float
     p50_ttft_ms: float
@@ -201,13 +204,27 @@ def _percentile(values: np.ndarray, q: float) -> float:
 def score(sim: ClusterSimulator, config: PlannerConfig) -> dict[str, float]:
     """Per-request SLA attainment and latency percentiles; unfinished requests miss the SLA."""
     res = sim.results()
-    ttft, itl = np.asarray(res.ttft_ms), np.asarray(res.itl_ms)
+    infeasible = infeasible_mask(sim.profile, res.isl, res.osl, config.ttft_ms, config.itl_ms)
+    return score_requests(np.asarray(res.ttft_ms), np.asarray(res.itl_ms), infeasible, config)
+
+
+def score_requests(
+    ttft: np.ndarray, itl: np.ndarray, infeasible: np.ndarray, config: PlannerConfig
+) -> dict[str, float]:
+    """The scores of one replay from per-request TTFT and mean ITL (ms; NaN = not finished) and
+    the infeasible mask (:func:`planner_core.feasibility.infeasible_mask`), on either engine.
+    ``sla_attainment`` is over all requests, ``feasible_sla_attainment`` over those whose
+    unloaded latency meets the SLA (1.0 when there is none)."""
     n = ttft.size
     ttft_ok = np.isfinite(ttft) & (ttft <= config.ttft_ms)
     itl_ok = np.isfinite(itl) & (itl <= config.itl_ms)
+    met = ttft_ok & itl_ok
+    feasible = ~np.asarray(infeasible, dtype=bool)
     return {
         "requests": n,
-        "sla_attainment": float(np.mean(ttft_ok & itl_ok)) if n else 1.0,
+        "sla_attainment": float(np.mean(met)) if n else 1.0,
+        "feasible_sla_attainment": float(np.mean(met[feasible])) if feasible.any() else 1.0,
+        "infeasible_requests": int(n - int(feasible.sum())),
         "ttft_attainment": float(np.mean(ttft_ok)) if n else 1.0,
         "itl_attainment": float(np.mean(itl_ok)) if n else 1.0,
         "p50_ttft_ms": _percentile(ttft, 50),
@@ -229,6 +246,8 @@ def compute_oracle(workload: Workload, profile: Profile, config: PlannerConfig) 
         itl_ms=config.itl_ms,
         prefill_engine_num_gpu=config.prefill_engine_num_gpu,
         decode_engine_num_gpu=config.decode_engine_num_gpu,
+        max_num_seqs=config.max_num_seqs,
+        max_num_batched_tokens=config.max_num_batched_tokens,
     )
 
 
@@ -271,6 +290,8 @@ def _simulator(
         initial=initial,
         startup_s=startup_s,
         kv_admission=kv_admission,
+        max_num_seqs=config.max_num_seqs,
+        max_num_batched_tokens=config.max_num_batched_tokens,
     )
 
 
@@ -562,6 +583,8 @@ def scored_result(
         predictor=predictor,
         requests=int(scores["requests"]),
         sla_attainment=scores["sla_attainment"],
+        feasible_sla_attainment=scores["feasible_sla_attainment"],
+        infeasible_requests=int(scores["infeasible_requests"]),
         ttft_attainment=scores["ttft_attainment"],
         itl_attainment=scores["itl_attainment"],
         p50_ttft_ms=scores["p50_ttft_ms"],

@@ -209,6 +209,7 @@ class DecisionRow(Base):
     prefill_replicas_after_min: Mapped[int | None] = mapped_column(Integer)
     prefill_replicas_after_cap: Mapped[int | None] = mapped_column(Integer)
     prefill_replicas: Mapped[int | None] = mapped_column(Integer)
+    prefill_infeasible_num_req: Mapped[float | None] = mapped_column(Float)  # migration 0009
     # decode
     decode_context_length: Mapped[float | None] = mapped_column(Float)
     decode_itl_target_ms: Mapped[float | None] = mapped_column(Float)
