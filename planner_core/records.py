@@ -55,7 +55,7 @@ class Observation:
     arrival_counts: tuple[int, ...] | None = None
     arrival_window_s: float = 1.0
     # Requests accepted but still waiting for their first token at the window end, when the
-    # frontend exports it (dynamo_frontend_queued_requests); not stored.
+    # frontend exports it (dynamo_frontend_queued_requests); stored (observations.queued_requests).
     queued_requests: float | None = None
     # The window's ISL histogram (requests whose first token came in it), cumulative
     # ``(upper bound, count)`` pairs ending at +Inf, when the source has it: how many prompts are

@@ -36,6 +36,7 @@ from planner_core.config import ConfigError, PlannerConfig
 from planner_core.metrics import promql
 from planner_core.metrics.promql import SeriesQuery
 from planner_core.records import Observation
+from planner_core.redaction import redact_url
 
 log = logging.getLogger("sla_planner.metrics")
 
@@ -165,7 +166,7 @@ class PrometheusSettings:
         if not endpoint.startswith(("http://", "https://")):
             raise ConfigError(
                 f"metric_pulling_prometheus_endpoint (--metric-pulling-prometheus-endpoint / PROMETHEUS_ENDPOINT): "
-                f"{endpoint!r} is not an http(s) URL; give one like http://prometheus:9090"
+                f"{redact_url(endpoint)!r} is not an http(s) URL; give one like http://prometheus:9090"
             )
         token_file = env.get("PROMETHEUS_TOKEN_FILE") or None
         if token_file and not Path(token_file).is_file():
@@ -177,8 +178,8 @@ class PrometheusSettings:
         try:
             params = tuple(parse_qsl(extra, keep_blank_values=True, strict_parsing=True)) if extra else ()
         except ValueError:
-            raise ConfigError(
-                f"PROMETHEUS_EXTRA_QUERY_PARAMS: {extra!r} is not of the form name=value&name2=value2"
+            raise ConfigError(  # the value itself may hold a tenant token: not repeated
+                "PROMETHEUS_EXTRA_QUERY_PARAMS: not of the form name=value&name2=value2; fix or unset it"
             ) from None
         values: dict[str, Any] = {
             "endpoint": endpoint.rstrip("/"),
@@ -190,6 +191,11 @@ class PrometheusSettings:
         }
         values.update(overrides)
         return cls(**values)
+
+    @property
+    def shown_endpoint(self) -> str:
+        """The endpoint as messages show it (a basic-auth password masked)."""
+        return redact_url(self.endpoint)
 
     def bearer_token(self) -> str | None:
         if self.token:
@@ -236,6 +242,7 @@ class PrometheusHTTP:
 
     def _get(self, path: str, params: dict[str, str]) -> list[Series]:
         url = self.settings.endpoint + path
+        shown = self.settings.shown_endpoint + path  # for messages: no password
         headers = {"Accept": "application/json"}
         token = self.settings.bearer_token()
         if token:
@@ -245,20 +252,20 @@ class PrometheusHTTP:
             response = self.session.get(url, params=all_params, headers=headers, timeout=self.settings.timeout_s)
         except requests.Timeout:
             raise PrometheusQueryError(
-                f"timeout after {self.settings.timeout_s:g} s asking {self.settings.endpoint}"
+                f"timeout after {self.settings.timeout_s:g} s asking {self.settings.shown_endpoint}"
             ) from None
         except requests.RequestException as exc:
             raise PrometheusQueryError(
-                f"cannot reach Prometheus at {self.settings.endpoint} ({type(exc).__name__}); "
+                f"cannot reach Prometheus at {self.settings.shown_endpoint} ({type(exc).__name__}); "
                 "check --metric-pulling-prometheus-endpoint / PROMETHEUS_ENDPOINT"
             ) from None
         if response.status_code in (401, 403):
             raise PrometheusQueryError(
-                f"HTTP {response.status_code} from {url}: set PROMETHEUS_TOKEN or PROMETHEUS_TOKEN_FILE"
+                f"HTTP {response.status_code} from {shown}: set PROMETHEUS_TOKEN or PROMETHEUS_TOKEN_FILE"
             )
         if response.status_code >= 400 and response.status_code not in (400, 422, 503):
             # 400/422/503 carry Prometheus's JSON error body, parsed below
-            raise PrometheusQueryError(f"HTTP {response.status_code} from {url}; is this a Prometheus server?")
+            raise PrometheusQueryError(f"HTTP {response.status_code} from {shown}; is this a Prometheus server?")
         return parse_response(response.content)
 
     def query_range(self, query: SeriesQuery, start_s: float, end_s: float, step_s: float) -> list[Series]:

@@ -843,6 +843,24 @@ def replay_fixed(
     return FixedReplay(engine, ttft, itl, time.perf_counter() - started)
 
 
+def fixed_capacity_per_s(
+    profile: Profile, isl: np.ndarray, osl: np.ndarray, replicas: Replicas, engine: MockerEngine | None = None
+) -> dict[str, float]:
+    """Requests/s a fixed cluster sustains on requests shaped like (``isl``, ``osl``), per pool and
+    for the whole (the lesser): prefill engines running full ``max_num_batched_tokens`` passes (the
+    profile's throughput at that token count), decode engines holding ``max_num_seqs`` sequences
+    (or as many as their KV takes) at the profile's ITL for them."""
+    engine = engine or MockerEngine()
+    budget = float(engine.max_num_batched_tokens)
+    prefill_tok_s = budget / (profile.prefill.ttft_ms(budget) / 1000.0)
+    prefill = (replicas.prefill or 0) * prefill_tok_s / float(np.mean(isl))
+    ctx = float(np.mean(np.asarray(isl) + np.asarray(osl) / 2.0))
+    seqs = min(float(engine.max_num_seqs), profile.decode.max_kv_tokens / ctx)
+    itl_s = profile.decode.surface.itl_ms(seqs, ctx) / 1000.0
+    decode = (replicas.decode or 0) * seqs / (float(np.mean(osl)) * itl_s)
+    return {"prefill": prefill, "decode": decode, "cluster": min(prefill, decode)}
+
+
 def poisson_workload(
     rate_per_s: float, duration_s: float, isl: np.ndarray, osl: np.ndarray, seed: int = 0, name: str = "poisson"
 ) -> Workload:
