@@ -24,7 +24,9 @@ PROFILE = load_profile(make_config().profile_dir())
 
 @pytest.fixture(scope="module")
 def workload():
-    return load_workload(BUNDLED_TRACE, load_scale=3, seed=1, duration_s=600)
+    # the burst stress test (copies within 1 s): at x3 with copies spread over the interval, both
+    # planners meet the SLA for every request, and the comparison below would say nothing
+    return load_workload(BUNDLED_TRACE, load_scale=3, seed=1, duration_s=600, copy_jitter_s=1.0)
 
 
 def config(**over):
