@@ -14,10 +14,23 @@ from typing import Any
 
 from planner_core.config import BUNDLED_TRACE, PlannerConfig, add_config_arguments, config_from_args
 from planner_core.profiles import load_profile
+from planner_core.records import Replicas
+from planner_core.sim.baselines import (
+    StaticSearch,
+    frontiers,
+    lower_bound_gpu_hours,
+    pick_in_hindsight,
+    point,
+    sweep_dynamo_tuned,
+)
+from planner_core.sim.frontier import FrontierPoint, FrontierReport
 from planner_core.sim.mocker import DYNAMO16_POLICIES, MOCKER_POLICIES, MockerEngine
-from planner_core.sim.replay import POLICIES, compute_oracle, load_workload, run_policy
+from planner_core.sim.replay import POLICIES, ReplayResult, compute_oracle, load_workload, run_policy
 
 DYNAMO16 = "dynamo-1.6"  # shorthand for both of Dynamo 1.6.1's optimization targets
+# Baselines picked in hindsight by replaying many settings (planner_core.sim.baselines).
+HINDSIGHT = ("dynamo-tuned", "static-best")
+KNOB_POLICIES = ("default", *HINDSIGHT)  # the policies --frontier sweeps
 
 # With no arguments the bundled Azure conversation trace (about 5.5 requests/s) is scaled so
 # that its busiest minute needs several GPUs per pool.
@@ -61,6 +74,9 @@ REPLAY_IGNORED_ENV_FIELDS = (
     "log_dir",
     "metric_pulling_prometheus_endpoint",
     "metric_reporting_prometheus_port",
+    # dynamo-tuned's knobs: the replay picks them in hindsight from a grid (docs/baselines.md)
+    "prefill_throughput_factor",
+    "decode_target_factor",
 )
 REPLAY_ENV_FIELDS = tuple(f for f in PlannerConfig.model_fields if f not in REPLAY_IGNORED_ENV_FIELDS)
 # A replay holds every request in memory (about 100 bytes each, several arrays).
@@ -84,10 +100,11 @@ def register(subparsers: Any) -> None:
         # not `policy`: that is the planner config's field (default/dynamo sizing), which
         # config_from_args would read from the namespace
         dest="replay_policy",
-        choices=(*POLICIES, DYNAMO16, *DYNAMO16_POLICIES),
+        choices=(*POLICIES, "static-best", DYNAMO16, *DYNAMO16_POLICIES),
         default=None,
         help=f"planner policy to replay (default: default; {DYNAMO16}: Dynamo 1.6.1's own planner, both targets; "
-        "--engine mocker only)",
+        "--engine mocker only; dynamo-tuned and static-best are picked in hindsight for --sla-attainment: "
+        "docs/baselines.md)",
     )
     parser.add_argument("--compare", default=None, help="comma-separated policies to run on the same trace")
     parser.add_argument(
@@ -102,6 +119,13 @@ def register(subparsers: Any) -> None:
         default="paged",
         help="our engine's decode KV: paged (vLLM's: KV grows with the tokens, preemption when full) or "
         "reserve (each request reserves ISL + OSL at admission, never preempted); docs/simulator.md",
+    )
+    parser.add_argument(
+        "--frontier",
+        action="store_true",
+        help="also sweep the knob of default (--sla-attainment), dynamo-tuned and static-best among the compared "
+        "policies, print their GPU-hours at matched attainment and plot attainment against GPU-hours "
+        "(frontier.png in --report-dir)",
     )
     parser.add_argument("--startup-s", type=float, default=60.0, help="seconds before a new worker is ready")
     parser.add_argument(
@@ -156,7 +180,7 @@ def run(args: argparse.Namespace) -> int:
         )
     policies = [p.strip() for p in args.compare.split(",")] if args.compare else [args.replay_policy or "default"]
     policies = [q for p in policies for q in (DYNAMO16_POLICIES if p == DYNAMO16 else (p,))]
-    known = MOCKER_POLICIES if args.engine == "mocker" else POLICIES
+    known = (*(MOCKER_POLICIES if args.engine == "mocker" else POLICIES), "static-best")
     unknown = [p for p in policies if p not in known]
     if unknown:
         hint = " (Dynamo 1.6.1's planner runs on --engine mocker)" if set(unknown) <= set(DYNAMO16_POLICIES) else ""
@@ -200,19 +224,57 @@ def run(args: argparse.Namespace) -> int:
     )
     oracle_plan = compute_oracle(workload, profile, config)
     results = []
+    frontier = None
     with ExitStack() as stack:
         runner: Any = run_policy
+        engine_kwargs: dict[str, Any] = {"frontend": args.frontend, "kv_admission": args.kv_admission}
         if args.engine == "mocker":
-            from planner_core.sim.mocker import MockerUnavailable, mocker_inputs, run_mocker_policy
+            from planner_core.sim.mocker import mocker_inputs, run_mocker_policy
 
             engine = MockerEngine(
                 max_num_seqs=config.max_num_seqs, max_num_batched_tokens=config.max_num_batched_tokens
             )
             runner = partial(run_mocker_policy, inputs=stack.enter_context(mocker_inputs(workload, profile, engine)))
+            engine_kwargs = {}
+
+        def baseline_run(cfg: PlannerConfig, policy: str, fixed: Replicas | None) -> ReplayResult:
+            """One replay of a baseline search: not stored, no progress bar."""
+            return _run(
+                runner,
+                workload,
+                cfg,
+                policy,
+                startup_s=args.startup_s,
+                oracle_plan=oracle_plan,
+                profile=profile,
+                fixed=fixed,
+                **engine_kwargs,
+            )
+
+        swept: dict[str, list[Any]] = {}
+        if args.frontier:
+            swept = frontiers(
+                baseline_run,
+                config,
+                oracle_plan,
+                [p for p in KNOB_POLICIES if p in policies],
+                progress=lambda p: print(f"frontier: sweeping {p}", file=sys.stderr),
+            )
         for policy in policies:
+            if policy in HINDSIGHT:
+                if policy not in swept:
+                    print(f"{policy}: searching in hindsight", file=sys.stderr)
+                    swept[policy] = (
+                        sweep_dynamo_tuned(baseline_run, config)
+                        if policy == "dynamo-tuned"
+                        else StaticSearch(baseline_run, config, oracle_plan).tried_for(config.sla_attainment)
+                    )
+                results.append(pick_in_hindsight(swept[policy], config.sla_attainment))
+                continue
             bar = _ProgressBar(policy)
-            try:
-                result = runner(
+            results.append(
+                _run(
+                    runner,
                     workload,
                     config,
                     policy,
@@ -221,18 +283,12 @@ def run(args: argparse.Namespace) -> int:
                     oracle_plan=oracle_plan,
                     profile=profile,
                     progress=bar,
-                    **(
-                        {}
-                        if args.engine == "mocker"
-                        else {"frontend": args.frontend, "kv_admission": args.kv_admission}
-                    ),
+                    **engine_kwargs,
                 )
-            except Exception as exc:
-                if args.engine == "mocker" and isinstance(exc, MockerUnavailable):
-                    raise UsageError(str(exc)) from exc
-                raise
-            results.append(result)
+            )
             bar.close()
+        if args.frontier:
+            frontier = frontier_report(results, swept, workload, profile, config, oracle_plan)
 
     if args.report_dir is not None:
         from planner_core.sim.report import write_report
@@ -243,16 +299,65 @@ def run(args: argparse.Namespace) -> int:
             f"Replay of {workload.name} ({_load_note(load_scale, copy_jitter_s, args.speed_up)})",
             config.ttft_ms,
             config.itl_ms,
+            frontier,
         )
         print(f"report: {index}", file=sys.stderr)
     if args.json:
         payload = [_clean(r.summary()) for r in results]
-        print(json.dumps(payload[0] if len(payload) == 1 else {"trace": workload.name, "results": payload}))
+        if frontier is not None:
+            print(json.dumps({"trace": workload.name, "results": payload, "frontier": frontier.summary()}))
+        else:
+            print(json.dumps(payload[0] if len(payload) == 1 else {"trace": workload.name, "results": payload}))
     else:
         from planner_core.sim.report import format_table
 
         print(format_table(results))
+        if frontier is not None:
+            print()
+            print(frontier.table())
     return 0
+
+
+def _run(runner: Any, *args: Any, **kwargs: Any) -> Any:
+    """One replay on either engine; the mocker's missing pieces become a usage error."""
+    from planner_core.commands import UsageError
+
+    try:
+        return runner(*args, **kwargs)
+    except Exception as exc:
+        if type(exc).__name__ == "MockerUnavailable":
+            raise UsageError(str(exc)) from exc
+        raise
+
+
+def frontier_report(
+    results: list[Any],
+    swept: dict[str, list[Any]],
+    workload: Any,
+    profile: Any,
+    config: PlannerConfig,
+    oracle_plan: list[Replicas],
+) -> FrontierReport:
+    """The frontier of every swept policy, the other compared policies as single points, and the
+    targets: the config's sla_attainment and what default reached."""
+    by_policy = {r.policy: r for r in results}
+    targets = [config.sla_attainment]
+    if "default" in by_policy and by_policy["default"].feasible_sla_attainment != config.sla_attainment:
+        targets.append(by_policy["default"].feasible_sla_attainment)
+    singles = [
+        FrontierPoint(r.policy, r.gpu_hours, r.feasible_sla_attainment)
+        for r in results
+        if r.policy not in swept and r.policy != "oracle"
+    ]
+    oracle = by_policy.get("oracle")
+    return FrontierReport(
+        points={p: [point(r) for r in runs] for p, runs in swept.items()},
+        singles=singles,
+        oracle=None if oracle is None else FrontierPoint("oracle", oracle.gpu_hours, oracle.feasible_sla_attainment),
+        lower_bound_gpu_hours=lower_bound_gpu_hours(workload, profile, config, oracle_plan),
+        lower_bound_attainment=config.sla_attainment,
+        targets=targets,
+    )
 
 
 def _check_numbers(args: argparse.Namespace) -> None:
