@@ -15,22 +15,11 @@ from typing import Any
 from planner_core.config import BUNDLED_TRACE, PlannerConfig, add_config_arguments, config_from_args
 from planner_core.profiles import load_profile
 from planner_core.records import Replicas
-from planner_core.sim.baselines import (
-    StaticSearch,
-    frontiers,
-    lower_bound_gpu_hours,
-    pick_in_hindsight,
-    point,
-    sweep_dynamo_tuned,
-)
-from planner_core.sim.frontier import FrontierPoint, FrontierReport
+from planner_core.sim.baselines import frontier_report, run_compared
 from planner_core.sim.mocker import DYNAMO16_POLICIES, MOCKER_POLICIES, MockerEngine
 from planner_core.sim.replay import POLICIES, ReplayResult, compute_oracle, load_workload, run_policy
 
 DYNAMO16 = "dynamo-1.6"  # shorthand for both of Dynamo 1.6.1's optimization targets
-# Baselines picked in hindsight by replaying many settings (planner_core.sim.baselines).
-HINDSIGHT = ("dynamo-tuned", "static-best")
-KNOB_POLICIES = ("default", *HINDSIGHT)  # the policies --frontier sweeps
 
 # With no arguments the bundled Azure conversation trace (about 5.5 requests/s) is scaled so
 # that its busiest minute needs several GPUs per pool.
@@ -223,7 +212,6 @@ def run(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     oracle_plan = compute_oracle(workload, profile, config)
-    results = []
     frontier = None
     with ExitStack() as stack:
         runner: Any = run_policy
@@ -251,42 +239,33 @@ def run(args: argparse.Namespace) -> int:
                 **engine_kwargs,
             )
 
-        swept: dict[str, list[Any]] = {}
-        if args.frontier:
-            swept = frontiers(
-                baseline_run,
-                config,
-                oracle_plan,
-                [p for p in KNOB_POLICIES if p in policies],
-                progress=lambda p: print(f"frontier: sweeping {p}", file=sys.stderr),
-            )
-        for policy in policies:
-            if policy in HINDSIGHT:
-                if policy not in swept:
-                    print(f"{policy}: searching in hindsight", file=sys.stderr)
-                    swept[policy] = (
-                        sweep_dynamo_tuned(baseline_run, config)
-                        if policy == "dynamo-tuned"
-                        else StaticSearch(baseline_run, config, oracle_plan).tried_for(config.sla_attainment)
-                    )
-                results.append(pick_in_hindsight(swept[policy], config.sla_attainment))
-                continue
+        def run_one(policy: str) -> ReplayResult:
             bar = _ProgressBar(policy)
-            results.append(
-                _run(
-                    runner,
-                    workload,
-                    config,
-                    policy,
-                    startup_s=args.startup_s,
-                    store=store,
-                    oracle_plan=oracle_plan,
-                    profile=profile,
-                    progress=bar,
-                    **engine_kwargs,
-                )
+            result = _run(
+                runner,
+                workload,
+                config,
+                policy,
+                startup_s=args.startup_s,
+                store=store,
+                oracle_plan=oracle_plan,
+                profile=profile,
+                progress=bar,
+                **engine_kwargs,
             )
             bar.close()
+            return result
+
+        results, swept = run_compared(
+            policies,
+            run_one,
+            baseline_run,
+            config,
+            oracle_plan,
+            frontier=args.frontier,
+            reuse_default=store is None,
+            progress=lambda p: print(f"{p}: sweeping its knob (not stored)", file=sys.stderr),
+        )
         if args.frontier:
             frontier = frontier_report(results, swept, workload, profile, config, oracle_plan)
 
@@ -328,36 +307,6 @@ def _run(runner: Any, *args: Any, **kwargs: Any) -> Any:
         if type(exc).__name__ == "MockerUnavailable":
             raise UsageError(str(exc)) from exc
         raise
-
-
-def frontier_report(
-    results: list[Any],
-    swept: dict[str, list[Any]],
-    workload: Any,
-    profile: Any,
-    config: PlannerConfig,
-    oracle_plan: list[Replicas],
-) -> FrontierReport:
-    """The frontier of every swept policy, the other compared policies as single points, and the
-    targets: the config's sla_attainment and what default reached."""
-    by_policy = {r.policy: r for r in results}
-    targets = [config.sla_attainment]
-    if "default" in by_policy and by_policy["default"].feasible_sla_attainment != config.sla_attainment:
-        targets.append(by_policy["default"].feasible_sla_attainment)
-    singles = [
-        FrontierPoint(r.policy, r.gpu_hours, r.feasible_sla_attainment)
-        for r in results
-        if r.policy not in swept and r.policy != "oracle"
-    ]
-    oracle = by_policy.get("oracle")
-    return FrontierReport(
-        points={p: [point(r) for r in runs] for p, runs in swept.items()},
-        singles=singles,
-        oracle=None if oracle is None else FrontierPoint("oracle", oracle.gpu_hours, oracle.feasible_sla_attainment),
-        lower_bound_gpu_hours=lower_bound_gpu_hours(workload, profile, config, oracle_plan),
-        lower_bound_attainment=config.sla_attainment,
-        targets=targets,
-    )
 
 
 def _check_numbers(args: argparse.Namespace) -> None:

@@ -23,14 +23,17 @@ from typing import Any
 from planner_core.config import PlannerConfig
 from planner_core.profiles import Profile
 from planner_core.records import Replicas
-from planner_core.sim.frontier import FrontierPoint, cheapest_staircase
+from planner_core.sim.frontier import FrontierPoint, FrontierReport, cheapest_staircase
 from planner_core.sim.oracle import prefill_lower_bound
 from planner_core.sim.replay import ReplayResult, Workload, run_policy
 
+# Baselines picked in hindsight by replaying many settings, and the policies with a knob to sweep.
+HINDSIGHT = ("dynamo-tuned", "static-best")
+KNOB_POLICIES = ("default", *HINDSIGHT)
 # dynamo-tuned's grid: the share of the profiled prefill throughput sized for, and the share of
 # the ITL SLA and of max_num_seqs decode is sized for.
 TUNED_PREFILL_FACTORS = (0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
-TUNED_DECODE_FACTORS = (1.0, 0.8)
+TUNED_DECODE_FACTORS = (1.0, 0.8, 0.6)
 # our policy's one knob, swept for its frontier (the config's own value is added)
 SLA_ATTAINMENT_SWEEP = (0.9, 0.95, 0.98, 0.99, 0.995, 0.999)
 # targets static-best is searched at for its frontier (the config's sla_attainment is added)
@@ -217,18 +220,82 @@ def frontiers(
     return out
 
 
-def oracle_point(result: ReplayResult) -> FrontierPoint:
-    return FrontierPoint("oracle", result.gpu_hours, result.feasible_sla_attainment)
+def run_compared(
+    policies: Sequence[str],
+    run_one: Callable[[str], ReplayResult],
+    runner: Runner,
+    config: PlannerConfig,
+    oracle_plan: Sequence[Replicas],
+    *,
+    frontier: bool = False,
+    reuse_default: bool = True,
+    progress: Progress | None = None,
+) -> tuple[list[ReplayResult], dict[str, list[ReplayResult]]]:
+    """Every policy's result (``run_one`` for the plain ones; the hindsight baselines picked from
+    their sweeps for ``config.sla_attainment``) and, by policy, the sweeps that ran: with
+    ``frontier`` every knob policy compared is swept. ``reuse_default``: the sweep's run at the
+    config's own level is the ``default`` row (the same replay; not when the row must be stored)."""
+    swept: dict[str, list[ReplayResult]] = {}
+    if frontier:
+        swept = frontiers(runner, config, oracle_plan, [p for p in KNOB_POLICIES if p in policies], progress)
+    results = []
+    for policy in policies:
+        if policy in HINDSIGHT:
+            if policy not in swept:
+                if progress:
+                    progress(policy)
+                swept[policy] = (
+                    sweep_dynamo_tuned(runner, config)
+                    if policy == "dynamo-tuned"
+                    else StaticSearch(runner, config, oracle_plan).tried_for(config.sla_attainment)
+                )
+            results.append(pick_in_hindsight(swept[policy], config.sla_attainment))
+        elif policy == "default" and reuse_default and "default" in swept:
+            own = f"sla_attainment {config.sla_attainment:g}"
+            results.append(dataclasses.replace(next(r for r in swept["default"] if r.setting == own), setting=None))
+        else:
+            results.append(run_one(policy))
+    return results, swept
+
+
+def frontier_report(
+    results: Sequence[ReplayResult],
+    swept: dict[str, list[ReplayResult]],
+    workload: Workload,
+    profile: Profile,
+    config: PlannerConfig,
+    oracle_plan: Sequence[Replicas],
+) -> FrontierReport:
+    """The frontier of every swept policy, the other compared policies as single points, the
+    oracle, the lower bound, and the targets: the config's ``sla_attainment`` and what
+    ``default`` reached."""
+    by_policy = {r.policy: r for r in results}
+    targets = [config.sla_attainment]
+    if "default" in by_policy and by_policy["default"].feasible_sla_attainment != config.sla_attainment:
+        targets.append(by_policy["default"].feasible_sla_attainment)
+    oracle = by_policy.get("oracle")
+    return FrontierReport(
+        points={p: [point(r) for r in runs] for p, runs in swept.items()},
+        singles=[point(r) for r in results if r.policy not in swept and r.policy != "oracle"],
+        oracle=None if oracle is None else FrontierPoint("oracle", oracle.gpu_hours, oracle.feasible_sla_attainment),
+        lower_bound_gpu_hours=lower_bound_gpu_hours(workload, profile, config, oracle_plan),
+        lower_bound_attainment=config.sla_attainment,
+        targets=targets,
+    )
 
 
 __all__ = [
+    "HINDSIGHT",
+    "KNOB_POLICIES",
     "Runner",
     "StaticSearch",
     "dynamo_tuned",
+    "frontier_report",
     "frontiers",
     "lower_bound_gpu_hours",
     "pick_in_hindsight",
     "replay_runner",
+    "run_compared",
     "static_best",
     "sweep_default",
     "sweep_dynamo_tuned",

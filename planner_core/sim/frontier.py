@@ -124,6 +124,18 @@ class FrontierReport:
             rows.append([f"oracle ({p.attainment:.2%} at {p.gpu_hours:.2f})", "1", *("-" for _ in self.targets)])
         widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
         lines = ["  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)) for r in [head, *rows]]
+        matched = self.matched
+        for i, target in enumerate(self.targets):
+            ours = matched["default"][i].gpu_hours if "default" in matched else None
+            if ours is None:
+                continue
+            ratios = [
+                f"{ours / theirs:.2f}x {policy}'s"
+                for policy, m in matched.items()
+                if policy != "default" and (theirs := m[i].gpu_hours)
+            ]
+            if ratios:
+                lines.append(f"at {target:.2%}: default needs {', '.join(ratios)} GPU-hours")
         if self.lower_bound_gpu_hours is not None:
             lines.append(
                 f"no policy meets {self.lower_bound_attainment:.0%} of all requests below "

@@ -75,32 +75,47 @@ def _series(values: Sequence[Any]) -> list[float]:
 FRONTIER_PNG = "frontier.png"
 
 
+# The frontier plot's vertical axis: the share missed on a log scale (99 % and 99.9 % apart), up is better.
+_MISSED_FLOOR_PCT = 0.005  # where 100 % attainment is drawn
+_ATTAINMENT_TICKS_PCT = (50.0, 90.0, 99.0, 99.9, 99.99)
+
+
+def _missed_pct(attainment: float) -> float:
+    return max(100.0 * (1.0 - attainment), _MISSED_FLOOR_PCT)
+
+
 def plot_frontier(frontier: FrontierReport, path: Path, title: str = "") -> Path:
-    """SLA attainment (feasible share) against GPU-hours: each knob policy's points and frontier,
-    the one-point policies, the oracle, and the lower bound at its attainment."""
+    """SLA attainment (feasible share) against GPU-hours: each knob policy's points and frontier
+    (the points no other setting beats; the others faint), the one-point policies, the oracle,
+    the target attainments and the lower bound on GPU-hours at the config's attainment."""
     fig, ax = plt.subplots(figsize=(8, 5))
     markers = iter("osD^v<>p*h")
+    shown_x: list[float] = []
     for policy, points in frontier.points.items():
         marker = next(markers, "o")
         front = pareto(points)
-        line = ax.plot([p.gpu_hours for p in front], [100 * p.attainment for p in front], marker=marker, label=policy)[
-            0
-        ]
+        shown_x += [p.gpu_hours for p in front]
+        line = ax.plot(
+            [p.gpu_hours for p in front], [_missed_pct(p.attainment) for p in front], marker=marker, label=policy
+        )[0]
         others = [p for p in points if p not in front]
         ax.scatter(
             [p.gpu_hours for p in others],
-            [100 * p.attainment for p in others],
+            [_missed_pct(p.attainment) for p in others],
             marker=marker,
             color=line.get_color(),
             alpha=0.3,
             s=18,
         )
     for p in frontier.singles:
-        ax.scatter([p.gpu_hours], [100 * p.attainment], marker=next(markers, "x"), s=50, label=p.setting, zorder=3)
+        shown_x.append(p.gpu_hours)
+        ax.scatter([p.gpu_hours], [_missed_pct(p.attainment)], marker=next(markers, "x"), s=50, label=p.setting)
     if frontier.oracle is not None:
         o = frontier.oracle
-        ax.scatter([o.gpu_hours], [100 * o.attainment], marker="*", s=160, color="black", label="oracle", zorder=4)
+        shown_x.append(o.gpu_hours)
+        ax.scatter([o.gpu_hours], [_missed_pct(o.attainment)], marker="*", s=160, color="black", label="oracle")
     if frontier.lower_bound_gpu_hours is not None:
+        shown_x.append(frontier.lower_bound_gpu_hours)
         ax.axvline(
             frontier.lower_bound_gpu_hours,
             color="red",
@@ -108,14 +123,16 @@ def plot_frontier(frontier: FrontierReport, path: Path, title: str = "") -> Path
             label=f"lower bound for {frontier.lower_bound_attainment:.0%}",
         )
     for t in frontier.targets:
-        ax.axhline(100 * t, color="grey", linestyle="--", linewidth=0.8)
-    shown = [100 * p.attainment for pts in frontier.points.values() for p in pts]
-    shown += [100 * p.attainment for p in frontier.singles] + [100 * t for t in frontier.targets]
-    bottom = max(0.0, min([*shown, 100.0]) - 1.0)
-    ax.set_ylim(bottom, 100.2)
+        ax.axhline(_missed_pct(t), color="grey", linestyle="--", linewidth=0.8)
+    ax.set_yscale("log")
+    ax.set_ylim(100.0, _MISSED_FLOOR_PCT / 2)  # inverted: up is better
+    ax.set_yticks([100.0 - t for t in _ATTAINMENT_TICKS_PCT], [f"{t:g} %" for t in _ATTAINMENT_TICKS_PCT])
+    ax.minorticks_off()
+    if shown_x:
+        ax.set_xlim(0.9 * min(shown_x), 1.1 * max(shown_x))
     ax.set_xlabel("GPU-hours")
-    ax.set_ylabel("SLA met, feasible requests (%)")
-    ax.set_title(title or "SLA attainment against GPU-hours")
+    ax.set_ylabel("SLA met, feasible requests (log scale of the share missed)")
+    ax.set_title(title or "SLA attainment against GPU-hours", fontsize=10)
     ax.legend(loc="lower right", fontsize=8)
     ax.grid(alpha=0.3)
     fig.tight_layout()
