@@ -23,7 +23,7 @@ import math
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import parse_qsl
@@ -210,7 +210,9 @@ class QueryAPI(Protocol):
 
     def query_range(self, query: SeriesQuery, start_s: float, end_s: float, step_s: float) -> list[Series]: ...
 
-    def query(self, query: SeriesQuery, at_s: float) -> list[Series]: ...
+    def query(self, query: SeriesQuery, at_s: float | None) -> list[Series]:
+        """An instant query at ``at_s``; None = the server's current time."""
+        ...
 
 
 class PrometheusHTTP:
@@ -267,8 +269,11 @@ class PrometheusHTTP:
             {"query": query.promql, "start": _ts(start_s), "end": _ts(end_s), "step": f"{step_s:g}"},
         )
 
-    def query(self, query: SeriesQuery, at_s: float) -> list[Series]:
-        return self._get("/api/v1/query", {"query": query.promql, "time": _ts(at_s)})
+    def query(self, query: SeriesQuery, at_s: float | None) -> list[Series]:
+        params = {"query": query.promql}
+        if at_s is not None:
+            params["time"] = _ts(at_s)
+        return self._get("/api/v1/query", params)
 
 
 def _ts(seconds: float) -> str:
@@ -395,6 +400,10 @@ class PrometheusSource:
                 log.warning("%s not exported; counting finished requests (%s)", promql.REQUESTS_STARTED, self._where())
         if requests_.partial_reason:
             notes.append(requests_.partial_reason)
+        counter = promql.REQUESTS_FINISHED if "requests_total" in self._warned else promql.REQUESTS_STARTED
+        sample_time, gone = self._newest_sample(counter)
+        if gone is not None:
+            return replace(empty, quality="stale", error=gone)
 
         means: dict[str, float | None] = {}
         for name, base, scale in (
@@ -437,4 +446,20 @@ class PrometheusSource:
             arrival_counts=tuple(round(c) for c in requests_.increases),
             arrival_window_s=self.resolution_s,
             queued_requests=queued,
+            sample_time=sample_time,
         )
+
+    def _newest_sample(self, metric: str) -> tuple[datetime | None, str | None]:
+        """When the counter's newest sample was taken, asked at Prometheus's own current time (so a
+        planner clock that jumped either way shows). Returns (time, None), or (None, why) when
+        Prometheus holds no current sample of a series the window has: the frontend is no longer
+        scraped (target down or gone; Prometheus marks its series stale), so the window's tail
+        is missing."""
+        found = self.api.query(promql.series_query(metric, self.model_name, self.namespace, newest_sample=True), None)
+        stamps = [s.points[-1][1] for s in found if s.points and math.isfinite(s.points[-1][1])]
+        if not stamps:
+            return None, (
+                f"stale metrics: Prometheus holds no current sample of {metric} for {self._where()} "
+                "(the frontend is no longer scraped: target down or removed); holding replicas"
+            )
+        return datetime.fromtimestamp(max(stamps), UTC), None

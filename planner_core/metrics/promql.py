@@ -72,10 +72,17 @@ class SeriesQuery:
 
     metric: str
     labels: tuple[tuple[str, str], ...]
+    # The newest sample's time instead of the value:
+    # ``max by (model, dynamo_namespace) (timestamp(metric{...}))`` (the stale-data guard's input).
+    newest_sample: bool = False
 
     @property
     def promql(self) -> str:
-        return f"sum by ({', '.join(GROUP_BY)}) ({self.metric}{matchers(dict(self.labels))})"
+        by = ", ".join(GROUP_BY)
+        selector = f"{self.metric}{matchers(dict(self.labels))}"
+        if self.newest_sample:
+            return f"max by ({by}) (timestamp({selector}))"
+        return f"sum by ({by}) ({selector})"
 
 
 def frontend_labels(model_name: str | None, namespace: str | None) -> tuple[tuple[str, str], ...]:
@@ -88,8 +95,10 @@ def frontend_labels(model_name: str | None, namespace: str | None) -> tuple[tupl
     return tuple(sorted(labels.items()))
 
 
-def series_query(metric: str, model_name: str | None, namespace: str | None) -> SeriesQuery:
-    return SeriesQuery(metric, frontend_labels(model_name, namespace))
+def series_query(
+    metric: str, model_name: str | None, namespace: str | None, newest_sample: bool = False
+) -> SeriesQuery:
+    return SeriesQuery(metric, frontend_labels(model_name, namespace), newest_sample)
 
 
 def histogram_queries(base: str, model_name: str | None, namespace: str | None) -> tuple[SeriesQuery, SeriesQuery]:

@@ -105,4 +105,5 @@ class SimulatedFrontend:
             quality="ok",
             arrival_counts=arrival_counts(self.arrival_s, start_s, end_s, self.resolution_s),
             arrival_window_s=self.resolution_s,
+            sample_time=window_end,  # the simulator is read at the window end, never late
         )
