@@ -29,6 +29,7 @@ from typing import Any, Protocol
 from urllib.parse import parse_qsl
 
 import requests
+import urllib3
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
@@ -245,11 +246,11 @@ class PrometheusHTTP:
         all_params = list(params.items()) + list(self.settings.extra_params)
         try:
             response = self.session.get(url, params=all_params, headers=headers, timeout=self.settings.timeout_s)
-        except requests.Timeout:
-            raise PrometheusQueryError(
-                f"timeout after {self.settings.timeout_s:g} s asking {self.settings.endpoint}"
-            ) from None
         except requests.RequestException as exc:
+            if _timed_out(exc):
+                raise PrometheusQueryError(
+                    f"timeout after {self.settings.timeout_s:g} s asking {self.settings.endpoint}"
+                ) from None
             raise PrometheusQueryError(
                 f"cannot reach Prometheus at {self.settings.endpoint} ({type(exc).__name__}); "
                 "check --metric-pulling-prometheus-endpoint / PROMETHEUS_ENDPOINT"
@@ -274,6 +275,18 @@ class PrometheusHTTP:
         if at_s is not None:
             params["time"] = _ts(at_s)
         return self._get("/api/v1/query", params)
+
+
+def _timed_out(exc: requests.RequestException) -> bool:
+    """A timeout, also when the retries ran out on one: ``requests`` then raises a
+    ``ConnectionError`` wrapping urllib3's ``MaxRetryError(ReadTimeoutError)``."""
+    if isinstance(exc, requests.Timeout):
+        return True
+    reason = getattr(exc.args[0], "reason", None) if exc.args else None
+    # NewConnectionError (connection refused) subclasses ConnectTimeoutError in urllib3 2
+    return isinstance(reason, urllib3.exceptions.TimeoutError) and not isinstance(
+        reason, urllib3.exceptions.NewConnectionError
+    )
 
 
 def _ts(seconds: float) -> str:
