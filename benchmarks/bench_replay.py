@@ -44,8 +44,17 @@ def main() -> None:
     parser.add_argument("--policies", default=None)
     parser.add_argument("--predictor", default="auto", help="predictor of the default policy")
     parser.add_argument("--resolutions", default="1,5,15", help="arrival resolutions (s) of the default policy")
-    parser.add_argument("--mocker-max-num-seqs", type=int, default=MockerEngine.max_num_seqs)
+    parser.add_argument(
+        "--max-num-seqs", type=int, default=None, help="engines' running-sequence cap (default: the planner's, 256)"
+    )
     parser.add_argument("--duration-s", type=float, default=None, help="replay only the first N seconds")
+    parser.add_argument(
+        "--copy-jitter-s",
+        type=float,
+        default=None,
+        help="load scaling's copies arrive within this many seconds (default: the interval, 60; 1 = burst stress)",
+    )
+    parser.add_argument("--speed-up", type=float, default=1.0, help="time compression instead of (or with) copies")
     args = parser.parse_args()
     mocker = args.engine == "mocker"
     if mocker and not mocker_available():
@@ -58,19 +67,34 @@ def main() -> None:
             else "default,clairvoyant,dynamo,static,oracle"
         )
 
-    config = make_config(adjustment_interval_s=60, max_gpu_budget=256, load_predictor=args.predictor)
+    config = make_config(
+        adjustment_interval_s=60,
+        max_gpu_budget=256,
+        load_predictor=args.predictor,
+        **({} if args.max_num_seqs is None else {"max_num_seqs": args.max_num_seqs}),
+    )
     profile = load_profile(config.profile_dir())
     summary = []
     for trace in args.traces.split(","):
         for scale in (float(s) for s in args.scales.split(",")):
             t0 = time.perf_counter()
-            workload = load_workload(TRACES[trace], load_scale=scale, seed=0, duration_s=args.duration_s)
+            jitter_s = args.copy_jitter_s if args.copy_jitter_s is not None else float(config.adjustment_interval_s)
+            workload = load_workload(
+                TRACES[trace],
+                load_scale=scale,
+                seed=0,
+                duration_s=args.duration_s,
+                copy_jitter_s=jitter_s,
+                speed_up=args.speed_up,
+            )
             load_s = time.perf_counter() - t0
             t0 = time.perf_counter()
             plan = compute_oracle(workload, profile, config)
             oracle_s = time.perf_counter() - t0
             if mocker:
-                engine = MockerEngine(max_num_seqs=args.mocker_max_num_seqs)
+                engine = MockerEngine(
+                    max_num_seqs=config.max_num_seqs, max_num_batched_tokens=config.max_num_batched_tokens
+                )
                 with mocker_inputs(workload, profile, engine) as inputs:
                     results = [
                         run_mocker_policy(workload, config, p, oracle_plan=plan, profile=profile, inputs=inputs)
@@ -81,8 +105,9 @@ def main() -> None:
                     run_policy(workload, config, p, oracle_plan=plan, profile=profile) for p in args.policies.split(",")
                 ]
             by = {r.policy: r for r in results}
-            engine_note = f", mocker engine, max_num_seqs {args.mocker_max_num_seqs}" if mocker else ""
-            print(f"\n== azure {trace} x{scale:g}: {len(workload):,} requests "
+            engine_note = f", {'mocker' if mocker else 'our'} engine, max_num_seqs {config.max_num_seqs}"
+            print(f"\n== azure {trace} x{scale:g} (copies within {jitter_s:g} s, speed-up {args.speed_up:g}): "
+                  f"{len(workload):,} requests "
                   f"(trace load {load_s:.1f} s, oracle {oracle_s:.1f} s{engine_note})")
             print(format_table(results))
             # What reaching 99 % of all requests costs any policy at all (docs/oracle.md).
@@ -93,7 +118,8 @@ def main() -> None:
             ) * config.adjustment_interval_s / 3600.0
             print(f"any policy with >= {config.sla_attainment:.0%} SLA met needs >= {bound_gpu_h:.2f} GPU-h "
                   f"(prefill lower bound + {config.min_endpoint} decode engine per interval)")
-            row = {"trace": trace, "load_scale": scale, "requests": len(workload),
+            row = {"trace": trace, "load_scale": scale, "copy_jitter_s": jitter_s, "speed_up": args.speed_up,
+                   "requests": len(workload),
                    "results": [r.summary() for r in results], "oracle_s": oracle_s,
                    "lower_bound_gpu_hours_at_99pct": bound_gpu_h}
             row["engine"] = args.engine

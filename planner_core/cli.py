@@ -20,6 +20,7 @@ from planner_core.config import ConfigError
 from planner_core.connectors.base import ConnectorError
 from planner_core.logs import LOGGER, log_to_dir
 from planner_core.profiles import ProfileError
+from planner_core.redaction import redact_argv
 from planner_core.sim.replay import ReplayError
 from planner_core.store.errors import StoreError
 from planner_core.traces import TraceError
@@ -60,7 +61,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         log_dir = getattr(args, "log_dir", None) or os.environ.get("PLANNER_LOG_DIR")
         if log_dir:
             log_to_dir(log_dir)
-            logging.getLogger(LOGGER).info("sla-planner %s", " ".join(sys.argv[1:] if argv is None else argv))
+            given = sys.argv[1:] if argv is None else argv
+            logging.getLogger(LOGGER).info("sla-planner %s", " ".join(redact_argv(given)))
         return int(args.func(args) or 0)
     except (ConfigError, ConnectorError, ProfileError, TraceError, StoreError, UsageError, ReplayError) as exc:
         print(f"sla-planner {args.command}: error: {exc}", file=sys.stderr)

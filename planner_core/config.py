@@ -123,6 +123,13 @@ class PlannerConfig(BaseModel):
     decode_engine_num_gpu: int = Field(1, gt=0, description="GPUs per decode engine")
     prefill_max_replicas: int | None = Field(None, gt=0, description="cap on prefill replicas")
     decode_max_replicas: int | None = Field(None, gt=0, description="cap on decode replicas")
+    # Engine limits (vLLM's and Dynamo's mocker's defaults).
+    max_num_seqs: int = Field(
+        256, gt=0, description="sequences one engine runs at once (vLLM --max-num-seqs); decode is sized for it"
+    )
+    max_num_batched_tokens: int = Field(
+        8192, gt=0, description="tokens one engine processes per forward pass (vLLM --max-num-batched-tokens)"
+    )
 
     # Performance model and targets.
     profile_results_dir: str | None = Field(
@@ -319,6 +326,7 @@ SIZING_FIELDS = (
     "decode_engine_num_gpu",
     "prefill_max_replicas",
     "decode_max_replicas",
+    "max_num_seqs",
     "profile_results_dir",
     "mode",
     "policy",
@@ -480,6 +488,8 @@ FLAGS: tuple[_Flag, ...] = (
     _Flag("--decode-engine-num-gpu", "decode_engine_num_gpu"),
     _Flag("--prefill-max-replicas", "prefill_max_replicas"),
     _Flag("--decode-max-replicas", "decode_max_replicas"),
+    _Flag("--max-num-seqs", "max_num_seqs"),
+    _Flag("--max-num-batched-tokens", "max_num_batched_tokens"),
     _Flag("--profile-results-dir", "profile_results_dir", ("--profile-dir",)),
     _Flag("--ttft", "ttft_ms", ("--ttft-ms",)),
     _Flag("--itl", "itl_ms", ("--itl-ms",)),

@@ -41,6 +41,7 @@ from planner_core.records import (
     SeriesForecast,
     is_missing,
 )
+from planner_core.redaction import redact_text
 from planner_core.safety import bound_scale_down, guard_stale, with_metrics_age
 from planner_core.sizing import compute_corrections, fit_budget, size_pools
 from planner_core.stabilizer import Stabilizer
@@ -180,6 +181,8 @@ def predict(
         patterns += (observation.arrival_counts,)
     if patterns:
         forecast = replace(forecast, burst_patterns=patterns, burst_window_s=observation.arrival_window_s)
+    if observation.isl_histogram:
+        forecast = replace(forecast, isl_histogram=observation.isl_histogram)
     return forecast
 
 
@@ -373,8 +376,8 @@ class PlanningCycle:
             self._run_steps(result, store if run_id is not None else None, run_id, end)
         except Exception as exc:
             result.status = "error"
-            result.error = f"{type(exc).__name__}: {exc}"
-            log.error("planning cycle failed: %s\n%s", result.error, traceback.format_exc())
+            result.error = redact_text(f"{type(exc).__name__}: {exc}")  # stored and shown: no URL password
+            log.error("planning cycle failed: %s\n%s", result.error, redact_text(traceback.format_exc()))
         if store is not None and run_id is not None:
             store.finish_run(run_id, result.status, self.clock.now(), result.error)
         return result

@@ -15,8 +15,10 @@ pure arithmetic over the profile.
 :class:`DefaultPolicy`
     Ours. The correction factors apply in both directions (clamped to a sane range so one
     noisy interval cannot multiply a pool tenfold), prefill is sized by queueing (and the
-    recent burst patterns) for the TTFT tail, decode uses :class:`DecodeSurface` (exact at the
-    measured points, monotone where they are) at the busiest span of the forecast, and the
+    recent burst patterns) for the TTFT tail, leaving out prompts too long to meet the TTFT SLA
+    on any number of engines (:mod:`planner_core.feasibility`), decode uses :class:`DecodeSurface`
+    (exact at the measured points, monotone where they are) at the busiest span of the forecast
+    with no engine above ``max_num_seqs`` running sequences, and the
     budget rule never exceeds the budget while keeping ``min_endpoint`` replicas of every
     planned pool.
 """
@@ -29,6 +31,7 @@ from typing import Any, Protocol
 
 from planner_core.burst import servers_for_bursts
 from planner_core.config import PlannerConfig, Policy
+from planner_core.feasibility import FeasibleLoad
 from planner_core.profiles import OperatingPoint, Profile
 from planner_core.queueing import mean_wait_s, servers_for_wait_tail
 from planner_core.records import Corrections, LoadForecast, Observation, is_missing
@@ -40,6 +43,7 @@ CORRECTION_RANGE = (0.25, 4.0)
 # A burst pattern with fewer requests than this share of the planned count says little about
 # the planned load's shape (five requests in one second, scaled to five hundred, is not a forecast).
 BURST_MIN_SHARE = 0.25
+NOTHING_INFEASIBLE = FeasibleLoad(math.inf, 0.0, 0.0, 0.0)
 
 
 @dataclass(frozen=True)
@@ -55,6 +59,8 @@ class SizingInputs:
     osl: float
     prefill_correction: float  # applied
     decode_correction: float  # applied
+    # prompts too long for the TTFT SLA (the default policy leaves them out of prefill)
+    feasible: FeasibleLoad = NOTHING_INFEASIBLE
 
     @property
     def interval_s(self) -> float:
@@ -245,8 +251,12 @@ class DefaultPolicy:
         return num_req
 
     def size_prefill(self, inputs: SizingInputs) -> PoolPlan:
-        config, isl, planned = inputs.config, inputs.isl, inputs.planned_num_req
-        interval_s = inputs.interval_s
+        config, interval_s = inputs.config, inputs.interval_s
+        # Prompts too long to meet the TTFT SLA on any number of engines are not planned for:
+        # more engines would not help them, and their prefill time would inflate the mean.
+        feasible = inputs.feasible
+        planned = inputs.planned_num_req * (1.0 - feasible.infeasible_share)
+        isl = feasible.feasible_isl if feasible.infeasible > 0 else inputs.isl
         curves = inputs.profile.prefill.curves
         thpt = curves.thpt_per_gpu(isl)
         demand = planned * isl / interval_s
@@ -260,6 +270,14 @@ class DefaultPolicy:
         if burst_servers is not None:
             details.update(prefill_replicas_poisson=replicas, prefill_replicas_bursts=burst_servers)
             replicas = max(replicas, burst_servers)
+        if feasible.infeasible > 0:
+            details.update(prefill_feasible_num_req=planned, prefill_feasible_isl=isl)
+            reasons_infeasible = [
+                f"{feasible.infeasible_share:.1%} of prompts longer than {feasible.max_feasible_isl:,.0f} tokens "
+                f"cannot meet the TTFT SLA: left out"
+            ]
+        else:
+            reasons_infeasible = []
         details.update(
             prefill_service_ms=service_s * 1000.0,
             prefill_offered_load=queue.offered_load,
@@ -272,6 +290,7 @@ class DefaultPolicy:
             f"{queue.offered_load:.2f} busy engines; {replicas} keep P(TTFT > {config.ttft_ms:g} ms) "
             f"at {queue.late_probability:.2%}"
         ]
+        reasons.extend(reasons_infeasible)
         if not queue.reachable:
             reasons.append(f"prefill service time {service_s * 1000:.0f} ms alone exceeds the TTFT SLA: unreachable")
         values = dict(
@@ -299,6 +318,22 @@ class DefaultPolicy:
             details.update(decode_peak_num_req_rate=peak_rate, decode_span_s=decode_s)
             demand = peak_rate * osl
         plan = _decode_plan(inputs, point, itl_target, demand)
+        # An engine runs at most max_num_seqs sequences; a request that finds every engine at
+        # the cap waits for admission, and that wait is TTFT. Plan each engine for the same share
+        # of the cap as of the KV cache (decode_target_utilization) so the concurrency can
+        # fluctuate: N engines holding `seqs` sequences each at ITL(seqs) carry
+        # demand x ITL(seqs) sequences in flight.
+        seqs = inputs.config.decode_target_utilization * inputs.config.max_num_seqs
+        itl_at_seqs_ms = inputs.profile.decode.surface.itl_ms(seqs, context)
+        in_flight = demand * itl_at_seqs_ms / 1000.0
+        for_cap = math.ceil(in_flight / seqs) if demand > 0 else 0
+        details.update(decode_seqs_per_engine_planned=seqs, decode_replicas_for_max_num_seqs=for_cap)
+        if for_cap > plan.replicas:
+            plan.reasons.append(
+                f"max_num_seqs {inputs.config.max_num_seqs}: {in_flight:,.0f} sequences in flight / "
+                f"{seqs:.0f} per engine -> {for_cap}"
+            )
+            plan.replicas = for_cap
         plan.details = details
         return plan
 

@@ -108,20 +108,77 @@ def _check_same_length(source: str, arrays: dict[str, FloatArray], keys: tuple[s
 # ---------------------------------------------------------------------------------------------
 
 
+# The top of the profile the growth beyond it is fitted to: at least this many points, and the
+# upper half of the measured ISLs (where attention's quadratic term shows; the bottom is launch
+# overhead and a rising throughput).
+GROWTH_FIT_MIN_POINTS = 4
+
+
+@dataclass(frozen=True)
+class PrefillGrowth:
+    """How prefill time grows beyond the longest profiled prompt.
+
+    ``fit`` is a least-squares ``a + b*isl + c*isl**2`` through the top half of the profile
+    (at least :data:`GROWTH_FIT_MIN_POINTS` points): a linear term for the per-token work
+    (MLPs, projections) and a quadratic one for attention over the prompt. The curvature is
+    kept non-negative (attention cannot make a longer prompt cheaper per token); a fit that
+    comes out concave is refitted as a straight line. Beyond the profile the TTFT is the last
+    measured TTFT plus the fit's growth from there, ``ttft(hi) + fit(isl) - fit(hi)``: continuous
+    at the last point and increasing (should noise make the fit's slope at ``hi`` not positive,
+    the time per token there, ``ttft(hi) / hi``, replaces it).
+
+    Assumptions, stated in docs/simulator.md: the engine handles any prompt length (no context
+    limit), and the regime at the top of the profile (batch of one, chunking if any, the same
+    kernels) continues unchanged; nothing is measured out there."""
+
+    anchor_isl: float
+    anchor_ttft_ms: float
+    slope_ms_per_token: float  # d ttft / d isl at the anchor
+    curvature_ms_per_token2: float  # c >= 0
+
+    @classmethod
+    def fit(cls, isl: FloatArray, ttft_ms: FloatArray) -> PrefillGrowth:
+        isl = np.asarray(isl, dtype=np.float64)
+        ttft_ms = np.asarray(ttft_ms, dtype=np.float64)
+        k = min(isl.size, max(GROWTH_FIT_MIN_POINTS, (isl.size + 1) // 2))
+        x, y = isl[-k:], ttft_ms[-k:]
+        hi, t_hi = float(isl[-1]), float(ttft_ms[-1])
+        _, b, c = np.linalg.lstsq(np.vstack([np.ones(k), x, x * x]).T, y, rcond=None)[0]
+        if c < 0:
+            c = 0.0
+            _, b = np.linalg.lstsq(np.vstack([np.ones(k), x]).T, y, rcond=None)[0]
+        slope = float(b + 2.0 * c * hi)
+        if slope <= 0:  # noise at the top of the profile: time proportional to tokens instead
+            slope = t_hi / hi
+        return cls(hi, t_hi, slope, float(c))
+
+    def ttft_ms(self, isl: float) -> float:
+        """Extrapolated TTFT at ``isl`` >= the anchor (at the anchor: the measured TTFT)."""
+        dx = float(isl) - self.anchor_isl
+        return self.anchor_ttft_ms + self.slope_ms_per_token * dx + self.curvature_ms_per_token2 * dx * dx
+
+
 @dataclass(frozen=True)
 class PrefillCurves:
     """TTFT (ms) and throughput (tokens/s/GPU) of one prefill engine as functions of ISL,
-    tabulated on every integer ISL of the measured range (ISL outside it is clamped), so a
-    lookup is two array reads."""
+    tabulated on every integer ISL of the measured range, so a lookup is two array reads.
+
+    Below the shortest profiled ISL the lookup is clamped. Above the longest, ``growth`` (when
+    set) extrapolates the TTFT (:class:`PrefillGrowth`) and the throughput follows it, scaled
+    so that tokens / TTFT stays what it is at the last point (``thpt(hi) * (isl / ttft(isl)) /
+    (hi / ttft(hi))``); without ``growth`` (Dynamo's curves) the lookup is clamped there too."""
 
     kind: str
     min_isl: float
     max_isl: float
     _ttft_table: FloatArray = field(repr=False)
     _thpt_table: FloatArray = field(repr=False)
+    growth: PrefillGrowth | None = None
 
     @classmethod
-    def fit(cls, isl: FloatArray, ttft_ms: FloatArray, thpt_per_gpu: FloatArray, kind: str) -> PrefillCurves:
+    def fit(
+        cls, isl: FloatArray, ttft_ms: FloatArray, thpt_per_gpu: FloatArray, kind: str, extrapolate: bool = False
+    ) -> PrefillCurves:
         lo, hi = float(isl[0]), float(isl[-1])
         grid = np.clip(np.arange(math.floor(lo), math.ceil(hi) + 1, dtype=np.float64), lo, hi)
         if kind == "cubic":
@@ -130,7 +187,8 @@ class PrefillCurves:
         else:
             ttft_table = PchipInterpolator(isl, ttft_ms)(grid)
             thpt_table = PchipInterpolator(isl, thpt_per_gpu)(grid)
-        return cls(kind, lo, hi, np.asarray(ttft_table), np.asarray(thpt_table))
+        growth = PrefillGrowth.fit(isl, ttft_ms) if extrapolate else None
+        return cls(kind, lo, hi, np.asarray(ttft_table), np.asarray(thpt_table), growth)
 
     def _lookup(self, table: FloatArray, isl: float) -> float:
         x = min(max(float(isl), self.min_isl), self.max_isl) - math.floor(self.min_isl)
@@ -141,19 +199,50 @@ class PrefillCurves:
         return float(table[i] + (table[i + 1] - table[i]) * frac)
 
     def ttft_ms(self, isl: float) -> float:
-        """Profiled TTFT in ms at this ISL (one request, no queueing)."""
+        """TTFT in ms at this ISL (one request, no queueing): profiled, or extrapolated beyond it."""
+        if self.growth is not None and isl > self.max_isl:
+            return self.growth.ttft_ms(isl)
         return self._lookup(self._ttft_table, isl)
 
     def thpt_per_gpu(self, isl: float) -> float:
-        """Profiled prefill throughput in tokens/s/GPU at this ISL."""
+        """Prefill throughput in tokens/s/GPU at this ISL: profiled, or extrapolated beyond it."""
+        if self.growth is not None and isl > self.max_isl:
+            g = self.growth
+            at_hi = self._lookup(self._thpt_table, self.max_isl)
+            return at_hi * (float(isl) / g.ttft_ms(isl)) / (g.anchor_isl / g.anchor_ttft_ms)
         return self._lookup(self._thpt_table, isl)
+
+    def max_isl_within(self, ttft_ms: float) -> float:
+        """The longest prompt whose TTFT at concurrency 1 is at most ``ttft_ms`` (the TTFT
+        curve is increasing above the profile; inside it the first crossing counts). ``inf``
+        when no prompt is too long (no extrapolation and the whole profile fits); 0 when even
+        the shortest profiled prompt takes longer."""
+        table = self._ttft_table
+        over = np.flatnonzero(table > ttft_ms)
+        if over.size:
+            i = int(over[0])
+            if i == 0:
+                return 0.0
+            # linear between the last integer ISL within and the first beyond, as _lookup is
+            frac = (ttft_ms - float(table[i - 1])) / float(table[i] - table[i - 1])
+            return math.floor(self.min_isl) + i - 1 + frac
+        g = self.growth
+        if g is None:
+            return math.inf
+        # anchor + s*dx + c*dx^2 = ttft_ms, the positive root
+        need = ttft_ms - g.anchor_ttft_ms
+        s, c = g.slope_ms_per_token, g.curvature_ms_per_token2
+        dx = need / s if c == 0 else (-s + math.sqrt(s * s + 4.0 * c * need)) / (2.0 * c)
+        return g.anchor_isl + max(dx, 0.0)
 
 
 @dataclass(frozen=True)
 class PrefillProfile:
     """Prefill performance. ``ttft_ms``/``thpt_per_gpu`` use a shape-preserving (PCHIP) curve:
-    exact at the measured ISLs and monotone wherever the measurements are. ``dynamo`` holds
-    Dynamo's cubic spline (which overshoots between points) for the ``dynamo`` policy."""
+    exact at the measured ISLs and monotone wherever the measurements are, extrapolated beyond
+    the longest measured prompt (:class:`PrefillGrowth`). ``dynamo`` holds Dynamo's cubic
+    spline (which overshoots between points, and is clamped to the measured range as Dynamo
+    clamps it) for the ``dynamo`` policy."""
 
     isl: FloatArray
     ttft_ms_points: FloatArray
@@ -177,7 +266,7 @@ class PrefillProfile:
             isl,
             ttft_ms,
             thpt_per_gpu,
-            PrefillCurves.fit(isl, ttft_ms, thpt_per_gpu, "pchip"),
+            PrefillCurves.fit(isl, ttft_ms, thpt_per_gpu, "pchip", extrapolate=True),
             PrefillCurves.fit(isl, ttft_ms, thpt_per_gpu, "cubic"),
         )
 
@@ -194,6 +283,10 @@ class PrefillProfile:
 
     def thpt_per_gpu(self, isl: float) -> float:
         return self.curves.thpt_per_gpu(isl)
+
+    def max_isl_within(self, ttft_ms: float) -> float:
+        """The longest prompt one engine prefills within ``ttft_ms`` at concurrency 1."""
+        return self.curves.max_isl_within(ttft_ms)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -55,12 +55,16 @@ class Observation:
     arrival_counts: tuple[int, ...] | None = None
     arrival_window_s: float = 1.0
     # Requests accepted but still waiting for their first token at the window end, when the
-    # frontend exports it (dynamo_frontend_queued_requests); not stored.
+    # frontend exports it (dynamo_frontend_queued_requests); stored (observations.queued_requests).
     queued_requests: float | None = None
     # When the newest sample of the request counter was taken, on the source's clock; None =
     # the source cannot tell. The stale-data guard (planner_core.safety) compares it with
     # window_end.
     sample_time: datetime | None = None
+    # The window's ISL histogram (requests whose first token came in it), cumulative
+    # ``(upper bound, count)`` pairs ending at +Inf, when the source has it: how many prompts are
+    # too long for the TTFT SLA (planner_core.feasibility). Not stored.
+    isl_histogram: tuple[tuple[float, float], ...] | None = None
 
     @property
     def interval_s(self) -> float:
@@ -105,6 +109,9 @@ class LoadForecast:
     # scales each to the forecast and sizes prefill for the worst. Empty = assume Poisson.
     burst_patterns: tuple[tuple[int, ...], ...] = ()
     burst_window_s: float = 1.0
+    # The last observed ISL histogram (``Observation.isl_histogram``): the sizing leaves the
+    # share of prompts too long for the TTFT SLA out of the prefill pool. None = unknown.
+    isl_histogram: tuple[tuple[float, float], ...] | None = None
 
     def is_usable(self) -> bool:
         return not any(is_missing(v) for v in (self.num_req, self.isl, self.osl))
@@ -153,6 +160,9 @@ class Decision:
     prefill_replicas_after_min: int | None = None
     prefill_replicas_after_cap: int | None = None
     prefill_replicas: int | None = None
+    # requests of the planned count whose prompt is too long to meet the TTFT SLA on any
+    # number of engines, left out of the prefill sizing (planner_core.feasibility)
+    prefill_infeasible_num_req: float | None = None
     # decode
     decode_context_length: float | None = None
     decode_itl_target_ms: float | None = None

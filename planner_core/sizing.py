@@ -13,7 +13,10 @@ Defined results for degenerate input (documented in README):
   targets are the current replicas, nothing is scaled (a broken scrape is not zero traffic);
 * zero predicted requests -> each planned pool at ``min_endpoint`` (never below it);
 * an ITL SLA no profiled operating point meets -> sized at the lightest profiled point and
-  flagged ``decode_sla_reachable=False`` with the reason.
+  flagged ``decode_sla_reachable=False`` with the reason;
+* prompts too long to meet the TTFT SLA on any number of engines (estimated from the last
+  observed ISL histogram, :mod:`planner_core.feasibility`) -> left out of the default policy's
+  prefill sizing and counted in ``prefill_infeasible_num_req``.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from dataclasses import replace
 from typing import Any
 
 from planner_core.config import Mode, PlannerConfig
+from planner_core.feasibility import feasible_load, max_feasible_isl
 from planner_core.policies import PoolPlan, SizingInputs, policy_for
 from planner_core.profiles import Profile
 from planner_core.records import (
@@ -112,20 +116,28 @@ def size_pools(
         return _hold(forecast, config, current, plans_prefill, plans_decode, common)
 
     num_req = max(0.0, float(forecast.num_req))
+    isl = max(1.0, float(forecast.isl))
+    feasible = feasible_load(forecast.isl_histogram, isl, max_feasible_isl(profile, config.ttft_ms))
     inputs = SizingInputs(
         forecast=forecast,
         profile=profile,
         config=config,
         num_req=num_req,
         planned_num_req=policy.planned_num_req(forecast, num_req, config),
-        isl=max(1.0, float(forecast.isl)),
+        isl=isl,
         osl=max(1.0, float(forecast.osl)),
         prefill_correction=prefill_corr,
         decode_correction=decode_corr,
+        feasible=feasible,
     )
     reasons: list[str] = []
     values: dict[str, Any] = {}
-    details: dict[str, Any] = {"planned_num_req": inputs.planned_num_req}
+    details: dict[str, Any] = {
+        "planned_num_req": inputs.planned_num_req,
+        "max_feasible_isl": feasible.max_feasible_isl,
+        "isl_histogram_num_req": feasible.observed,
+        "isl_histogram_infeasible_num_req": feasible.infeasible,
+    }
     prefill = decode = None
     if plans_prefill:
         prefill = _constrain("prefill", policy.size_prefill(inputs), config.min_endpoint, config.prefill_max_replicas)
@@ -150,6 +162,7 @@ def size_pools(
         decode_replicas=decode_target,
         prefill_gpus=(prefill_target or 0) * config.prefill_engine_num_gpu,
         decode_gpus=(decode_target or 0) * config.decode_engine_num_gpu,
+        prefill_infeasible_num_req=inputs.planned_num_req * feasible.infeasible_share if plans_prefill else None,
         details=details,
         **common,
         **values,

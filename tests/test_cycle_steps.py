@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
+
 from planner_core.config import PlannerConfig
 from planner_core.cycle import STEPS
 from planner_core.records import Observation
@@ -109,3 +111,38 @@ def test_a_restarted_cycle_loads_the_state_the_last_one_saved(sqlite_url):
     assert fresh.state is not None and fresh.state.loaded
     assert fresh.state.recent_bursts == last.state.recent_bursts and len(fresh.state.recent_bursts) == 3
     assert fresh.state.predictor_state == last.state.predictor_state
+
+
+def test_the_observed_isl_histogram_reaches_the_sizing_and_its_count_the_store(sqlite_url):
+    """Prompts too long for the TTFT SLA: the frontend's histogram goes with the forecast, the
+    default policy leaves them out of prefill, and the decision row holds how many."""
+    from dataclasses import replace
+
+    from sqlalchemy import select
+
+    from planner_core.store.models import DecisionRow
+
+    world = SimWorld(CONFIG)
+
+    class WithLongPrompts:
+        def observe(self, window_start: datetime, window_end: datetime) -> Observation:
+            obs = world.frontend.observe(window_start, window_end)
+            total = float(obs.num_req or 0)
+            # a tenth of the window's prompts above 31,000 tokens (the bundled profile meets 500 ms to ~20,500)
+            hist = ((31_000.0, 0.9 * total), (float("inf"), total))
+            return replace(obs, isl_histogram=hist)
+
+    ports = world.ports(CONFIG, "llama")
+    ports = replace(ports, metrics=WithLongPrompts())
+    with Store(sqlite_url) as store:
+        cycle = open_cycle(CONFIG, "llama", store, ports=ports)
+        end = world.window_end(0, 60)
+        world.clock.set(end)
+        result = cycle.run(window_end=end)
+        assert result.status == "ok" and result.decision is not None
+        assert result.forecast is not None and result.forecast.isl_histogram is not None
+        planned = result.decision.details["planned_num_req"]
+        assert result.decision.prefill_infeasible_num_req == pytest.approx(0.1 * planned)
+        with store.engine.connect() as conn:
+            stored = conn.execute(select(DecisionRow.prefill_infeasible_num_req)).scalar()
+        assert stored == pytest.approx(0.1 * planned)

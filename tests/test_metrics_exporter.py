@@ -172,3 +172,41 @@ def test_sim_frontend_command_prints_its_url_and_serves_metrics(tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_isl_histogram_through_the_exporter_equals_the_direct_frontends():
+    """Long prompts (beyond the TTFT SLA's limit) reach the planner the same way on both paths:
+    the input_sequence_tokens buckets' increases over each window."""
+    from datetime import UTC, datetime, timedelta
+
+    from planner_core.metrics.exporter import ExporterFrontend
+    from planner_core.metrics.simulated import SimulatedFrontend
+
+    rng = np.random.default_rng(3)
+    arrival = np.sort(rng.uniform(0, 180, 400))
+    isl = np.where(rng.uniform(size=400) < 0.2, rng.uniform(31_000, 100_000, 400), rng.uniform(100, 3000, 400))
+    osl = np.full(400, 50.0)
+    epoch = datetime(2026, 1, 1, tzinfo=UTC)
+
+    def sim():
+        return ClusterSimulator(PROFILE, arrival, isl, osl, initial=Replicas(8, 2), startup_s=0.0)
+
+    direct = SimulatedFrontend(sim(), epoch, arrival, 5.0)
+    through = ExporterFrontend(sim(), epoch, 5.0)
+    for k in range(3):
+        start, end = epoch + timedelta(seconds=60 * k), epoch + timedelta(seconds=60 * (k + 1))
+        a, b = direct.observe(start, end), through.observe(start, end)
+        assert a.isl_histogram is not None and a.isl_histogram == b.isl_histogram
+        bounds = [le for le, _ in a.isl_histogram]
+        assert bounds == [*BUCKETS[promql.ISL], float("inf")]
+        long_ones = a.isl_histogram[-1][1] - dict(a.isl_histogram)[31_000.0]
+        assert long_ones > 0  # the 20 % above 31k tokens are visible
+
+
+def test_simulated_frontend_reports_requests_waiting_for_a_first_token():
+    from planner_core.metrics.simulated import waiting_for_first_token
+    from planner_core.sim.cluster import EventLog
+
+    log = EventLog([1.0, 2.0, 3.0, 4.0], [], [1.5, 3.5], [], [], [], [], [], [])
+    # at 3.0: arrivals at 1 and 2 (3.0 belongs to the next window), one first token at 1.5
+    assert [waiting_for_first_token(log, t) for t in (0.5, 3.0, 3.6, 10.0)] == [0, 1, 1, 2]

@@ -13,9 +13,9 @@ from planner_core.config import BUNDLED_PROFILE_DIR
 from planner_core.profiles import load_profile
 from planner_core.records import Replicas
 from planner_core.sim import ClusterSimulator, oracle_gpu_seconds, oracle_replicas
-from planner_core.sim.cluster import prefill_service_s
+from planner_core.sim.cluster import PrefillPassTime, prefill_service_s
 from planner_core.sim.decode_pool import ItlModel
-from planner_core.sim.oracle import _smallest, simulate_decode_pool
+from planner_core.sim.oracle import _prefill_misses, _smallest, simulate_decode_pool
 
 TTFT_MS = 300.0
 ITL_MS = 20.0
@@ -36,8 +36,9 @@ def poisson_interval(rate: float, seconds: float, seed: int):
 
 
 def sim_attainment(profile, arrival, isl, osl, replicas: Replicas) -> tuple[float, float]:
-    """TTFT and ITL attainment of the cluster simulator with these replicas ready at t=0."""
-    sim = ClusterSimulator(profile, arrival, isl, osl, initial=replicas, startup_s=0)
+    """TTFT and ITL attainment of the cluster simulator with these replicas ready at t=0 (decode
+    with the oracle's reserve admission; prefill batched as in both)."""
+    sim = ClusterSimulator(profile, arrival, isl, osl, initial=replicas, startup_s=0, kv_admission="reserve")
     sim.advance_to(float(arrival[-1]) + 3600)
     res = sim.results()
     assert res.finished.all()
@@ -62,7 +63,9 @@ def test_oracle_is_minimal_in_the_simulator(profile, seed):
 def test_decode_pool_matches_simulator(profile):
     arrival, isl, osl = poisson_interval(40.0, 60.0, 3)
     n_decode = 3
-    sim = ClusterSimulator(profile, arrival, isl, osl, initial=Replicas(64, n_decode), startup_s=0)
+    sim = ClusterSimulator(
+        profile, arrival, isl, osl, initial=Replicas(64, n_decode), startup_s=0, kv_admission="reserve"
+    )
     sim.advance_to(4000)
     res = sim.results()
     join = arrival + prefill_service_s(profile, isl)
@@ -165,3 +168,23 @@ def test_prefill_lower_bound_spends_the_miss_budget_where_replicas_are_dearest(p
     # saves a replica-interval (20 -> 19) but cannot make the burst minute cheap.
     assert bound < sum(r.prefill for r in plan)
     assert bound >= sum(r.prefill for r in plan) - plan[1].prefill + 1
+
+
+@pytest.mark.parametrize(("rate", "n_prefill", "budget"), [(60.0, 1, 8192), (150.0, 2, 2048), (40.0, 1, None)])
+def test_prefill_misses_are_the_simulators_batched_prefill(profile, rate, n_prefill, budget):
+    """The oracle's prefill count runs the simulator's batched, chunked passes: the same misses
+    at every threshold."""
+    arrival, isl, osl = poisson_interval(rate, 60.0, 9)
+    sim = ClusterSimulator(
+        profile, arrival, isl, osl, initial=Replicas(n_prefill, 64), startup_s=0, max_num_batched_tokens=budget
+    )
+    sim.advance_to(4000)
+    res = sim.results()
+    ttft_s = res.prefill_end_s - res.arrival_s  # the prefill pool's part of the TTFT
+    counted = [True] * arrival.size
+    pass_time = PrefillPassTime(profile)
+    for sla_s in np.quantile(ttft_s, [0.1, 0.5, 0.9, 0.99]):
+        misses = _prefill_misses(
+            arrival.tolist(), isl.tolist(), counted, n_prefill, float(sla_s), math.inf, pass_time, budget
+        )
+        assert misses == int(np.sum(ttft_s > sla_s + 1e-9)) or misses == int(np.sum(ttft_s > sla_s - 1e-9))

@@ -55,9 +55,76 @@ def test_prefill_matches_dynamos_cubic_spline_between_points(profile):
         assert profile.prefill.dynamo.thpt_per_gpu(x) == pytest.approx(float(thpt(x)), rel=1e-5)
 
 
-def test_prefill_clamps_isl_to_measured_range(profile):
+def test_prefill_clamps_below_the_profile_and_dynamos_curve_clamps_above(profile):
     assert profile.prefill.ttft_ms(1) == pytest.approx(profile.prefill.ttft_ms(100))
-    assert profile.prefill.ttft_ms(10**6) == pytest.approx(profile.prefill.ttft_ms(16372))
+    # Dynamo's own curve clamps, as Dynamo does; ours extrapolates (below)
+    assert profile.prefill.dynamo.ttft_ms(10**6) == pytest.approx(profile.prefill.dynamo.ttft_ms(16372))
+
+
+def test_prefill_beyond_the_profile_continues_the_growth_at_its_top(profile):
+    hi = float(RAW_PREFILL["prefill_isl"][-1])
+    t_hi = float(RAW_PREFILL["prefill_ttft"][-1])
+    # continuous at the last measured point
+    assert profile.prefill.ttft_ms(hi) == pytest.approx(t_hi, rel=1e-12)
+    assert profile.prefill.ttft_ms(hi + 1e-6) == pytest.approx(t_hi, rel=1e-6)
+    xs = np.concatenate([np.linspace(hi, 2e5, 500), [1e6]])
+    ys = np.array([profile.prefill.ttft_ms(x) for x in xs])
+    assert np.all(np.diff(ys) > 0)  # increasing
+    # faster than linear (attention): per-token time grows with the prompt
+    per_token = ys / xs
+    assert np.all(np.diff(per_token[1:]) > 0)
+    # the bundled profile (H200, Llama-3.1-8B FP8): a 32k prompt about 0.9 s, 128k about 9 s
+    assert profile.prefill.ttft_ms(32_000) == pytest.approx(922.4, rel=0.01)
+    assert profile.prefill.ttft_ms(128_000) == pytest.approx(8868.3, rel=0.01)
+    # throughput follows: tokens / TTFT scaled to the profile's value at the last point
+    for x in (20_000.0, 64_000.0):
+        expected = profile.prefill.thpt_per_gpu(hi) * (x / profile.prefill.ttft_ms(x)) / (hi / t_hi)
+        assert profile.prefill.thpt_per_gpu(x) == pytest.approx(expected, rel=1e-12)
+    assert profile.prefill.thpt_per_gpu(128_000) < profile.prefill.thpt_per_gpu(hi)
+
+
+@pytest.mark.parametrize(
+    ("ttft", "slope", "curvature"),
+    [
+        # exactly quadratic data: the fit recovers it (slope at the last point 0.01 + 2 * 1e-6 * 8000)
+        (lambda x: 20 + 0.01 * x + 1e-6 * x**2, 0.026, 1e-6),
+        # exactly linear data: no curvature
+        (lambda x: 20 + 0.03 * x, 0.03, 0.0),
+        # concave data (the last points flatten): curvature floored at 0 and refitted as a line
+        (lambda x: 20 + 0.05 * x - 2e-6 * x**2, None, 0.0),
+    ],
+)
+def test_prefill_growth_fit(ttft, slope, curvature):
+    from planner_core.profiles import PrefillGrowth
+
+    isl = np.linspace(1000.0, 8000.0, 8)
+    growth = PrefillGrowth.fit(isl, ttft(isl))
+    assert growth.anchor_isl == 8000.0 and growth.anchor_ttft_ms == pytest.approx(ttft(8000.0))
+    assert growth.curvature_ms_per_token2 == pytest.approx(curvature, abs=1e-12)
+    if slope is not None:
+        assert growth.slope_ms_per_token == pytest.approx(slope, rel=1e-9)
+        assert growth.ttft_ms(20_000.0) == pytest.approx(ttft(20_000.0), rel=1e-9)
+    assert growth.slope_ms_per_token > 0  # so always increasing
+    assert growth.ttft_ms(9000.0) > growth.ttft_ms(8000.0)
+
+
+def test_prefill_growth_falls_back_to_time_per_token_when_the_top_of_the_profile_falls():
+    from planner_core.profiles import PrefillGrowth
+
+    isl = np.linspace(1000.0, 8000.0, 8)
+    growth = PrefillGrowth.fit(isl, 500.0 - 0.01 * isl)
+    assert growth.curvature_ms_per_token2 == 0.0
+    assert growth.slope_ms_per_token == pytest.approx(420.0 / 8000.0)
+
+
+def test_max_isl_within_inverts_the_ttft_curve(profile):
+    for ttft in (50.0, 300.0, 500.0, 2000.0):
+        isl = profile.prefill.max_isl_within(ttft)
+        assert profile.prefill.ttft_ms(isl) == pytest.approx(ttft, rel=1e-4)
+    assert 20_000 < profile.prefill.max_isl_within(500.0) < 21_000
+    assert profile.prefill.max_isl_within(1.0) == 0.0  # even the shortest profiled prompt is slower
+    # Dynamo's clamped curve: every prompt fits once the SLA is above the profile's largest TTFT
+    assert profile.prefill.dynamo.max_isl_within(10_000.0) == float("inf")
 
 
 def test_prefill_ttft_increases_with_isl_where_data_does(profile):

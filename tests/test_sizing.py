@@ -390,3 +390,58 @@ def test_small_burst_patterns_are_ignored():
     tiny = (0,) * 59 + (5,)
     d = size(LoadForecast(6000, 3000, 150, burst_patterns=(tiny,)), PROFILE, config)
     assert "prefill_replicas_bursts" not in d.details
+
+
+def test_decode_respects_max_num_seqs():
+    """Short requests: the profile would pack hundreds of sequences per engine; the cap (at the
+    same 85 % planning share as KV) decides instead, and only for our policy."""
+    forecast = LoadForecast(30_000, 200, 200)
+    capped = size(forecast, PROFILE, make_config(adjustment_interval_s=60, max_gpu_budget=256))
+    free = size(forecast, PROFILE, make_config(adjustment_interval_s=60, max_gpu_budget=256, max_num_seqs=100_000))
+    seqs = 0.85 * 256
+    demand = 30_000 * 200 / 60
+    itl_ms = PROFILE.decode.surface.itl_ms(seqs, 300)
+    in_flight = demand * itl_ms / 1000
+    assert capped.details["decode_replicas_for_max_num_seqs"] == math.ceil(in_flight / seqs)
+    assert capped.decode_replicas == math.ceil(in_flight / seqs) > free.decode_replicas
+    assert in_flight / capped.decode_replicas <= 256  # no engine above the cap
+    assert "max_num_seqs 256" in capped.reason
+    # a cap that does not bind changes nothing
+    assert free.decode_replicas > free.details["decode_replicas_for_max_num_seqs"]
+    dyn = size(forecast, PROFILE, make_config(adjustment_interval_s=60, max_gpu_budget=256, policy="dynamo"))
+    dyn_free_config = make_config(adjustment_interval_s=60, max_gpu_budget=256, policy="dynamo", max_num_seqs=10**5)
+    dyn_free = size(forecast, PROFILE, dyn_free_config)
+    assert dyn.decode_replicas == dyn_free.decode_replicas  # Dynamo's arithmetic, unchanged
+
+
+def test_prompts_too_long_for_the_ttft_sla_are_left_out_of_prefill():
+    from planner_core.feasibility import max_feasible_isl
+
+    limit = max_feasible_isl(PROFILE, 500.0)
+    assert 15_000 < limit < 31_000
+    # 1000 prompts of the window: 900 short (<= 1800 tokens), 100 above 31,000 tokens
+    hist = ((1800.0, 900.0), (15_000.0, 900.0), (31_000.0, 900.0), (math.inf, 1000.0))
+    mean_isl = (900 * 1000 + 100 * 60_000) / 1000
+    config = make_config(adjustment_interval_s=60, max_gpu_budget=256)
+    with_hist = size(LoadForecast(6000, mean_isl, 150, isl_histogram=hist), PROFILE, config)
+    without = size(LoadForecast(6000, mean_isl, 150), PROFILE, config)
+    short_only = size(LoadForecast(5400, 1000, 150), PROFILE, config)
+    assert with_hist.prefill_infeasible_num_req == pytest.approx(600.0)
+    assert with_hist.details["prefill_feasible_num_req"] == pytest.approx(5400.0)
+    # feasible mean: (6000 tokens mean x 1000 - 100 x 31,000 at least) / 900, an upper bound
+    assert with_hist.details["prefill_feasible_isl"] == pytest.approx((6900 * 1000 - 100 * 31_000) / 900)
+    assert with_hist.prefill_replicas < without.prefill_replicas
+    assert with_hist.prefill_replicas >= short_only.prefill_replicas
+    assert "cannot meet the TTFT SLA: left out" in with_hist.reason
+    assert without.prefill_infeasible_num_req == 0.0
+    # decode still serves them all
+    assert with_hist.decode_replicas == without.decode_replicas
+    # Dynamo's arithmetic is unchanged; the count is recorded all the same
+    dyn_config = make_config(adjustment_interval_s=60, max_gpu_budget=256, policy="dynamo")
+    dyn = size(LoadForecast(6000, mean_isl, 150, isl_histogram=hist), PROFILE, dyn_config)
+    assert dyn.prefill_replicas == size(LoadForecast(6000, mean_isl, 150), PROFILE, dyn_config).prefill_replicas
+    assert dyn.prefill_infeasible_num_req == pytest.approx(600.0)
+    # decode-only planning records none
+    decode_config = make_config(adjustment_interval_s=60, max_gpu_budget=256, mode="decode")
+    decode_only = size(LoadForecast(6000, mean_isl, 150, isl_histogram=hist), PROFILE, decode_config)
+    assert decode_only.prefill_infeasible_num_req is None

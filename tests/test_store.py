@@ -158,9 +158,16 @@ def test_arrival_counts_round_trip_for_restarted_planners(store):
 def test_decision_round_trip_keeps_every_number(store):
     dep = store.ensure_deployment("d", "ns", "m", "vllm", "disagg")
     run = store.begin_run(dep, "schedule", {}, T0)
-    decision = replace(make_decision(), details={"horizon": 2, "quantile": 0.9, "nan": float("nan")})
+    decision = replace(
+        make_decision(), prefill_infeasible_num_req=12.5, details={"horizon": 2, "quantile": 0.9, "nan": float("nan")}
+    )
     assert decision.action == "scale" and decision.prefill_replicas and decision.decode_replicas
     dec_id = store.record_decision(run, decision, dry_run=True)
+    with store.engine.connect() as conn:  # migration 0009's column, in the view too (PostgreSQL expands dc.*)
+        in_view = conn.execute(
+            text("SELECT prefill_infeasible_num_req FROM v_decisions WHERE decision_id = :i"), {"i": dec_id}
+        ).scalar()
+    assert in_view == 12.5
     with store.engine.connect() as conn:
         row = conn.execute(select(DecisionRow.__table__).where(DecisionRow.id == dec_id)).mappings().one()
     assert row["decided_at"] == T0 and row["dry_run"] in (True, 1) and row["deployment_id"] == dep
@@ -426,3 +433,14 @@ def test_store_url_resolution(tmp_path, monkeypatch):
     assert (tmp_path / "planner.db").exists()
     with pytest.raises(StoreError, match="unsupported database"):
         Store("mysql://x@y/z")
+
+
+def test_queued_requests_round_trip_and_unknown_stays_null(store):
+    dep = store.ensure_deployment("queue", "ns", "m", "vllm", "disagg")
+    t0 = datetime(2025, 3, 1, 16, 0, tzinfo=UTC)
+    for minute, queued in enumerate([12.0, None], start=1):
+        run = store.begin_run(dep, "schedule", CONFIG.model_dump(mode="json"), t0 + timedelta(minutes=minute))
+        obs = replace(make_obs(t0 + timedelta(minutes=minute), 8.0, CUR), queued_requests=queued)
+        store.record_observation(run, obs)
+    got = store.stored_cycles(dep, t0, t0 + timedelta(minutes=3))
+    assert [obs.queued_requests for obs, _ in got] == [12.0, None]

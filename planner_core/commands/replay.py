@@ -50,6 +50,8 @@ REPLAY_FLAGS = (
     "load_predictor_log1p",
     "arrival_resolution_s",
     "while_rolling_out",
+    "max_num_seqs",
+    "max_num_batched_tokens",
 )
 # Settings a replay takes from PLANNER_* variables: all that shape the planner's decisions, not
 # those about the real cluster and its metrics (a bad metrics port must not fail a replay, and
@@ -96,16 +98,34 @@ def register(subparsers: Any) -> None:
         help="simulator to replay on: ours, or Dynamo 1.6.1's mocker (pip install -e '.[mocker]'; docs/mocker.md)",
     )
     parser.add_argument(
-        "--mocker-max-num-seqs", type=int, default=MockerEngine.max_num_seqs, help="mocker engine: running-sequence cap"
-    )
-    parser.add_argument(
-        "--mocker-max-num-batched-tokens",
-        type=int,
-        default=MockerEngine.max_num_batched_tokens,
-        help="mocker engine: tokens per forward pass (prefill batching and chunking)",
+        "--kv-admission",
+        choices=("paged", "reserve"),
+        default="paged",
+        help="our engine's decode KV: paged (vLLM's: KV grows with the tokens, preemption when full) or "
+        "reserve (each request reserves ISL + OSL at admission, never preempted); docs/simulator.md",
     )
     parser.add_argument("--startup-s", type=float, default=60.0, help="seconds before a new worker is ready")
-    parser.add_argument("--load-scale", type=float, default=None, help="multiply the arrival rate (shape kept)")
+    parser.add_argument(
+        "--load-scale",
+        type=float,
+        default=None,
+        help="multiply the arrival rate by copying each request, as independent users would send it "
+        "(shape kept; default 10 on the bundled trace, else 1)",
+    )
+    parser.add_argument(
+        "--copy-jitter-s",
+        type=float,
+        default=None,
+        help="--load-scale's copies of a request arrive at random within this many seconds after it "
+        "(default: the adjustment interval; 1 = the burst stress test, every copy within a second)",
+    )
+    parser.add_argument(
+        "--speed-up",
+        type=float,
+        default=1.0,
+        help="time compression: divide every inter-arrival time by this (another way to raise the load; "
+        "--duration-s counts replayed seconds)",
+    )
     parser.add_argument("--duration-s", type=float, default=None, help="replay only the first N seconds")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
@@ -113,9 +133,7 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("--no-store", action="store_true", help="do not write cycles to a database")
     parser.add_argument("--report-dir", type=Path, default=None, help="write PNG plots and index.html here")
-    parser.add_argument(
-        "--overwrite-report", action="store_true", help="replace an earlier report in --report-dir"
-    )
+    parser.add_argument("--overwrite-report", action="store_true", help="replace an earlier report in --report-dir")
     parser.add_argument("--json", action="store_true", help="print results as JSON")
     parser.add_argument(
         "--frontend",
@@ -149,17 +167,20 @@ def run(args: argparse.Namespace) -> int:
 
         if not mocker_available():
             raise UsageError(f"--engine mocker: Dynamo's mocker is not installed; {INSTALL_HINT}")
-        if args.mocker_max_num_seqs < 1 or args.mocker_max_num_batched_tokens < 1:
-            raise UsageError(
-                "--mocker-max-num-seqs and --mocker-max-num-batched-tokens must be positive, e.g. 256 and 8192"
-            )
     _check_numbers(args)
     if args.report_dir is not None:
         _check_report_dir(args.report_dir, args.overwrite_report)
     trace = args.trace or BUNDLED_TRACE
     load_scale = args.load_scale if args.load_scale is not None else (DEFAULT_LOAD_SCALE if args.trace is None else 1.0)
+    copy_jitter_s = args.copy_jitter_s if args.copy_jitter_s is not None else float(config.adjustment_interval_s)
     workload = load_workload(
-        trace, load_scale=load_scale, seed=args.seed, duration_s=args.duration_s, max_requests=MAX_REPLAY_REQUESTS
+        trace,
+        load_scale=load_scale,
+        seed=args.seed,
+        duration_s=args.duration_s,
+        max_requests=MAX_REPLAY_REQUESTS,
+        copy_jitter_s=copy_jitter_s,
+        speed_up=args.speed_up,
     )
     if len(workload) == 0:
         raise UsageError(f"--trace {trace}: no requests to replay")
@@ -174,7 +195,8 @@ def run(args: argparse.Namespace) -> int:
 
     print(
         f"replaying {len(workload):,} requests of {workload.name} over {workload.duration_s / 60:.1f} min "
-        f"(load scale {load_scale:g}), interval {config.adjustment_interval_s} s, start-up {args.startup_s:g} s",
+        f"({_load_note(load_scale, copy_jitter_s, args.speed_up)}), interval {config.adjustment_interval_s} s, "
+        f"start-up {args.startup_s:g} s",
         file=sys.stderr,
     )
     oracle_plan = compute_oracle(workload, profile, config)
@@ -185,7 +207,7 @@ def run(args: argparse.Namespace) -> int:
             from planner_core.sim.mocker import MockerUnavailable, mocker_inputs, run_mocker_policy
 
             engine = MockerEngine(
-                max_num_seqs=args.mocker_max_num_seqs, max_num_batched_tokens=args.mocker_max_num_batched_tokens
+                max_num_seqs=config.max_num_seqs, max_num_batched_tokens=config.max_num_batched_tokens
             )
             runner = partial(run_mocker_policy, inputs=stack.enter_context(mocker_inputs(workload, profile, engine)))
         for policy in policies:
@@ -200,7 +222,11 @@ def run(args: argparse.Namespace) -> int:
                     oracle_plan=oracle_plan,
                     profile=profile,
                     progress=bar,
-                    **({} if args.engine == "mocker" else {"frontend": args.frontend}),
+                    **(
+                        {}
+                        if args.engine == "mocker"
+                        else {"frontend": args.frontend, "kv_admission": args.kv_admission}
+                    ),
                 )
             except Exception as exc:
                 if args.engine == "mocker" and isinstance(exc, MockerUnavailable):
@@ -215,7 +241,7 @@ def run(args: argparse.Namespace) -> int:
         index = write_report(
             results,
             args.report_dir,
-            f"Replay of {workload.name} (load scale {load_scale:g})",
+            f"Replay of {workload.name} ({_load_note(load_scale, copy_jitter_s, args.speed_up)})",
             config.ttft_ms,
             config.itl_ms,
         )
@@ -240,10 +266,27 @@ def _check_numbers(args: argparse.Namespace) -> None:
         )
     if args.load_scale is not None and not (math.isfinite(args.load_scale) and args.load_scale > 0):
         raise UsageError(f"--load-scale: must be a finite number > 0, got {args.load_scale:g}; for example 10")
+    if args.copy_jitter_s is not None and not (math.isfinite(args.copy_jitter_s) and args.copy_jitter_s >= 0):
+        raise UsageError(
+            f"--copy-jitter-s: must be a finite number of seconds >= 0, got {args.copy_jitter_s:g}; for example 60 "
+            "(the adjustment interval) or 1 (the burst stress test)"
+        )
+    if not (math.isfinite(args.speed_up) and args.speed_up > 0):
+        raise UsageError(f"--speed-up: must be a finite number > 0, got {args.speed_up:g}; for example 10")
     if args.duration_s is not None and not (math.isfinite(args.duration_s) and args.duration_s > 0):
         raise UsageError(
             f"--duration-s: must be a finite number of seconds > 0, got {args.duration_s:g}; for example 3600"
         )
+
+
+def _load_note(load_scale: float, copy_jitter_s: float, speed_up: float) -> str:
+    """How the trace's load was raised, for the header and the report title."""
+    parts = [f"load scale {load_scale:g}"]
+    if load_scale != 1.0:
+        parts[0] += f", copies within {copy_jitter_s:g} s"
+    if speed_up != 1.0:
+        parts.append(f"speed-up {speed_up:g}")
+    return "; ".join(parts)
 
 
 def _check_writable(store: Any) -> None:

@@ -59,6 +59,7 @@ def run(args: argparse.Namespace) -> int:
         workload.osl,
         initial=Replicas(args.prefill, args.decode),
         startup_s=args.startup_s,
+        max_num_seqs=config.max_num_seqs,
     )
     server = SimFrontendServer(
         sim, model=config.model_name or DEFAULT_MODEL, host=args.bind, port=args.port, speed=args.speed

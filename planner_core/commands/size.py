@@ -23,6 +23,7 @@ SIZE_FLAGS = (
     "min_endpoint",
     "prefill_max_replicas",
     "decode_max_replicas",
+    "max_num_seqs",
     "mode",
     "policy",
     "isl",

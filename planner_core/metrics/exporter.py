@@ -317,7 +317,7 @@ class _Stored:
 
 class ScrapeStore:
     """Scraped samples and Prometheus's range-query rule for the source's one query shape,
-    ``sum by (model, dynamo_namespace) (metric{matchers})``.
+    ``sum by (model, dynamo_namespace[, le]) (metric{matchers})``.
 
     ``target_labels`` are added to every sample, as a scrape config's target labels are
     (Dynamo's PodMonitor adds ``dynamo_namespace``)."""
@@ -349,7 +349,7 @@ class ScrapeStore:
         for stored in self._series.get(query.metric, {}).values():
             if any(stored.labels.get(k) != v for k, v in wanted.items()):
                 continue
-            key = tuple(stored.labels.get(k, "") for k in promql.GROUP_BY)
+            key = tuple(stored.labels.get(k, "") for k in query.group_by)
             points = groups.setdefault(key, {})
             for k in range(steps + 1):
                 value = self._value_at(stored, start_s + k * step_s)
@@ -357,7 +357,7 @@ class ScrapeStore:
                     points[k] = points.get(k, 0.0) + value
         return [
             Series(
-                {name: value for name, value in zip(promql.GROUP_BY, key, strict=True) if value},
+                {name: value for name, value in zip(query.group_by, key, strict=True) if value},
                 tuple((start_s + k * step_s, v) for k, v in sorted(points.items())),
             )
             for key, points in groups.items()

@@ -37,6 +37,7 @@ from planner_core.config import ConfigError, PlannerConfig
 from planner_core.metrics import promql
 from planner_core.metrics.promql import SeriesQuery
 from planner_core.records import Observation
+from planner_core.redaction import redact_url
 
 log = logging.getLogger("sla_planner.metrics")
 
@@ -166,7 +167,7 @@ class PrometheusSettings:
         if not endpoint.startswith(("http://", "https://")):
             raise ConfigError(
                 f"metric_pulling_prometheus_endpoint (--metric-pulling-prometheus-endpoint / PROMETHEUS_ENDPOINT): "
-                f"{endpoint!r} is not an http(s) URL; give one like http://prometheus:9090"
+                f"{redact_url(endpoint)!r} is not an http(s) URL; give one like http://prometheus:9090"
             )
         token_file = env.get("PROMETHEUS_TOKEN_FILE") or None
         if token_file and not Path(token_file).is_file():
@@ -178,8 +179,8 @@ class PrometheusSettings:
         try:
             params = tuple(parse_qsl(extra, keep_blank_values=True, strict_parsing=True)) if extra else ()
         except ValueError:
-            raise ConfigError(
-                f"PROMETHEUS_EXTRA_QUERY_PARAMS: {extra!r} is not of the form name=value&name2=value2"
+            raise ConfigError(  # the value itself may hold a tenant token: not repeated
+                "PROMETHEUS_EXTRA_QUERY_PARAMS: not of the form name=value&name2=value2; fix or unset it"
             ) from None
         values: dict[str, Any] = {
             "endpoint": endpoint.rstrip("/"),
@@ -191,6 +192,11 @@ class PrometheusSettings:
         }
         values.update(overrides)
         return cls(**values)
+
+    @property
+    def shown_endpoint(self) -> str:
+        """The endpoint as messages show it (a basic-auth password masked)."""
+        return redact_url(self.endpoint)
 
     def bearer_token(self) -> str | None:
         if self.token:
@@ -239,6 +245,7 @@ class PrometheusHTTP:
 
     def _get(self, path: str, params: dict[str, str]) -> list[Series]:
         url = self.settings.endpoint + path
+        shown = self.settings.shown_endpoint + path  # for messages: no password
         headers = {"Accept": "application/json"}
         token = self.settings.bearer_token()
         if token:
@@ -249,19 +256,19 @@ class PrometheusHTTP:
         except requests.RequestException as exc:
             if _timed_out(exc):
                 raise PrometheusQueryError(
-                    f"timeout after {self.settings.timeout_s:g} s asking {self.settings.endpoint}"
+                    f"timeout after {self.settings.timeout_s:g} s asking {self.settings.shown_endpoint}"
                 ) from None
             raise PrometheusQueryError(
-                f"cannot reach Prometheus at {self.settings.endpoint} ({type(exc).__name__}); "
+                f"cannot reach Prometheus at {self.settings.shown_endpoint} ({type(exc).__name__}); "
                 "check --metric-pulling-prometheus-endpoint / PROMETHEUS_ENDPOINT"
             ) from None
         if response.status_code in (401, 403):
             raise PrometheusQueryError(
-                f"HTTP {response.status_code} from {url}: set PROMETHEUS_TOKEN or PROMETHEUS_TOKEN_FILE"
+                f"HTTP {response.status_code} from {shown}: set PROMETHEUS_TOKEN or PROMETHEUS_TOKEN_FILE"
             )
         if response.status_code >= 400 and response.status_code not in (400, 422, 503):
             # 400/422/503 carry Prometheus's JSON error body, parsed below
-            raise PrometheusQueryError(f"HTTP {response.status_code} from {url}; is this a Prometheus server?")
+            raise PrometheusQueryError(f"HTTP {response.status_code} from {shown}; is this a Prometheus server?")
         return parse_response(response.content)
 
     def query_range(self, query: SeriesQuery, start_s: float, end_s: float, step_s: float) -> list[Series]:
@@ -359,6 +366,22 @@ def counter_window(series: Sequence[Series], what: str, start_s: float, end_s: f
     return CounterWindow(tuple(increases), last - by_step[first], partial)
 
 
+def _buckets(series: Sequence[Series]) -> dict[float, float] | None:
+    """``{le: value}`` of one histogram's summed bucket series; None if a bound repeats (the
+    filter matches several deployments) or a value is not finite."""
+    out: dict[float, float] = {}
+    for s in series:
+        try:
+            le = float(s.labels["le"])
+        except (KeyError, ValueError):
+            return None
+        value = s.points[-1][1] if s.points else math.nan
+        if le in out or not math.isfinite(value):
+            return None
+        out[le] = value
+    return out
+
+
 @dataclass
 class PrometheusSource:
     """``MetricsSource`` over Prometheus for one deployment (model name + Dynamo namespace)."""
@@ -444,6 +467,7 @@ class PrometheusSource:
         except PrometheusQueryError:
             pass  # optional; the window's other values stand
 
+        isl_histogram = self._isl_histogram(start_s, end_s)
         missing_means = [n for n in means if means[n] is None and any(note.startswith(n + ":") for note in notes)]
         quality = "partial" if missing_means or requests_.partial_reason else "ok"
         return replace(
@@ -460,7 +484,29 @@ class PrometheusSource:
             arrival_window_s=self.resolution_s,
             queued_requests=queued,
             sample_time=sample_time,
+            isl_histogram=isl_histogram,
         )
+
+    def _isl_histogram(self, start_s: float, end_s: float) -> tuple[tuple[float, float], ...] | None:
+        """The window's ISL histogram: each ``le`` bucket's counter at the end minus at the start
+        (instant queries). None when it cannot be read whole: no buckets, a bucket missing at
+        one end, several deployments, a non-finite value or a counter reset. Optional: the rest
+        of the observation stands without it."""
+        query = promql.bucket_query(promql.ISL, self.model_name, self.namespace)
+        try:
+            at_start = _buckets(self.api.query(query, start_s))
+            at_end = _buckets(self.api.query(query, end_s))
+        except PrometheusQueryError:
+            return None
+        if not at_start or not at_end or set(at_start) != set(at_end):
+            return None
+        out = []
+        for le in sorted(at_end):
+            increase = at_end[le] - at_start[le]
+            if increase < 0:
+                return None
+            out.append((le, increase))
+        return tuple(out) if math.isinf(out[-1][0]) else None
 
     def _newest_sample(self, metric: str) -> tuple[datetime | None, str | None]:
         """When the counter's newest sample was taken, asked at Prometheus's own current time (so a

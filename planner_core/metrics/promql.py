@@ -72,13 +72,18 @@ class SeriesQuery:
 
     metric: str
     labels: tuple[tuple[str, str], ...]
+    by: tuple[str, ...] = ()  # labels kept besides GROUP_BY (``le`` for histogram buckets)
     # The newest sample's time instead of the value:
     # ``max by (model, dynamo_namespace) (timestamp(metric{...}))`` (the stale-data guard's input).
     newest_sample: bool = False
 
     @property
+    def group_by(self) -> tuple[str, ...]:
+        return GROUP_BY + self.by
+
+    @property
     def promql(self) -> str:
-        by = ", ".join(GROUP_BY)
+        by = ", ".join(self.group_by)
         selector = f"{self.metric}{matchers(dict(self.labels))}"
         if self.newest_sample:
             return f"max by ({by}) (timestamp({selector}))"
@@ -98,7 +103,12 @@ def frontend_labels(model_name: str | None, namespace: str | None) -> tuple[tupl
 def series_query(
     metric: str, model_name: str | None, namespace: str | None, newest_sample: bool = False
 ) -> SeriesQuery:
-    return SeriesQuery(metric, frontend_labels(model_name, namespace), newest_sample)
+    return SeriesQuery(metric, frontend_labels(model_name, namespace), newest_sample=newest_sample)
+
+
+def bucket_query(base: str, model_name: str | None, namespace: str | None) -> SeriesQuery:
+    """The ``_bucket`` series of a frontend histogram, one per ``le`` bound."""
+    return SeriesQuery(base + "_bucket", frontend_labels(model_name, namespace), ("le",))
 
 
 def histogram_queries(base: str, model_name: str | None, namespace: str | None) -> tuple[SeriesQuery, SeriesQuery]:

@@ -9,7 +9,10 @@ It follows the real frontend's observation points (``lib/llm/src/http/service/me
   token) over sum of OSL of the requests finished in the window (the simulator credits a
   request's tokens when it finishes; the real frontend as they stream);
 * OSL and request duration: requests finished in the window;
-* arrival counts: the started counter read every ``resolution_s`` (the scrape interval).
+* arrival counts: the started counter read every ``resolution_s`` (the scrape interval);
+* the ISL histogram: the ``input_sequence_tokens`` buckets' increases over the window, with the
+  frontend's bucket bounds (what tells the planner how many prompts are too long for the TTFT
+  SLA, :mod:`planner_core.feasibility`).
 
 :class:`SimulatedFrontend` computes these directly from the simulator's event log;
 :class:`planner_core.metrics.exporter.ExporterFrontend` gets them through the exporter, a
@@ -24,6 +27,9 @@ from datetime import datetime
 
 import numpy as np
 
+from planner_core.feasibility import isl_histogram
+from planner_core.metrics import promql
+from planner_core.metrics.exporter import BUCKETS
 from planner_core.records import Observation, Replicas
 from planner_core.sim.cluster import ClusterSimulator, EventLog
 
@@ -68,6 +74,19 @@ def frontend_window(log: EventLog, start_s: float, end_s: float) -> dict[str, fl
     }
 
 
+def waiting_for_first_token(log: EventLog, at_s: float) -> int:
+    """Requests arrived before ``at_s`` without a first token yet: what the frontend's
+    ``dynamo_frontend_queued_requests`` gauge reads at that moment (started minus first tokens)."""
+    return bisect_left(log.arrival_s, at_s) - bisect_left(log.first_token_s, at_s)
+
+
+def window_isl_histogram(log: EventLog, start_s: float, end_s: float) -> tuple[tuple[float, float], ...]:
+    """The frontend's ISL histogram over the window (its own bucket bounds; ISL observed with
+    the first token), as the bucket counters' increases would give it."""
+    f0, f1 = _span(log.first_token_s, start_s, end_s)
+    return isl_histogram(log.first_token_isl[f0:f1], BUCKETS[promql.ISL])
+
+
 class SimulatedFrontend:
     """MetricsSource over the simulator: what the frontend's metrics say about the window."""
 
@@ -106,4 +125,6 @@ class SimulatedFrontend:
             arrival_counts=arrival_counts(self.arrival_s, start_s, end_s, self.resolution_s),
             arrival_window_s=self.resolution_s,
             sample_time=window_end,  # the simulator is read at the window end, never late
+            isl_histogram=window_isl_histogram(self.sim.event_log(), start_s, end_s),
+            queued_requests=float(waiting_for_first_token(self.sim.event_log(), end_s)),
         )

@@ -4,23 +4,34 @@ Two pools: prefill workers and decode workers, each worker one engine of the pro
 (``*_engine_num_gpu`` GPUs, which only matters for the GPU cost). A request
 
 1. arrives and waits for a prefill worker, first come first served across the pool;
-2. is prefilled in ``profile.prefill.ttft_ms(isl)`` (the profile is measured at concurrency 1,
-   so one prefill engine serves one request at a time);
-3. joins the least-loaded ready decode worker (by reserved KV tokens) if its KV fits, else it
-   waits in a FIFO queue; its first token is emitted when it joins, so
-   TTFT = prefill queueing + prefill time + decode-admission wait;
+2. is prefilled in a batch: an idle prefill engine takes queued prompts, oldest first, up to
+   ``max_num_batched_tokens`` tokens per forward pass, and splits (chunks) a prompt that does not
+   fit into the rest of the budget; the rest of that prompt leads its next pass. A pass of ``T``
+   new tokens takes the profile's ``ttft_ms(T)``, the time of one ``T``-token prompt at
+   concurrency 1; a pass that continues a chunked prompt with ``p`` tokens already done takes
+   ``ttft_ms(p + T) - ttft_ms(p)``. One request alone therefore takes exactly the profile's
+   ``ttft_ms(isl)``, chunked or not, and a full batch runs at the profile's throughput at its
+   token count;
+3. joins the least-loaded ready decode worker if its KV fits, else it waits in a FIFO queue;
 4. decodes ``osl`` tokens in a batch with every other request on that worker, one token per
-   current ITL, and leaves.
+   step of the current ITL, and leaves. It starts when the worker's running step ends and its
+   first token comes out of its first step (the decode engine emits every token the client
+   sees), so TTFT = prefill queueing + passes + decode-admission wait + rest of the running
+   step + one step; at concurrency 1 exactly the profile's TTFT plus its ITL of one request.
 
 Decode model: :mod:`planner_core.sim.decode_pool` (shared with the oracle). A worker's ITL
-follows its resident requests' KV usage and context along the profile's decode surface;
-admission reserves each request's peak footprint ``isl + osl`` tokens, so no preemption is
-ever needed. A request's ITL is its mean over its tokens: ``(finish - first_token) / osl``.
+follows its resident requests' KV usage and context along the profile's decode surface. KV
+admission is ``paged`` (default: a request holds its prompt plus the tokens generated so far;
+when a worker's cache overflows, its most recently joined request is preempted and goes back to
+the head of the prefill queue to recompute its prompt and generated tokens) or ``reserve`` (each
+request reserves its peak ``isl + osl`` at admission; never a preemption). A worker runs at most
+``max_num_seqs`` sequences (the engine's cap; None: none). A request's ITL is the mean gap
+between its tokens: ``(finish - first_token) / (osl - 1)``, preemption pauses included.
 
 Scaling. ``set_targets`` starts workers that become ready ``startup_s`` later (a scale-up
 first takes back draining workers, instantly), and on a scale-down cancels starting workers
 (newest first) and then drains ready ones (prefill: idle first, then newest; decode: least
-reserved KV first, then newest): a draining worker gets no new work, finishes what it has and
+KV in use first, then newest): a draining worker gets no new work, finishes what it has and
 is gone. A worker costs GPUs from the moment it is requested until it is gone.
 
 The simulator has no randomness of its own: the same inputs always give the same results.
@@ -42,7 +53,7 @@ from numpy.typing import NDArray
 
 from planner_core.profiles import Profile
 from planner_core.records import Replicas
-from planner_core.sim.decode_pool import DecodePool, DecodeWorker, ItlModel
+from planner_core.sim.decode_pool import KV_ADMISSION_MODES, DecodePool, DecodeWorker, ItlModel
 
 FloatArray = NDArray[np.float64]
 
@@ -50,6 +61,10 @@ FloatArray = NDArray[np.float64]
 STARTING, READY, DRAINING, GONE = 0, 1, 2, 3
 # event kinds
 _EV_PREFILL_DONE, _EV_DECODE_DONE, _EV_READY = 0, 1, 2
+# vLLM's and Dynamo's mocker's default token budget of one forward pass
+DEFAULT_MAX_NUM_BATCHED_TOKENS = 8192
+
+
 def prefill_service_s(profile: Profile, isl: FloatArray) -> FloatArray:
     """Prefill time in seconds of every request (profile TTFT at its ISL, concurrency 1)."""
     isl = np.asarray(isl, dtype=np.float64)
@@ -58,6 +73,25 @@ def prefill_service_s(profile: Profile, isl: FloatArray) -> FloatArray:
     uniq, inverse = np.unique(isl, return_inverse=True)
     table = np.array([profile.prefill.ttft_ms(float(x)) for x in uniq]) / 1000.0
     return table[inverse.reshape(-1)]
+
+
+class PrefillPassTime:
+    """Time of one prefill forward pass, from the profile's concurrency-1 TTFT curve.
+
+    A pass of ``tokens`` new prompt tokens takes ``ttft(tokens)`` (``prefix = 0``). A pass that
+    does nothing but continue one chunked prompt whose first ``prefix`` tokens are done takes
+    ``ttft(prefix + tokens) - ttft(prefix)``, so the chunks of a prompt alone add up to exactly
+    ``ttft(isl)``. ``ttft`` is the profile's curve, extrapolated beyond the profiled ISL by
+    :class:`planner_core.profiles.PrefillGrowth` (increasing, so a chunk of a very long prompt
+    never takes zero time)."""
+
+    def __init__(self, profile: Profile) -> None:
+        self.ttft_ms = profile.prefill.ttft_ms
+
+    def seconds(self, prefix: float, tokens: float) -> float:
+        if prefix <= 0.0:
+            return self.ttft_ms(tokens) / 1000.0
+        return (self.ttft_ms(prefix + tokens) - self.ttft_ms(prefix)) / 1000.0
 
 
 @dataclass(frozen=True)
@@ -117,7 +151,7 @@ class EventLog(NamedTuple):
     first_token_ttft_ms: list[float]
     first_token_isl: list[float]
     finish_s: list[float]
-    finish_itl_ms: list[float]  # the request's mean ITL: (finish - first token) / osl
+    finish_itl_ms: list[float]  # the request's mean ITL: (finish - first token) / (osl - 1)
     finish_osl: list[float]
     finish_duration_s: list[float]
 
@@ -129,11 +163,14 @@ class RequestResults:
     arrival_s: FloatArray
     isl: FloatArray
     osl: FloatArray
-    ttft_ms: FloatArray  # arrival -> first token (prefill queue + prefill + decode-admission wait)
-    itl_ms: FloatArray  # mean over the request's tokens: (finish - first token) / osl
-    prefill_start_s: FloatArray
+    ttft_ms: FloatArray  # arrival -> first token (prefill queue + passes + decode wait + first step)
+    itl_ms: FloatArray  # mean gap between its tokens: (finish - first token) / (osl - 1)
+    prefill_start_s: FloatArray  # its first prefill pass starts
+    prefill_end_s: FloatArray  # the pass that completes its prompt ends (the first time)
+    decode_join_s: FloatArray  # it joins a decode engine (the first time)
     first_token_s: FloatArray
     finish_s: FloatArray
+    preemptions: NDArray[np.int64]  # times the request was preempted in decode (paged KV)
 
     @property
     def finished(self) -> NDArray[np.bool_]:
@@ -153,7 +190,7 @@ class RequestResults:
 
 
 class _Worker(DecodeWorker):
-    __slots__ = ("busy", "end_t", "pool", "start_t", "state", "wid")
+    __slots__ = ("batch", "busy", "end_t", "partial", "partial_done", "pool", "start_t", "state", "wid")
 
     def __init__(self, pool: str, wid: int, state: int, start_t: float) -> None:
         super().__init__(t_last=start_t)
@@ -162,8 +199,13 @@ class _Worker(DecodeWorker):
         self.state = state
         self.start_t = start_t
         self.end_t: float | None = None
-        # prefill: the request being prefilled, -1 when idle
-        self.busy = -1
+        # prefill: a forward pass is running; the requests whose prompt it completes; the
+        # request whose prompt it has started but not finished (chunked), -1 when none, and
+        # how many of its prompt tokens are done when the running pass ends
+        self.busy = False
+        self.batch: list[int] = []
+        self.partial = -1
+        self.partial_done = 0.0
 
 
 class ClusterSimulator:
@@ -184,6 +226,9 @@ class ClusterSimulator:
         decode_engine_num_gpu: int = 1,
         initial: Replicas = Replicas(1, 1),  # noqa: B008 (frozen dataclass)
         startup_s: float = 60.0,
+        max_num_batched_tokens: int | None = DEFAULT_MAX_NUM_BATCHED_TOKENS,
+        kv_admission: str = "paged",
+        max_num_seqs: int | None = None,
     ) -> None:
         arrival = np.asarray(arrival_s, dtype=np.float64).reshape(-1)
         isl_a = np.asarray(isl, dtype=np.float64).reshape(-1)
@@ -196,6 +241,16 @@ class ClusterSimulator:
             raise ValueError("arrival_s must be finite")
         if startup_s < 0:
             raise ValueError(f"startup_s must be >= 0, got {startup_s}")
+        if max_num_batched_tokens is not None and max_num_batched_tokens < 1:
+            raise ValueError(
+                "max_num_batched_tokens must be >= 1 (or None: one request per prefill pass), "
+                f"got {max_num_batched_tokens}"
+            )
+        if kv_admission not in KV_ADMISSION_MODES:
+            raise ValueError(f"kv_admission must be one of {', '.join(KV_ADMISSION_MODES)}, got {kv_admission!r}")
+        self.max_num_batched_tokens = max_num_batched_tokens
+        self.kv_admission = kv_admission
+        self._pass_time = PrefillPassTime(profile)
         self.profile = profile
         self.prefill_engine_num_gpu = int(prefill_engine_num_gpu)
         self.decode_engine_num_gpu = int(decode_engine_num_gpu)
@@ -212,11 +267,19 @@ class ClusterSimulator:
         self._arr: list[float] = arrival.tolist()
         self._isl: list[float] = isl_a.tolist()
         self._osl: list[float] = osl_a.tolist()
-        self._svc: list[float] = prefill_service_s(profile, isl_a).tolist()
+        # per request, updated when a preempted request resumes: the prompt to prefill (the
+        # original prompt plus the tokens generated before the preemption), the tokens left to
+        # generate, its ITL weight (prompt + left / 2) and its peak footprint
+        self._prompt: list[float] = isl_a.tolist()
+        self._left: list[float] = osl_a.tolist()
         self._ctx: list[float] = (isl_a + osl_a / 2.0).tolist()
         self._need: list[float] = (isl_a + osl_a).tolist()
+        self._preempt = [0] * n
+        self.preemptions = 0
         nan = math.nan
         self._pstart = [nan] * n
+        self._pend = [nan] * n
+        self._djoin = [nan] * n
         self._first = [nan] * n
         self._finish = [nan] * n
         self._itl = [nan] * n
@@ -230,7 +293,16 @@ class ClusterSimulator:
         self._fin_dur: list[float] = []  # s
         self._heap: list[tuple[Any, ...]] = []
         self._seq = itertools.count()
-        self._decode = DecodePool(ItlModel(profile.decode.surface), self._ctx, self._need, self._osl, self._schedule)
+        self._decode = DecodePool(
+            ItlModel(profile.decode.surface),
+            self._ctx,
+            self._need,
+            self._left,
+            self._schedule,
+            kv_admission=kv_admission,
+            kv0=self._prompt,
+            max_num_seqs=max_num_seqs,
+        )
         self._ai = 0
         self.now_s = 0.0
         self._last_event_t = 0.0
@@ -285,7 +357,7 @@ class ClusterSimulator:
                         decode_done(a, t)
                         last_t = t
                 elif kind == _EV_PREFILL_DONE:
-                    prefill_done(a, b, t)
+                    prefill_done(a, t)
                     last_t = t
                 elif a.state == STARTING:
                     self._make_ready(a, t)
@@ -303,35 +375,86 @@ class ClusterSimulator:
         self.now_s = t_end
 
     def _arrive(self, r: int, t: float) -> None:
-        if self._p_idle:
-            self._start_prefill(self._p_idle.pop(), r, t)
-        else:
-            self._p_queue.append(r)
+        self._p_queue.append(r)
+        if r + 1 < self._n and self._arr[r + 1] <= t:
+            return  # requests arriving together are dispatched together, by the last of them
+        self._dispatch(t)
 
-    def _start_prefill(self, w: _Worker, r: int, t: float) -> None:
-        w.busy = r
-        self._pstart[r] = t
-        heappush(self._heap, (t + self._svc[r], next(self._seq), _EV_PREFILL_DONE, w, r))
+    def _dispatch(self, t: float) -> None:
+        """Idle prefill workers take the queue, spread evenly over them (as a router would)."""
+        idle, queue = self._p_idle, self._p_queue
+        while idle and queue:
+            self._start_pass(idle.pop(), t, -(-len(queue) // (len(idle) + 1)))
 
-    def _prefill_done(self, w: _Worker, r: int, t: float) -> None:
-        w.busy = -1
-        if w.state == DRAINING:
-            self._retire(w, t)
-        elif self._p_queue:
-            self._start_prefill(w, self._p_queue.popleft(), t)
-        else:
-            self._p_idle.append(w)
-        if self._d_queue or not self._place(r, t):
-            self._d_queue.append(r)
+    def _start_pass(self, w: _Worker, t: float, max_prompts: int | None = None) -> bool:
+        """Start the worker's next forward pass at ``t``: its chunked prompt first, then queued
+        prompts up to the token budget and ``max_prompts`` (a draining worker takes none). False
+        if there is nothing to do."""
+        budget = self.max_num_batched_tokens
+        room = math.inf if budget is None else float(budget)
+        prompt = self._prompt
+        batch = w.batch
+        prefix = 0.0  # prompt tokens already done of the chunked prompt this pass continues
+        tokens = 0.0  # new prompt tokens in this pass
+        if w.partial >= 0:
+            r = w.partial
+            prefix = w.partial_done
+            take = min(prompt[r] - prefix, room)
+            tokens = take
+            room -= take
+            w.partial_done = prefix + take
+            if w.partial_done >= prompt[r]:
+                batch.append(r)
+                w.partial = -1
+        queue = self._p_queue
+        fresh = 0
+        if w.state != DRAINING:
+            pstart = self._pstart
+            while queue and room > 0 and w.partial < 0:
+                r = queue.popleft()
+                fresh += 1
+                if math.isnan(pstart[r]):
+                    pstart[r] = t
+                need = prompt[r]
+                if need <= room:
+                    batch.append(r)
+                    tokens += need
+                    room -= need
+                else:  # chunked: the rest of its prompt leads the next pass
+                    w.partial = r
+                    w.partial_done = room
+                    tokens += room
+                    room = 0.0
+                if budget is None or fresh == max_prompts:  # one request per pass, or its share
+                    break
+        if not batch and w.partial < 0:
+            return False
+        if fresh:  # a batch of new prompt tokens; only a lone continuation is timed incrementally
+            prefix = 0.0
+        w.busy = True
+        heappush(self._heap, (t + self._pass_time.seconds(prefix, tokens), next(self._seq), _EV_PREFILL_DONE, w, None))
+        return True
+
+    def _prefill_done(self, w: _Worker, t: float) -> None:
+        w.busy = False
+        done, w.batch = w.batch, []
+        if not self._start_pass(w, t):
+            if w.state == DRAINING:
+                self._retire(w, t)
+            else:
+                self._p_idle.append(w)
+        pend = self._pend
+        for r in done:
+            if math.isnan(pend[r]):
+                pend[r] = t
+            if self._d_queue or not self._place(r, t):
+                self._d_queue.append(r)
 
     def _place(self, r: int, t: float) -> bool:
         if self._decode.place(self._d_active, r, t) is None:
             return False
-        # joined: first token now
-        self._first[r] = t
-        self._ft_t.append(t)
-        self._ft_v.append((t - self._arr[r]) * 1000.0)
-        self._ft_isl.append(self._isl[r])
+        if math.isnan(self._djoin[r]):
+            self._djoin[r] = t
         return True
 
     def _schedule(self, when: float, w: DecodeWorker, version: int) -> None:
@@ -339,8 +462,18 @@ class ClusterSimulator:
 
     def _decode_done(self, w: _Worker, t: float) -> None:
         first, osl, arr = self._first, self._osl, self._arr
-        for r in self._decode.complete(w, t):
-            itl_ms = (t - first[r]) / osl[r] * 1000.0
+        firsts, done, preempted = self._decode.step(w, t)
+        for r in firsts:
+            if math.isnan(first[r]):  # (a resumed request emitted its first token before)
+                first[r] = t
+                self._ft_t.append(t)
+                self._ft_v.append((t - arr[r]) * 1000.0)
+                self._ft_isl.append(self._isl[r])
+        if preempted:
+            self._requeue(preempted, t)
+        for r in done:
+            # the mean gap between its tokens (none for a one-token request)
+            itl_ms = (t - first[r]) / (osl[r] - 1.0) * 1000.0 if osl[r] > 1.0 else 0.0
             self._finish[r] = t
             self._itl[r] = itl_ms
             self._fin_t.append(t)
@@ -349,8 +482,23 @@ class ClusterSimulator:
             self._fin_dur.append(t - arr[r])
         if not w.n and w.state == DRAINING:
             self._retire(w, t)
-        if self._d_queue:
+        if self._d_queue and done:  # after a preemption the cache is full: nothing joins
             self._drain_decode_queue(t)
+
+    def _requeue(self, preempted: list[tuple[int, float]], t: float) -> None:
+        """Preempted requests recompute: back to the head of the prefill queue with their
+        prompt and the tokens generated so far as the new prompt, to generate the rest."""
+        prompt, left, ctx, need = self._prompt, self._left, self._ctx, self._need
+        for r, generated in preempted:
+            generated = min(generated, left[r] - 1.0)  # at least its last token is still due
+            prompt[r] += generated
+            left[r] -= generated
+            ctx[r] = prompt[r] + left[r] / 2.0
+            need[r] = prompt[r] + left[r]
+            self._preempt[r] += 1
+            self.preemptions += 1
+            self._p_queue.appendleft(r)
+        self._dispatch(t)
 
     def _drain_decode_queue(self, t: float) -> None:
         q = self._d_queue
@@ -364,9 +512,7 @@ class ClusterSimulator:
             return
         w.state = READY
         if w.pool == "prefill":
-            if self._p_queue:
-                self._start_prefill(w, self._p_queue.popleft(), t)
-            else:
+            if not self._start_pass(w, t):
                 self._p_idle.append(w)
         else:
             w.t_last = t
@@ -418,7 +564,7 @@ class ClusterSimulator:
                     self._d_active.sort(key=attrgetter("wid"))
                     if self._d_queue:
                         self._drain_decode_queue(t)
-                # a draining prefill worker is busy; it takes the queue when its request is done
+                # a draining prefill worker is busy; it takes the queue when its pass is done
             for _ in range(k):
                 self._new_worker(pool, t)
         elif target < active:
@@ -431,12 +577,13 @@ class ClusterSimulator:
             if k <= 0:
                 return
             if pool == "prefill":
-                order = sorted(ready, key=lambda w: (w.busy >= 0, -w.wid))
+                order = sorted(ready, key=lambda w: (w.busy, -w.wid))
             else:
-                order = sorted(ready, key=lambda w: (w.reserved, -w.wid))
+                kv = self._decode.kv_in_use
+                order = sorted(ready, key=lambda w: (kv(w, t), -w.wid))
             for w in order[:k]:
                 if pool == "prefill":
-                    if w.busy < 0:
+                    if not w.busy:
                         self._p_idle.remove(w)
                         self._retire(w, t)
                     else:
@@ -549,8 +696,11 @@ class ClusterSimulator:
             "ttft_ms": (np.array(self._first) - self._arrival_np) * 1000.0,
             "itl_ms": np.array(self._itl),
             "prefill_start_s": np.array(self._pstart),
+            "prefill_end_s": np.array(self._pend),
+            "decode_join_s": np.array(self._djoin),
             "first_token_s": np.array(self._first),
             "finish_s": np.array(self._finish),
+            "preemptions": np.array(self._preempt, dtype=np.int64),
         }
         if self._order is not None:
             inverse = np.empty_like(self._order)

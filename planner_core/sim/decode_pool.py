@@ -7,16 +7,37 @@ through :class:`DecodePool`, so they cannot drift apart.
 A worker's ITL at any moment is ``surface.itl_ms_at_kv(kv, ctx)`` with
 ``kv = sum(isl + osl/2) / max_kv_tokens`` and ``ctx = mean(isl + osl/2)`` over its resident
 requests (the accounting Dynamo's profiler used to produce the profile), so the ITL only changes
-when a request joins or leaves. A request joins the least-loaded worker (by reserved KV tokens;
-the first such worker on a tie) if its peak footprint ``isl + osl`` fits, else it waits (a
-request larger than a whole engine is admitted on an empty worker). Each worker keeps a token
-clock ``tok`` (tokens emitted per resident request) that advances at ``1 / ITL``; a request
-joining at ``tok0`` leaves at ``tok0 + osl``, so the next completion is at
-``t_last + (tok_next - tok) * ITL``, rescheduled whenever the ITL changes.
+when a request joins or leaves. Each worker keeps a token clock ``tok`` that advances at
+``1 / ITL``: its forward passes (decode steps) end where ``tok`` crosses a whole number. A request
+that joins during a step waits for it to end (``tok0 = ceil(tok)``; at once on an idle worker),
+emits its first token at the end of its first step (``tok0 + 1``) and its last at
+``tok0 + osl``, as a disaggregated decode engine does (Dynamo's mocker likewise). The next event
+is at ``t_last + (tok_next - tok) * ITL``, rescheduled whenever the ITL changes.
+
+KV capacity, two ways (``kv_admission``):
+
+* ``reserve``: a request joins the least-loaded worker (by reserved tokens) if its peak
+  footprint ``isl + osl`` fits next to the others' reservations, else it waits; nothing is ever
+  preempted.
+* ``paged`` (vLLM's way): a request holds the tokens it has now, its prompt at the join plus one
+  per token generated, so a worker's KV in use is ``S + n * tok`` with
+  ``S = sum(kv0 - tok0)`` over its ``n`` residents. A request joins the worker with the least KV
+  in use if its prompt plus one block fits now. When the growing batch would overflow the cache,
+  the most recently joined resident is preempted (LIFO, as vLLM and Dynamo's mocker do); the
+  caller re-queues it for recompute. The moment of overflow is exact on the token clock:
+  ``tok_full = (max_kv - S) / n``.
+
+In both modes a worker runs at most ``max_num_seqs`` sequences (the engine's cap, vLLM's
+``--max-num-seqs``; None: no cap but the KV cache): the least-loaded worker is chosen among those
+below the cap, and a request that finds every worker at the cap waits. A request larger than a
+whole engine is admitted on an empty worker (otherwise it would block the queue forever), and a
+lone resident is never preempted.
 """
 
 from __future__ import annotations
 
+import itertools
+import math
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Sequence
 from heapq import heappop, heappush
@@ -25,6 +46,9 @@ from planner_core.profiles import DecodeSurface
 
 # two completions closer than this on a worker's token clock are simultaneous
 TOKEN_EPS = 1e-6
+KV_ADMISSION_MODES = ("paged", "reserve")
+# paged admission leaves this much room for the tokens about to be generated (one KV block)
+PAGED_HEADROOM_TOKENS = 64.0
 
 
 class ItlModel:
@@ -80,7 +104,20 @@ class ItlModel:
 class DecodeWorker:
     """One decode engine's batch: its token clock, resident requests and load."""
 
-    __slots__ = ("ctx_sum", "heap", "itl_s", "n", "reserved", "t_last", "tok", "version")
+    __slots__ = (
+        "ctx_sum",
+        "full_next",
+        "heap",
+        "itl_s",
+        "kv_base",
+        "members",
+        "n",
+        "order",
+        "reserved",
+        "t_last",
+        "tok",
+        "version",
+    )
 
     def __init__(self, t_last: float = 0.0) -> None:
         self.tok = 0.0  # tokens emitted per resident request
@@ -88,22 +125,35 @@ class DecodeWorker:
         self.itl_s = 0.0
         self.n = 0  # resident requests
         self.ctx_sum = 0.0  # their isl + osl/2
-        self.reserved = 0.0  # their isl + osl (admission)
-        self.heap: list[tuple[float, int]] = []  # (finish token clock, request)
-        self.version = 0  # bumped whenever the scheduled completion is void
+        self.reserved = 0.0  # their isl + osl (reserve admission)
+        self.kv_base = 0.0  # sum(kv0 - tok0): KV in use is kv_base + n * tok (paged)
+        # (token clock, join id, FIRST_TOKEN or LAST_TOKEN, request)
+        self.heap: list[tuple[float, int, int, int]] = []
+        self.members: dict[int, tuple[int, float]] = {}  # request -> (join id, tok0)
+        self.order: list[tuple[int, int]] = []  # (join id, request) in join order, for LIFO preemption
+        self.version = 0  # bumped whenever the scheduled event is void
+        self.full_next = False  # the scheduled event is a KV overflow, not a completion
 
 
-# Schedule the worker's next completion: ``(time, worker, version)``; the event is void if the
+FIRST_TOKEN, LAST_TOKEN = 0, 1
+
+# Schedule the worker's next event: ``(time, worker, version)``; the event is void if the
 # worker's version has moved on by then.
 Schedule = Callable[[float, DecodeWorker, int], None]
 
 
 class DecodePool:
-    """Requests ``r`` (indices into ``ctx`` / ``need`` / ``osl``) on decode workers.
+    """Requests ``r`` (indices into ``ctx`` / ``need`` / ``osl`` / ``kv0``) on decode workers.
 
-    The caller owns the clock and the event queue: :meth:`place` and :meth:`complete` call
-    ``schedule`` for every completion they (re)schedule, and the caller calls :meth:`complete`
-    when a scheduled event whose version still matches comes due."""
+    ``ctx[r]`` is the request's ``isl + osl/2`` (its ITL weight), ``need[r]`` its peak footprint
+    (reserve admission), ``osl[r]`` the tokens it generates on this join, ``kv0[r]`` the KV it
+    brings when it joins (paged admission; defaults to ``need``). The caller may change a
+    request's entries between joins (a preempted request resumes with a longer prompt and fewer
+    tokens left).
+
+    The caller owns the clock and the event queue: :meth:`place` and :meth:`step` call
+    ``schedule`` for every event they (re)schedule, and the caller calls :meth:`step` when a
+    scheduled event whose version still matches comes due."""
 
     def __init__(
         self,
@@ -112,62 +162,155 @@ class DecodePool:
         need: Sequence[float],
         osl: Sequence[float],
         schedule: Schedule,
+        kv_admission: str = "reserve",
+        kv0: Sequence[float] | None = None,
+        max_num_seqs: float | None = None,
     ) -> None:
+        if kv_admission not in KV_ADMISSION_MODES:
+            raise ValueError(f"kv_admission: unknown {kv_admission!r}; choose paged or reserve")
         self.model = model
+        # running sequences per worker at most (None: no cap but the KV cache)
+        self.max_num_seqs = math.inf if max_num_seqs is None else float(max_num_seqs)
         self.max_kv = model.max_kv_tokens
         self.ctx, self.need, self.osl = ctx, need, osl
+        self.kv0 = kv0 if kv0 is not None else need
         self.schedule = schedule
+        self.paged = kv_admission == "paged"
+        self._join_id = itertools.count()
+
+    # ---------------------------------------------------------------- load
+
+    def kv_in_use(self, w: DecodeWorker, t: float) -> float:
+        """Tokens the worker's KV holds at ``t``: reserved (reserve) or current (paged)."""
+        if not self.paged:
+            return w.reserved
+        if not w.n:
+            return 0.0
+        return w.kv_base + w.n * (w.tok + (t - w.t_last) / w.itl_s)
 
     def place(self, workers: Sequence[DecodeWorker], r: int, t: float) -> DecodeWorker | None:
-        """Request ``r`` joins the least-reserved of ``workers`` at ``t`` (its first token), or
-        None when there is no worker or its KV does not fit."""
+        """Request ``r`` joins the least-loaded of ``workers`` below the sequence cap at ``t``, or
+        None when there is no such worker or its KV does not fit."""
         if not workers:
             return None
-        w = workers[0]
-        if len(workers) > 1:
-            best = w.reserved
-            for candidate in workers:
-                if candidate.reserved < best:
-                    w, best = candidate, candidate.reserved
-        if w.n and w.reserved + self.need[r] > self.max_kv:
-            return None
+        cap = self.max_num_seqs
+        if self.paged:
+            w = workers[0]
+            best = self.kv_in_use(w, t) if w.n < cap else math.inf
+            for candidate in workers[1:]:
+                if candidate.n >= cap:
+                    continue
+                load = self.kv_in_use(candidate, t)
+                if load < best:
+                    w, best = candidate, load
+            if w.n >= cap:
+                return None
+            if w.n and best + self.kv0[r] + PAGED_HEADROOM_TOKENS > self.max_kv:
+                return None
+        else:
+            w = workers[0]
+            if len(workers) > 1 or w.n >= cap:
+                found = None
+                best = math.inf
+                for candidate in workers:
+                    if candidate.reserved < best and candidate.n < cap:
+                        found, best = candidate, candidate.reserved
+                if found is None:
+                    return None
+                w = found
+            if w.n and w.reserved + self.need[r] > self.max_kv:
+                return None
         if w.n:
             w.tok += (t - w.t_last) / w.itl_s
         w.t_last = t
-        heappush(w.heap, (w.tok + self.osl[r], r))
+        jid = next(self._join_id)
+        tok0 = math.ceil(w.tok - TOKEN_EPS)  # its first step starts when the running one ends
+        heappush(w.heap, (tok0 + 1.0, jid, FIRST_TOKEN, r))
+        heappush(w.heap, (tok0 + self.osl[r], jid, LAST_TOKEN, r))
+        w.members[r] = (jid, tok0)
+        w.order.append((jid, r))
         w.n += 1
         w.ctx_sum += self.ctx[r]
         w.reserved += self.need[r]
+        w.kv_base += self.kv0[r] - tok0
         self.reschedule(w)
         return w
 
-    def reschedule(self, w: DecodeWorker) -> None:
-        """Void the worker's scheduled completion and schedule the next one at the current ITL."""
-        w.version += 1
-        if w.n:
-            w.itl_s = self.model.itl_s(w.ctx_sum, w.n)
-            self.schedule(w.t_last + (w.heap[0][0] - w.tok) * w.itl_s, w, w.version)
+    # ---------------------------------------------------------------- events
 
-    def complete(self, w: DecodeWorker, t: float) -> list[int]:
-        """The worker's due completion at ``t``: the requests that finish (their last token now),
-        removed from the batch; the next completion is scheduled."""
-        h = w.heap
-        tok = h[0][0]
-        w.tok = tok
-        w.t_last = t
-        limit = tok + TOKEN_EPS
-        ctx, need = self.ctx, self.need
+    def _clean_top(self, w: DecodeWorker) -> None:
+        h, members = w.heap, w.members
+        while h and members.get(h[0][3], (-1,))[0] != h[0][1]:
+            heappop(h)
+
+    def reschedule(self, w: DecodeWorker) -> None:
+        """Void the worker's scheduled event and schedule its next one at the current ITL: the
+        next completion, or (paged) the moment its KV overflows if that comes first."""
+        w.version += 1
+        if not w.n:
+            return
+        self._clean_top(w)
+        w.itl_s = self.model.itl_s(w.ctx_sum, w.n)
+        tok_next = w.heap[0][0]
+        w.full_next = False
+        if self.paged and w.n > 1:
+            tok_full = (self.max_kv - w.kv_base) / w.n
+            if tok_full < tok_next:
+                tok_next = max(tok_full, w.tok)
+                w.full_next = True
+        self.schedule(w.t_last + (tok_next - w.tok) * w.itl_s, w, w.version)
+
+    def _remove(self, w: DecodeWorker, r: int) -> float:
+        """Take ``r`` off the worker; returns the tokens it emitted there (whole steps)."""
+        _, tok0 = w.members.pop(r)
+        w.n -= 1
+        w.ctx_sum -= self.ctx[r]
+        w.reserved -= self.need[r]
+        w.kv_base -= self.kv0[r] - tok0
+        return float(max(math.floor(w.tok - tok0 + TOKEN_EPS), 0))
+
+    def step(self, w: DecodeWorker, t: float) -> tuple[list[int], list[int], list[tuple[int, float]]]:
+        """The worker's due event at ``t``. Returns the requests whose first token is now, those
+        that finished (their last token now; removed from the batch) and those preempted
+        (request, tokens it emitted on this join; removed); the next event is scheduled."""
+        first: list[int] = []
         done: list[int] = []
-        while h and h[0][0] <= limit:
-            r = heappop(h)[1]
-            w.n -= 1
-            w.ctx_sum -= ctx[r]
-            w.reserved -= need[r]
-            done.append(r)
+        preempted: list[tuple[int, float]] = []
+        if w.full_next:
+            w.tok += (t - w.t_last) / w.itl_s
+            w.t_last = t
+            # LIFO: the most recently joined residents go first, until the rest fit
+            while w.n > 1 and w.kv_base + w.n * w.tok > self.max_kv - TOKEN_EPS:
+                jid, r = w.order.pop()
+                if w.members.get(r, (-1,))[0] != jid:
+                    continue
+                preempted.append((r, self._remove(w, r)))
+        else:
+            self._clean_top(w)
+            h = w.heap
+            tok = h[0][0]
+            w.tok = tok
+            w.t_last = t
+            limit = tok + TOKEN_EPS
+            members = w.members
+            while h and h[0][0] <= limit:
+                _, jid, kind, r = heappop(h)
+                if members.get(r, (-1,))[0] != jid:
+                    continue
+                if kind == FIRST_TOKEN:
+                    first.append(r)
+                    continue
+                self._remove(w, r)
+                done.append(r)
         if w.n:
             self.reschedule(w)
         else:
             w.ctx_sum = 0.0
             w.reserved = 0.0
+            w.kv_base = 0.0
+            w.heap.clear()
+            w.order.clear()
             w.version += 1
-        return done
+        if len(w.order) > 4 * w.n + 64:  # drop finished requests from the LIFO list now and then
+            w.order = [(jid, r) for jid, r in w.order if w.members.get(r, (-1,))[0] == jid]
+        return first, done, preempted

@@ -19,7 +19,7 @@ How one replay runs (``docs/mocker.md`` has the details and the measured call sh
   interval it runs :class:`~planner_core.cycle.PlanningCycle` with a
   :class:`MockerFrontend` (MetricsSource over those per-second records) and a
   :class:`MockerConnector` (records the targets), and hands the targets back to the mocker;
-* the report's per-request records are scored like our engine (:func:`score_requests`), and
+* the report's per-request records are scored like our engine (``replay.score_requests``), and
   GPU-hours come from the report's worker lifecycle operations (:func:`worker_seconds`).
 
 ``dynamo-1.6-sla`` and ``dynamo-1.6-throughput`` run Dynamo 1.6.1's own planner in the same
@@ -44,6 +44,7 @@ import numpy as np
 
 from planner_core.config import PlannerConfig, Policy
 from planner_core.cycle import PlanningCycle
+from planner_core.feasibility import infeasible_mask
 from planner_core.ports import DeploymentInfo, SimulatedClock
 from planner_core.profiles import Profile, load_profile
 from planner_core.records import Observation, Replicas, ScalingOutcome
@@ -59,6 +60,7 @@ from planner_core.sim.replay import (
     compute_oracle,
     first_interval_replicas,
     replay_deployment_name,
+    score_requests,
     scored_result,
     static_replicas,
 )
@@ -479,29 +481,6 @@ def request_latencies(per_request: Sequence[dict[str, Any]], n: int) -> tuple[np
     return ttft, itl
 
 
-def score_requests(ttft: np.ndarray, itl: np.ndarray, config: PlannerConfig) -> dict[str, float]:
-    """The same per-request scoring as our engine's :func:`planner_core.sim.replay.score`."""
-    n = ttft.size
-    ttft_ok = np.isfinite(ttft) & (ttft <= config.ttft_ms)
-    itl_ok = np.isfinite(itl) & (itl <= config.itl_ms)
-
-    def pct(values: np.ndarray, q: float) -> float:
-        finite = values[np.isfinite(values)]
-        return float(np.percentile(finite, q)) if finite.size else float("nan")
-
-    return {
-        "requests": n,
-        "sla_attainment": float(np.mean(ttft_ok & itl_ok)) if n else 1.0,
-        "ttft_attainment": float(np.mean(ttft_ok)) if n else 1.0,
-        "itl_attainment": float(np.mean(itl_ok)) if n else 1.0,
-        "p50_ttft_ms": pct(ttft, 50),
-        "p99_ttft_ms": pct(ttft, 99),
-        "p50_itl_ms": pct(itl, 50),
-        "p99_itl_ms": pct(itl, 99),
-        "unfinished": int(np.sum(~np.isfinite(ttft) | ~np.isfinite(itl))),
-    }
-
-
 def worker_seconds(lifecycle: Sequence[dict[str, Any]], initial: Replicas, end_ms: float) -> dict[str, float]:
     """Worker-seconds per pool from the report's lifecycle operations: a worker costs from the
     moment it is requested (``worker_starting``) until it is gone; the initial workers from 0;
@@ -665,7 +644,10 @@ def _result(
     timeline: dict[str, list[Any]],
 ) -> ReplayResult:
     ttft, itl = request_latencies(per_request, len(workload))
-    scores = score_requests(ttft, itl, config)
+    infeasible = infeasible_mask(
+        load_profile(config.profile_dir()), workload.isl, workload.osl, config.ttft_ms, config.itl_ms
+    )
+    scores = score_requests(ttft, itl, infeasible, config)
     seconds = worker_seconds(lifecycle, initial, float(summary.get("duration_ms", 0.0)))
     return scored_result(
         policy,
@@ -833,7 +815,10 @@ def replay_fixed(
     if engine == "ours":
         from planner_core.sim.cluster import ClusterSimulator
 
-        sim = ClusterSimulator(profile, workload.arrival_s, workload.isl, workload.osl, initial=replicas, startup_s=0.0)
+        cap = (mocker_engine or MockerEngine()).max_num_seqs  # the same sequence cap on both engines
+        sim = ClusterSimulator(
+            profile, workload.arrival_s, workload.isl, workload.osl, initial=replicas, startup_s=0.0, max_num_seqs=cap
+        )
         sim.advance_to(math.inf)
         res = sim.results()
         return FixedReplay(
@@ -857,6 +842,24 @@ def replay_fixed(
         )
         ttft, itl = request_latencies(native.per_request or [], len(workload))
     return FixedReplay(engine, ttft, itl, time.perf_counter() - started)
+
+
+def fixed_capacity_per_s(
+    profile: Profile, isl: np.ndarray, osl: np.ndarray, replicas: Replicas, engine: MockerEngine | None = None
+) -> dict[str, float]:
+    """Requests/s a fixed cluster sustains on requests shaped like (``isl``, ``osl``), per pool and
+    for the whole (the lesser): prefill engines running full ``max_num_batched_tokens`` passes (the
+    profile's throughput at that token count), decode engines holding ``max_num_seqs`` sequences
+    (or as many as their KV takes) at the profile's ITL for them."""
+    engine = engine or MockerEngine()
+    budget = float(engine.max_num_batched_tokens)
+    prefill_tok_s = budget / (profile.prefill.ttft_ms(budget) / 1000.0)
+    prefill = (replicas.prefill or 0) * prefill_tok_s / float(np.mean(isl))
+    ctx = float(np.mean(np.asarray(isl) + np.asarray(osl) / 2.0))
+    seqs = min(float(engine.max_num_seqs), profile.decode.max_kv_tokens / ctx)
+    itl_s = profile.decode.surface.itl_ms(seqs, ctx) / 1000.0
+    decode = (replicas.decode or 0) * seqs / (float(np.mean(osl)) * itl_s)
+    return {"prefill": prefill, "decode": decode, "cluster": min(prefill, decode)}
 
 
 def poisson_workload(

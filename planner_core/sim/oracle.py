@@ -34,31 +34,88 @@ import itertools
 import math
 from collections import deque
 from collections.abc import Callable
-from heapq import heappop, heappush, heapreplace
+from heapq import heappop, heappush
 
 import numpy as np
 from numpy.typing import ArrayLike
 
 from planner_core.profiles import Profile
 from planner_core.records import Replicas
-from planner_core.sim.cluster import prefill_service_s
+from planner_core.sim.cluster import DEFAULT_MAX_NUM_BATCHED_TOKENS, PrefillPassTime, prefill_service_s
 from planner_core.sim.decode_pool import DecodePool, DecodeWorker, ItlModel
 
 
 def _prefill_misses(
-    arrival: list[float], svc: list[float], counted: list[bool], n: int, sla_s: float, max_misses: float
+    arrival: list[float],
+    isl: list[float],
+    counted: list[bool],
+    n: int,
+    sla_s: float,
+    max_misses: float,
+    pass_time: PrefillPassTime,
+    budget: int | None = DEFAULT_MAX_NUM_BATCHED_TOKENS,
 ) -> int:
-    """Misses of the TTFT SLA with ``n`` FCFS prefill workers (stops once above ``max_misses``)."""
-    free = [arrival[0]] * n if arrival else []
+    """Misses of the TTFT SLA with ``n`` prefill workers serving one FCFS queue in batched,
+    chunked forward passes exactly as the simulator's prefill pool does (``budget`` tokens per
+    pass; None: one request per pass). Stops once above ``max_misses``.
+
+    Idle workers are interchangeable, so the earliest-free worker always starts the next pass:
+    at once if it holds a chunked prompt, else when it is free and a request has arrived,
+    taking every queued prompt that has arrived by then up to the budget."""
+    num = len(arrival)
+    if not num or n <= 0:
+        return num  # nothing to serve, or nobody to serve it
+    room0 = math.inf if budget is None else float(budget)
+    seconds = pass_time.seconds
+    # (free at, worker id, chunked request or -1, its tokens done)
+    free: list[tuple[float, int, int, float]] = [(arrival[0], w, -1, 0.0) for w in range(n)]
+    i = 0  # next request not yet taken
     misses = 0
-    for a, s, c in zip(arrival, svc, counted, strict=True):
-        f = free[0]
-        done = (a if a > f else f) + s
-        heapreplace(free, done)
-        if c and done - a > sla_s:
-            misses += 1
-            if misses > max_misses:
-                return misses
+    active = 0  # workers holding a chunked prompt
+    while i < num or active:
+        f, wid, part, done = heappop(free)
+        room = room0
+        prefix = 0.0
+        tokens = 0.0
+        finished: list[int] = []
+        if part >= 0:
+            start = f
+            prefix = done
+            take = min(isl[part] - done, room)
+            tokens = take
+            room -= take
+            done += take
+            if done >= isl[part]:
+                finished.append(part)
+                part = -1
+                active -= 1
+        elif i >= num:
+            continue  # idle for good; the workers still holding a chunked prompt finish it
+        else:
+            start = f if arrival[i] <= f else arrival[i]
+        fresh = 0
+        while i < num and room > 0 and part < 0 and arrival[i] <= start:
+            need = isl[i]
+            fresh += 1
+            if need <= room:
+                finished.append(i)
+                tokens += need
+                room -= need
+            else:
+                part, done = i, room
+                active += 1
+                tokens += room
+                room = 0.0
+            i += 1
+            if budget is None:
+                break
+        end = start + seconds(0.0 if fresh else prefix, tokens)
+        for r in finished:
+            if counted[r] and end - arrival[r] > sla_s:
+                misses += 1
+        if misses > max_misses:
+            return misses
+        heappush(free, (end, wid, part, done))
     return misses
 
 
@@ -74,6 +131,7 @@ def simulate_decode_pool(
     max_misses: float = math.inf,
     itl_out: list[float] | None = None,
     wait_out: list[float] | None = None,
+    max_num_seqs: int | None = None,
 ) -> int:
     """Run ``n_workers`` decode workers (:class:`DecodePool`, the simulator's decode model) over
     requests joining at ``join_s`` (ascending), all ready from the start. Returns the number of
@@ -89,10 +147,10 @@ def simulate_decode_pool(
     def schedule(when: float, w: DecodeWorker, version: int) -> None:
         heappush(events, (when, next(seq), w, version))
 
-    pool = DecodePool(model, ctx, need, osl, schedule)
+    pool = DecodePool(model, ctx, need, osl, schedule, max_num_seqs=max_num_seqs)
     workers = [DecodeWorker() for _ in range(n_workers)]
     place = pool.place
-    first = [0.0] * num
+    first = [0.0] * num  # first-token time, set when it comes
     queue: deque[int] = deque()
     misses = 0
     ji = 0
@@ -102,15 +160,17 @@ def simulate_decode_pool(
             t, _, w, version = heappop(events)
             if w.version != version:
                 continue
-            for r in pool.complete(w, t):
-                itl = (t - first[r]) / osl[r]
+            firsts, done, _ = pool.step(w, t)  # reserve admission: never a preemption
+            for r in firsts:
+                first[r] = t
+            for r in done:
+                itl = (t - first[r]) / (osl[r] - 1.0) if osl[r] > 1.0 else 0.0
                 if itl_out is not None:
                     itl_out[r] = itl
                 if counted[r] and itl > itl_sla_s:
                     misses += 1
             while queue and place(workers, queue[0], t) is not None:
                 r = queue.popleft()
-                first[r] = t
                 wait = t - join_s[r]
                 if wait_out is not None:
                     wait_out[r] = wait
@@ -123,10 +183,8 @@ def simulate_decode_pool(
             ji += 1
             if queue or place(workers, r, tj) is None:
                 queue.append(r)
-            else:
-                first[r] = tj
-                if wait_out is not None:
-                    wait_out[r] = 0.0
+            elif wait_out is not None:
+                wait_out[r] = 0.0
     return misses
 
 
@@ -181,13 +239,16 @@ def oracle_replicas(
     min_replicas: int = 1,
     start_s: float = 0.0,
     num_intervals: int | None = None,
+    max_num_batched_tokens: int | None = DEFAULT_MAX_NUM_BATCHED_TOKENS,
+    max_num_seqs: int | None = None,
 ) -> list[Replicas]:
     """Per interval ``[start_s + k*interval_s, start_s + (k+1)*interval_s)``, the fewest prefill
     and decode replicas that meet the TTFT / ITL SLAs for >= ``attainment`` of that interval's
     requests, with no start-up delay (module docstring and ``docs/oracle.md`` give the exact
     definition). Intervals run until the last arrival unless ``num_intervals`` is given; arrivals
     before ``start_s`` are ignored. The GPUs per engine do not change the counts (the profile is
-    per engine); see :func:`oracle_gpu_seconds` for the cost.
+    per engine); see :func:`oracle_gpu_seconds` for the cost. ``max_num_seqs``: the decode
+    engines' running-sequence cap, as the simulator enforces it (None: no cap).
     """
     del prefill_engine_num_gpu, decode_engine_num_gpu  # counts are per engine; GPUs only price them
     if interval_s <= 0:
@@ -209,6 +270,7 @@ def oracle_replicas(
         else:
             num_intervals = math.floor((float(arrival[-1]) - start_s) / interval_s) + 1
     svc = prefill_service_s(profile, isl_a)
+    pass_time = PrefillPassTime(profile)
     ctx = isl_a + osl_a / 2.0
     need = isl_a + osl_a
     model = ItlModel(profile.decode.surface)
@@ -228,14 +290,16 @@ def oracle_replicas(
             continue
         arr_k = arrival[i0:i1]
         svc_k = svc[i0:i1]
+        isl_k = isl_a[i0:i1]
         # prefill
         p_counted = svc_k <= ttft_s
         p_allowed = math.floor(int(p_counted.sum()) * (1.0 - attainment) + 1e-9)
         if p_counted.any():
-            arr_l, svc_l, pc_l = arr_k.tolist(), svc_k.tolist(), p_counted.tolist()
+            arr_l, isl_l, pc_l = arr_k.tolist(), isl_k.tolist(), p_counted.tolist()
 
-            def p_ok(n: int, arr_l=arr_l, svc_l=svc_l, pc_l=pc_l, allowed=p_allowed) -> bool:
-                return _prefill_misses(arr_l, svc_l, pc_l, n, ttft_s, allowed) <= allowed
+            def p_ok(n: int, arr_l=arr_l, isl_l=isl_l, pc_l=pc_l, allowed=p_allowed) -> bool:
+                misses = _prefill_misses(arr_l, isl_l, pc_l, n, ttft_s, allowed, pass_time, max_num_batched_tokens)
+                return misses <= allowed
 
             p_guess = math.ceil(float(svc_k.sum()) / interval_s)
             n_prefill = _smallest(p_ok, p_guess, lo, max_replicas)
@@ -256,7 +320,9 @@ def oracle_replicas(
             def d_ok(
                 n: int, join_l=join_l, ctx_l=ctx_l, need_l=need_l, osl_l=osl_l, dc_l=dc_l, allowed=d_allowed
             ) -> bool:
-                misses = simulate_decode_pool(join_l, ctx_l, need_l, osl_l, n, model, itl_s, dc_l, allowed)
+                misses = simulate_decode_pool(
+                    join_l, ctx_l, need_l, osl_l, n, model, itl_s, dc_l, allowed, max_num_seqs=max_num_seqs
+                )
                 return misses <= allowed
 
             ctx_mean = float(np.mean(ctx_l))
@@ -264,6 +330,9 @@ def oracle_replicas(
             if op.meets_target and op.kv_usage > 0:
                 per_engine_tok_s = op.kv_usage * model.max_kv_tokens / ctx_mean / (op.itl_ms / 1000.0)
                 d_guess = math.ceil(float(np.sum(osl_l)) / interval_s / per_engine_tok_s)
+                if max_num_seqs:  # the cap may bind first: sequences in flight / cap
+                    in_flight = float(np.sum(osl_l)) * op.itl_ms / 1000.0 / interval_s
+                    d_guess = max(d_guess, math.ceil(in_flight / max_num_seqs))
             else:
                 d_guess = lo
             n_decode = _smallest(d_ok, d_guess, lo, max_replicas)
@@ -283,6 +352,7 @@ def prefill_lower_bound(
     attainment: float = 0.99,
     *,
     start_s: float = 0.0,
+    max_num_batched_tokens: int | None = DEFAULT_MAX_NUM_BATCHED_TOKENS,
 ) -> int:
     """Fewest prefill replica-intervals with which *any* policy that sets replicas per interval
     could meet the TTFT SLA for ``attainment`` of all requests together (not of each interval).
@@ -297,7 +367,9 @@ def prefill_lower_bound(
     arrival = np.asarray(arrival_s, dtype=np.float64).reshape(-1)
     order = np.argsort(arrival, kind="stable")
     arrival = arrival[order]
-    svc = prefill_service_s(profile, np.maximum(np.asarray(isl, dtype=np.float64).reshape(-1)[order], 0.0))
+    isl_a = np.maximum(np.asarray(isl, dtype=np.float64).reshape(-1)[order], 0.0)
+    svc = prefill_service_s(profile, isl_a)
+    pass_time = PrefillPassTime(profile)
     sla_s = ttft_ms / 1000.0
     budget = math.floor(arrival.size * (1.0 - attainment) + 1e-9)
     edges = np.searchsorted(arrival, start_s + interval_s * np.arange(len(plan) + 1), side="left")
@@ -306,13 +378,14 @@ def prefill_lower_bound(
     for k, replicas in enumerate(plan):
         a = arrival[edges[k] : edges[k + 1]].tolist()
         s = svc[edges[k] : edges[k + 1]].tolist()
+        x = isl_a[edges[k] : edges[k + 1]].tolist()
         if not a:
             options = [(1, 0)]
         else:
             counted = [x <= sla_s for x in s]
             options = []
             for n in range(max(int(replicas.prefill or 1), 1), 0, -1):
-                misses = _prefill_misses(a, s, counted, n, sla_s, budget)
+                misses = _prefill_misses(a, x, counted, n, sla_s, budget, pass_time, max_num_batched_tokens)
                 if misses > budget:
                     break  # fewer workers only miss more
                 options.append((n, misses))

@@ -38,6 +38,7 @@ import numpy as np
 from planner_core.config import PlannerConfig, Policy
 from planner_core.connectors.simulated import SimulatedClusterConnector
 from planner_core.cycle import CycleResult, PlanningCycle
+from planner_core.feasibility import infeasible_mask
 from planner_core.metrics.simulated import (
     ARRIVAL_COUNT_WINDOW_S as ARRIVAL_COUNT_WINDOW_S,  # the mocker engine ticks at it
 )
@@ -47,6 +48,7 @@ from planner_core.profiles import Profile, load_profile
 from planner_core.records import LoadForecast, Observation, Replicas
 from planner_core.sim.cluster import ClusterSimulator
 from planner_core.sim.oracle import oracle_replicas
+from planner_core.sim.workload import DEFAULT_COPY_JITTER_S
 from planner_core.sizing import size
 
 POLICIES = ("default", "dynamo", "static", "oracle", "clairvoyant")
@@ -112,7 +114,9 @@ class ReplayResult:
     policy: str
     predictor: str | None
     requests: int
-    sla_attainment: float
+    sla_attainment: float  # over all requests
+    feasible_sla_attainment: float  # over requests whose unloaded latency meets the SLA
+    infeasible_requests: int  # the others: no replica count can serve them within the SLA
     ttft_attainment: float
     itl_attainment: float
     p50_ttft_ms: float
@@ -129,6 +133,8 @@ class ReplayResult:
     wall_s: float
     intervals: int
     unfinished: int
+    # decode preemptions (paged KV, our engine; None where the engine does not report them)
+    preemptions: int | None = None
     # per interval series for the report
     timeline: dict[str, list[Any]] = field(default_factory=dict)
 
@@ -144,16 +150,21 @@ def load_workload(
     seed: int = 0,
     duration_s: float | None = None,
     max_requests: int | None = None,
+    copy_jitter_s: float = DEFAULT_COPY_JITTER_S,
+    speed_up: float = 1.0,
 ) -> Workload:
     """Requests to replay from any supported trace.
 
     Per-request traces (Azure CSV, Mooncake JSONL) are used as they are; a ServeGen aggregate
     rate curve becomes Poisson arrivals at its rate with (ISL, OSL) pairs drawn from the bundled
-    Azure conversation trace. ``duration_s`` keeps only the first seconds; ``load_scale``
-    multiplies the arrival rate while keeping the shape (see :func:`planner_core.sim.load_scale`).
+    Azure conversation trace. ``speed_up`` compresses time (inter-arrival times divided by it);
+    ``duration_s`` then keeps only the first seconds of the replay; ``load_scale`` multiplies the
+    arrival rate while keeping the shape, each copy shifted within ``copy_jitter_s`` (see
+    :mod:`planner_core.sim.workload`).
     """
     from planner_core.config import BUNDLED_TRACE
     from planner_core.sim.workload import load_scale as scale_load
+    from planner_core.sim.workload import speed_up as compress
     from planner_core.traces import (
         TraceError,
         detect_format,
@@ -166,11 +177,13 @@ def load_workload(
     if detect_format(path) == "servegen_aggregate":
         curve = read_rate_curve(path)
         start = float(curve.window_start_s[0])
-        end = start + duration_s if duration_s is not None else None
+        end = start + duration_s * speed_up if duration_s is not None else None
         trace = requests_from_rate_curve(curve, read_trace(BUNDLED_TRACE), seed, start_s=start, end_s=end)
     else:
         trace = read_trace(path)
     arrival, isl, osl = trace.arrival_s, trace.isl, trace.osl
+    if speed_up != 1.0:
+        arrival = compress(arrival, speed_up)
     if duration_s is not None:
         keep = arrival < duration_s
         arrival, isl, osl = arrival[keep], isl[keep], osl[keep]
@@ -180,7 +193,7 @@ def load_workload(
             f"more than the {max_requests:,} a replay holds in memory; lower --load-scale or --duration-s"
         )
     if load_scale != 1.0:
-        arrival, isl, osl = scale_load(arrival, isl, osl, load_scale, seed)
+        arrival, isl, osl = scale_load(arrival, isl, osl, load_scale, seed, copy_jitter_s)
     start_time = datetime.fromtimestamp(trace.origin_s, UTC) if trace.origin_s else DEFAULT_EPOCH
     return Workload(
         np.asarray(arrival, dtype=np.float64),
@@ -199,13 +212,27 @@ def _percentile(values: np.ndarray, q: float) -> float:
 def score(sim: ClusterSimulator, config: PlannerConfig) -> dict[str, float]:
     """Per-request SLA attainment and latency percentiles; unfinished requests miss the SLA."""
     res = sim.results()
-    ttft, itl = np.asarray(res.ttft_ms), np.asarray(res.itl_ms)
+    infeasible = infeasible_mask(sim.profile, res.isl, res.osl, config.ttft_ms, config.itl_ms)
+    return score_requests(np.asarray(res.ttft_ms), np.asarray(res.itl_ms), infeasible, config)
+
+
+def score_requests(
+    ttft: np.ndarray, itl: np.ndarray, infeasible: np.ndarray, config: PlannerConfig
+) -> dict[str, float]:
+    """The scores of one replay from per-request TTFT and mean ITL (ms; NaN = not finished) and
+    the infeasible mask (:func:`planner_core.feasibility.infeasible_mask`), on either engine.
+    ``sla_attainment`` is over all requests, ``feasible_sla_attainment`` over those whose
+    unloaded latency meets the SLA (1.0 when there is none)."""
     n = ttft.size
     ttft_ok = np.isfinite(ttft) & (ttft <= config.ttft_ms)
     itl_ok = np.isfinite(itl) & (itl <= config.itl_ms)
+    met = ttft_ok & itl_ok
+    feasible = ~np.asarray(infeasible, dtype=bool)
     return {
         "requests": n,
-        "sla_attainment": float(np.mean(ttft_ok & itl_ok)) if n else 1.0,
+        "sla_attainment": float(np.mean(met)) if n else 1.0,
+        "feasible_sla_attainment": float(np.mean(met[feasible])) if feasible.any() else 1.0,
+        "infeasible_requests": int(n - int(feasible.sum())),
         "ttft_attainment": float(np.mean(ttft_ok)) if n else 1.0,
         "itl_attainment": float(np.mean(itl_ok)) if n else 1.0,
         "p50_ttft_ms": _percentile(ttft, 50),
@@ -227,6 +254,8 @@ def compute_oracle(workload: Workload, profile: Profile, config: PlannerConfig) 
         itl_ms=config.itl_ms,
         prefill_engine_num_gpu=config.prefill_engine_num_gpu,
         decode_engine_num_gpu=config.decode_engine_num_gpu,
+        max_num_seqs=config.max_num_seqs,
+        max_num_batched_tokens=config.max_num_batched_tokens,
     )
 
 
@@ -252,7 +281,12 @@ def static_replicas(workload: Workload, profile: Profile, config: PlannerConfig)
 
 
 def _simulator(
-    workload: Workload, profile: Profile, config: PlannerConfig, initial: Replicas, startup_s: float
+    workload: Workload,
+    profile: Profile,
+    config: PlannerConfig,
+    initial: Replicas,
+    startup_s: float,
+    kv_admission: str = "paged",
 ) -> ClusterSimulator:
     return ClusterSimulator(
         profile,
@@ -263,6 +297,9 @@ def _simulator(
         decode_engine_num_gpu=config.decode_engine_num_gpu,
         initial=initial,
         startup_s=startup_s,
+        kv_admission=kv_admission,
+        max_num_seqs=config.max_num_seqs,
+        max_num_batched_tokens=config.max_num_batched_tokens,
     )
 
 
@@ -296,13 +333,16 @@ def run_policy(
     progress: Callable[[int, int], None] | None = None,
     deployment_name: str | None = None,
     frontend: str = "direct",
+    kv_admission: str = "paged",
 ) -> ReplayResult:
     """Replay ``workload`` under one policy and score it: ``oracle`` and ``static`` open loop
     (:func:`replay_open_loop`), the planners closed loop (:func:`replay_closed_loop`).
 
     ``frontend`` (closed loop): ``direct`` reads the simulated frontend's window values straight
     from the simulator; ``exporter`` goes through the frontend exporter, a scrape every
-    ``--arrival-resolution-s`` and the Prometheus source's queries (same decisions, slower)."""
+    ``--arrival-resolution-s`` and the Prometheus source's queries (same decisions, slower).
+    ``kv_admission``: the simulated decode engines' KV admission, ``paged`` or ``reserve``
+    (:class:`~planner_core.sim.cluster.ClusterSimulator`)."""
     if policy not in POLICIES:
         raise ValueError(f"policy: unknown {policy!r}; choose from {', '.join(POLICIES)}")
     profile = profile or load_profile(config.profile_dir())
@@ -318,7 +358,9 @@ def run_policy(
     timeline["oracle_decode"] = [plan[k].decode if k < len(plan) else None for k in range(n_intervals)]
     predictor_name: str | None = None
     if policy in OPEN_LOOP_POLICIES:
-        sim, actions = replay_open_loop(workload, profile, config, policy, plan, timeline, startup_s, progress)
+        sim, actions = replay_open_loop(
+            workload, profile, config, policy, plan, timeline, startup_s, progress, kv_admission
+        )
     else:
         config, predictor, predictor_name = closed_loop_setup(workload, config, policy, startup_s)
         sim, actions = replay_closed_loop(
@@ -333,6 +375,7 @@ def run_policy(
             deployment_name,
             progress,
             frontend,
+            kv_admission,
         )
     # Let in-flight requests finish with the last replicas so every request is scored.
     sim.advance_to(math.inf)
@@ -351,6 +394,7 @@ def replay_open_loop(
     timeline: dict[str, list[Any]],
     startup_s: float,
     progress: Callable[[int, int], None] | None = None,
+    kv_admission: str = "paged",
 ) -> tuple[ClusterSimulator, int]:
     """Replicas fixed in advance, nothing observed: ``oracle`` sets each interval's ``plan`` at
     its start (ready at once), ``static`` runs :func:`static_replicas` all along. Returns the
@@ -360,9 +404,9 @@ def replay_open_loop(
     if policy == "oracle":
         first = plan[0] if plan else Replicas(config.min_endpoint, config.min_endpoint)
         initial = Replicas(max(first.prefill or 0, config.min_endpoint), max(first.decode or 0, config.min_endpoint))
-        sim = _simulator(workload, profile, config, initial, 0.0)
+        sim = _simulator(workload, profile, config, initial, 0.0, kv_admission)
     else:
-        sim = _simulator(workload, profile, config, static_replicas(workload, profile, config), startup_s)
+        sim = _simulator(workload, profile, config, static_replicas(workload, profile, config), startup_s, kv_admission)
     actions = 0
     for k in range(n_intervals):
         if policy == "oracle" and k < len(plan):
@@ -432,6 +476,7 @@ def replay_closed_loop(
     deployment_name: str | None = None,
     progress: Callable[[int, int], None] | None = None,
     frontend: str = "direct",
+    kv_admission: str = "paged",
 ) -> tuple[ClusterSimulator, int]:
     """The production :class:`PlanningCycle` (with ``predictor``, from :func:`closed_loop_setup`)
     every interval on simulated time: it observes the
@@ -440,7 +485,9 @@ def replay_closed_loop(
     ``frontend``: see :func:`run_policy`."""
     interval = float(config.adjustment_interval_s)
     n_intervals = len(timeline["start_s"])
-    sim = _simulator(workload, profile, config, first_interval_replicas(workload, profile, config), startup_s)
+    sim = _simulator(
+        workload, profile, config, first_interval_replicas(workload, profile, config), startup_s, kv_admission
+    )
     clock = SimulatedClock(workload.start)
     deployment_id = None
     if store is not None:
@@ -509,8 +556,18 @@ def _result(
     scores = score(sim, config)
     gpu_seconds = sim.gpu_seconds()
     return scored_result(
-        policy, predictor_name, scores, gpu_seconds["prefill"], gpu_seconds["decode"],
-        config, plan, actions, n_intervals, timeline, started,
+        policy,
+        predictor_name,
+        scores,
+        gpu_seconds["prefill"],
+        gpu_seconds["decode"],
+        config,
+        plan,
+        actions,
+        n_intervals,
+        timeline,
+        started,
+        preemptions=sim.preemptions,
     )
 
 
@@ -526,6 +583,7 @@ def scored_result(
     n_intervals: int,
     timeline: dict[str, list[Any]],
     started: float,
+    preemptions: int | None = None,
 ) -> ReplayResult:
     """One :class:`ReplayResult` from an engine's scores and GPU-seconds (both engines use it)."""
     return ReplayResult(
@@ -533,6 +591,8 @@ def scored_result(
         predictor=predictor,
         requests=int(scores["requests"]),
         sla_attainment=scores["sla_attainment"],
+        feasible_sla_attainment=scores["feasible_sla_attainment"],
+        infeasible_requests=int(scores["infeasible_requests"]),
         ttft_attainment=scores["ttft_attainment"],
         itl_attainment=scores["itl_attainment"],
         p50_ttft_ms=scores["p50_ttft_ms"],
@@ -549,6 +609,7 @@ def scored_result(
         wall_s=time.perf_counter() - started,
         intervals=n_intervals,
         unfinished=int(scores["unfinished"]),
+        preemptions=preemptions,
         timeline=timeline,
     )
 

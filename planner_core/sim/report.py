@@ -21,6 +21,8 @@ COLUMNS = (
     ("predictor", "predictor", "{}"),
     ("requests", "requests", "{:,}"),
     ("sla_attainment", "SLA met", "{:.2%}"),
+    ("feasible_sla_attainment", "feasible met", "{:.2%}"),
+    ("infeasible_requests", "infeasible", "{:,}"),
     ("ttft_attainment", "TTFT met", "{:.2%}"),
     ("itl_attainment", "ITL met", "{:.2%}"),
     ("p99_ttft_ms", "p99 TTFT ms", "{:,.0f}"),
@@ -28,6 +30,7 @@ COLUMNS = (
     ("gpu_hours", "GPU-h", "{:.2f}"),
     ("gpu_hours_vs_oracle", "x oracle", "{:.2f}"),
     ("scaling_actions", "actions", "{}"),
+    ("preemptions", "preempted", "{:,}"),
     ("wall_s", "wall s", "{:.1f}"),
 )
 
@@ -138,7 +141,9 @@ def write_report(
 <style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto}}table{{border-collapse:collapse}}
 td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}img{{max-width:100%}}</style></head>
 <body><h1>{html.escape(title)}</h1>
-<p>SLA: TTFT &le; {ttft_sla_ms:g} ms and mean ITL &le; {itl_sla_ms:g} ms per request.</p>
+<p>SLA: TTFT &le; {ttft_sla_ms:g} ms and mean ITL &le; {itl_sla_ms:g} ms per request. <i>SLA met</i> is
+over all requests; <i>feasible met</i> over the requests whose latency alone on idle engines meets the
+SLA (the <i>infeasible</i> ones cannot meet it with any number of replicas).</p>
 <table><tr>{header}</tr>{body}</table>
 <h2>Load</h2><img src="load.png" alt="load and forecast">
 <h2>Replicas</h2><img src="replicas.png" alt="replicas per pool">

@@ -47,9 +47,11 @@ class SimWorld:
             decode_engine_num_gpu=config.decode_engine_num_gpu,
             initial=initial or Replicas(1, 1),
             startup_s=0.0,
+            max_num_seqs=config.max_num_seqs,
         )
         self.clock = SimulatedClock(EPOCH)
-        self.frontend = SimulatedFrontend(self.sim, EPOCH, self.arrival_s)
+        # the arrival counts at the resolution the planner is set to read, as in the replay
+        self.frontend = SimulatedFrontend(self.sim, EPOCH, self.arrival_s, config.arrival_resolution_s)
         self.connector = SimulatedClusterConnector(self.sim)
 
     def window_end(self, k: int, interval_s: float) -> datetime:

@@ -28,6 +28,17 @@ def resolve_url(url: str | None = None) -> str:
     return raw
 
 
+def create_owner_only(path: str) -> None:
+    """Create an empty SQLite file readable and writable by its owner only (``0600``), before
+    SQLite opens it: the audit trail is the planner's alone. SQLite gives the ``-wal`` and
+    ``-shm`` files the database file's mode. An existing file keeps the mode its owner chose."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except OSError:  # it exists, or cannot be created: SQLite reports the latter itself
+        return
+    os.close(fd)
+
+
 def make_engine(url: str | None = None, **kwargs: Any) -> Engine:
     """An engine with WAL, a busy timeout and foreign keys on SQLite; pre-ping and a lock timeout on
     PostgreSQL (:data:`LOCK_WAIT_MS` on both)."""
@@ -40,6 +51,12 @@ def make_engine(url: str | None = None, **kwargs: Any) -> Engine:
     if backend == "sqlite":
         connect_args = {"timeout": LOCK_WAIT_MS / 1000}
         engine = create_engine(resolved, connect_args=connect_args, **kwargs)
+        database = parsed.database
+        if database not in (None, "", ":memory:") and not str(database).startswith("file:"):
+
+            @event.listens_for(engine, "do_connect")
+            def _create_owner_only(*_: Any) -> None:
+                create_owner_only(str(database))
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

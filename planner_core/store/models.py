@@ -150,6 +150,8 @@ class ObservationRow(Base):
     isl: Mapped[float | None] = mapped_column(Float)
     osl: Mapped[float | None] = mapped_column(Float)
     request_duration_s: Mapped[float | None] = mapped_column(Float)
+    # Requests waiting for a first token at the window's end (None: the frontend does not say).
+    queued_requests: Mapped[float | None] = mapped_column(Float)
     prefill_replicas: Mapped[int | None] = mapped_column(Integer)
     decode_replicas: Mapped[int | None] = mapped_column(Integer)
     quality: Mapped[str] = mapped_column(String(32))  # ok | no_data | stale | error | partial
@@ -211,6 +213,7 @@ class DecisionRow(Base):
     prefill_replicas_after_min: Mapped[int | None] = mapped_column(Integer)
     prefill_replicas_after_cap: Mapped[int | None] = mapped_column(Integer)
     prefill_replicas: Mapped[int | None] = mapped_column(Integer)
+    prefill_infeasible_num_req: Mapped[float | None] = mapped_column(Float)  # migration 0009
     # decode
     decode_context_length: Mapped[float | None] = mapped_column(Float)
     decode_itl_target_ms: Mapped[float | None] = mapped_column(Float)

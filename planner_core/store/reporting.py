@@ -169,6 +169,7 @@ class HistoryReads(StoreCore):
                     isl=row["isl"],
                     osl=row["osl"],
                     request_duration_s=row["request_duration_s"],
+                    queued_requests=row["queued_requests"],
                     current=Replicas(row["prefill_replicas"], row["decode_replicas"]),
                     quality=row["quality"],
                     error=row["error"],

@@ -88,6 +88,7 @@ def observation_values(obs: Observation, run_id: int, deployment_id: int) -> dic
         "isl": num(obs.isl),
         "osl": num(obs.osl),
         "request_duration_s": num(obs.request_duration_s),
+        "queued_requests": num(obs.queued_requests),
         "prefill_replicas": integer(current.prefill),
         "decode_replicas": integer(current.decode),
         "quality": obs.quality,

@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import Connection, insert, select, update
 
 from planner_core.records import Decision, Observation, Replicas, ScalingOutcome, SeriesForecast
+from planner_core.redaction import redact_config
 from planner_core.state import CycleState
 from planner_core.store import postgres
 from planner_core.store.core import RunInfo, StoreCore
@@ -57,6 +58,7 @@ class CycleWrites(StoreCore):
         """Insert a ``running`` planner run (committed) and return its id. ``reason``: why an
         operator started it (manual re-plans)."""
         started_at = aware(started_at, "started_at")
+        config = redact_config(config)  # a credential in a URL setting is never stored
         if self.dialect == "postgresql":
             config_id = self._config_ids.get(_config_digest(jsonable(dict(config))))
             if config_id is not None:

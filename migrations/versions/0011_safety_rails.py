@@ -7,8 +7,8 @@ before this revision keep NULL, and a running older planner keeps writing while 
 ``v_decisions`` selects ``dc.*``, which PostgreSQL expands when the view is created, so the
 view is recreated (same body) to show the new columns.
 
-Revision ID: 0009
-Revises: 0008
+Revision ID: 0011
+Revises: 0010
 Create Date: 2026-11-30
 """
 
@@ -22,8 +22,8 @@ from types import ModuleType
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0009"
-down_revision: str | None = "0008"
+revision: str = "0011"
+down_revision: str | None = "0010"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
