@@ -34,6 +34,7 @@ from planner_core.metrics.prometheus import PrometheusHTTP, PrometheusSettings, 
 from planner_core.ports import Clock
 from planner_core.records import Replicas
 from planner_core.runtime import Ports, open_cycle
+from planner_core.safety import scale_down_floor
 from planner_core.store import Store
 
 REPO = Path(__file__).resolve().parents[2]
@@ -273,9 +274,9 @@ def assert_within_budget(replicas: Replicas, budget: int = BUDGET) -> None:
     assert (replicas.prefill or 0) + (replicas.decode or 0) <= budget
 
 
-def assert_recovered(result: CycleResult, kube: FakeKube) -> None:
-    """The next healthy cycle acts by itself: it scales the over-provisioned pools down, by at
-    most the per-cycle bound (4 -> 2)."""
+def assert_recovered(result: CycleResult, kube: FakeKube, before: Replicas = START) -> None:
+    """The next healthy cycle acts by itself: it scales the over-provisioned pools down from
+    ``before``, by at most the per-cycle bound (4 -> 2)."""
     assert result.status == "ok", (result.status, result.error, result.notes)
     assert result.observation is not None and result.observation.quality == "ok", result.observation
     decision = result.decision
@@ -283,7 +284,10 @@ def assert_recovered(result: CycleResult, kube: FakeKube) -> None:
     assert decision.metrics_age_s is not None and abs(decision.metrics_age_s) <= decision.max_metrics_age_s
     now = cluster_replicas(kube)
     assert now == decision.targets and now.prefill is not None and now.decode is not None
-    assert now.prefill >= 2 and now.decode >= 2, "more than 50 % of a pool in one cycle"
+    floor = Replicas(scale_down_floor(before.prefill, 50), scale_down_floor(before.decode, 50))
+    assert now.prefill >= (floor.prefill or 0) and now.decode >= (floor.decode or 0), "over the per-cycle bound"
+    if before == START:  # the sizing wants 1 + 1: the bound bites
+        assert decision.scale_down_limited and now == Replicas(2, 2), decision.reason
     assert_within_budget(now)
 
 
