@@ -13,14 +13,17 @@ from __future__ import annotations
 
 import copy
 import math
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 import yaml
 from fake_kube import FakeKube
 from kubernetes import client
@@ -49,8 +52,10 @@ HIST = ("time_to_first_token_seconds", "inter_token_latency_seconds", "request_d
 # Client-side resilience short enough for a test: 3 attempts, 0.3 s read timeout.
 FAST = RetryPolicy(attempts=3, backoff_s=0.01, max_backoff_s=0.02, timeout_s=(0.5, 0.3), conflict_attempts=3)
 
-# model -> what its request counter does (the histograms follow it unless said otherwise)
-MODELS = ("steady", "nan", "inf", "reset", "nan-ttft", "inf-itl")
+# model -> what its request counter does (the histograms follow it unless said otherwise);
+# the example DGD's own model counts like "steady" (for run-once, whose connector checks it)
+DGD_MODEL = "Qwen/Qwen3-0.6B"
+MODELS = ("steady", "nan", "inf", "reset", "nan-ttft", "inf-itl", DGD_MODEL)
 
 
 def render(t: float) -> str:
@@ -125,6 +130,36 @@ def metrics(tmp_path_factory) -> Iterator[Metrics]:
         prom.stop()
         exporter.stop()
         doomed.stop()
+
+
+class SlowProxy:
+    """Forwards to Prometheus after ``delay_s``: a Prometheus answering slower than the timeout."""
+
+    def __init__(self, upstream: str, delay_s: float) -> None:
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                time.sleep(delay_s)
+                try:
+                    answer = requests.get(upstream + self.path, timeout=5)
+                    self.send_response(answer.status_code)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(answer.content)))
+                    self.end_headers()
+                    self.wfile.write(answer.content)
+                except (OSError, requests.RequestException):
+                    pass  # the planner gave up long ago
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
 
 
 def source(url: str, model: str, namespace: str = NAMESPACE, timeout_s: float = 2.0) -> PrometheusSource:

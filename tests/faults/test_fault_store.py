@@ -157,7 +157,7 @@ def test_sqlite_busy_for_good_fails_the_cycle_and_scales_nothing(world, kube, mo
     monkeypatch.setattr(store_engine, "LOCK_WAIT_MS", 300)
     path = _sqlite_path(world)
     held = threading.Event()
-    holder = threading.Thread(target=_hold_sqlite_write_lock, args=(path, 3.0, held))
+    holder = threading.Thread(target=_hold_sqlite_write_lock, args=(path, 1.5, held))
     holder.start()
     held.wait(5)
     try:
@@ -198,13 +198,13 @@ def _hold_pg_table_lock(url: str, table: str, seconds: float, held: threading.Ev
 def test_postgres_lock_held_for_good_fails_the_cycle_with_the_outcome_recorded(pg_world, kube, monkeypatch):
     monkeypatch.setattr(store_engine, "LOCK_WAIT_MS", 500)
     held = threading.Event()
-    holder = threading.Thread(target=_hold_pg_table_lock, args=(pg_world.db_url, "decisions", 4.0, held))
+    holder = threading.Thread(target=_hold_pg_table_lock, args=(pg_world.db_url, "decisions", 2.0, held))
     holder.start()
     held.wait(5)
     try:
         started = time.monotonic()
         result = pg_world.cycle()
-        assert time.monotonic() - started < 3.5, "the write waited past the lock timeout"
+        assert time.monotonic() - started < 1.9, "the write waited past the lock timeout"
     finally:
         holder.join()
     assert result.status == "error" and "lock timeout" in (result.error or ""), result.error
