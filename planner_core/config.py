@@ -180,6 +180,13 @@ class PlannerConfig(BaseModel):
     scale_down_stabilization_s: int = Field(
         0, ge=0, description="default policy: shrink a pool only to the highest target of this many seconds"
     )
+    scale_down_max_percent: float = Field(
+        50.0,
+        gt=0,
+        le=100,
+        description="default policy: one cycle may take a pool down by at most this percent of its current "
+        "replicas (at least 1 replica); 100 = no bound",
+    )
 
     # Load prediction.
     load_predictor: str = Field("arima", description="one of " + ", ".join(LOAD_PREDICTORS))
@@ -511,6 +518,7 @@ FLAGS: tuple[_Flag, ...] = (
     _Flag("--no-correction", "no_correction"),
     _Flag("--policy", "policy"),
     _Flag("--scale-down-stabilization", "scale_down_stabilization_s"),
+    _Flag("--scale-down-max-percent", "scale_down_max_percent"),
     _Flag("--idle-cooldown", "idle_cooldown_s"),
     _Flag("--sla-attainment", "sla_attainment"),
     _Flag("--decode-target-utilization", "decode_target_utilization"),

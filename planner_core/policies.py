@@ -111,6 +111,10 @@ class SizingPolicy(Protocol):
 
     def idle_cooldown_s(self, config: PlannerConfig) -> float: ...
 
+    def scale_down_max_percent(self, config: PlannerConfig) -> float | None:
+        """The per-cycle scale-down bound (:func:`planner_core.safety.bound_scale_down`); None = none."""
+        ...
+
 
 def _finite_positive(value: float) -> bool:
     return value is not None and math.isfinite(value) and value > 0
@@ -213,6 +217,10 @@ class DynamoPolicy:
         # Dynamo skips every cycle whose metrics include a NaN, and the ISL/OSL means of an idle
         # interval are NaN: under --policy dynamo an idle deployment holds until traffic returns.
         return math.inf
+
+    def scale_down_max_percent(self, config: PlannerConfig) -> float | None:
+        # Dynamo applies every target at once; reproducing it means no bound.
+        return None
 
 
 class DynamoTunedPolicy(DynamoPolicy):
@@ -407,6 +415,9 @@ class DefaultPolicy:
 
     def idle_cooldown_s(self, config: PlannerConfig) -> float:
         return float(config.idle_cooldown_s)
+
+    def scale_down_max_percent(self, config: PlannerConfig) -> float | None:
+        return config.scale_down_max_percent
 
 
 _POLICIES: dict[Policy, SizingPolicy] = {

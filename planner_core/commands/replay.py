@@ -42,6 +42,7 @@ REPLAY_FLAGS = (
     "load_predictor",
     "no_correction",
     "scale_down_stabilization_s",
+    "scale_down_max_percent",
     "idle_cooldown_s",
     "sla_attainment",
     "decode_target_utilization",

@@ -124,6 +124,7 @@ class SimulatedFrontend:
             quality="ok",
             arrival_counts=arrival_counts(self.arrival_s, start_s, end_s, self.resolution_s),
             arrival_window_s=self.resolution_s,
+            sample_time=window_end,  # the simulator is read at the window end, never late
             isl_histogram=window_isl_histogram(self.sim.event_log(), start_s, end_s),
             queued_requests=float(waiting_for_first_token(self.sim.event_log(), end_s)),
         )

@@ -313,6 +313,7 @@ class MockerFrontend:
             quality="ok" if len(ticks) * ARRIVAL_COUNT_WINDOW_S >= end_s - start_s - 1e-9 else "partial",
             arrival_counts=counts,
             arrival_window_s=ARRIVAL_COUNT_WINDOW_S,
+            sample_time=self.epoch + timedelta(seconds=ticks[-1].end_s),  # the newest tick
         )
 
 

@@ -13,7 +13,10 @@ from planner_core.store.errors import StoreError
 
 DEFAULT_URL = "sqlite:///planner.db"
 ENV_URL = "PLANNER_DB_URL"
-SQLITE_BUSY_TIMEOUT_MS = 30_000
+# How long a statement waits for a lock another session holds before it fails (SQLite's
+# busy_timeout, PostgreSQL's lock_timeout): a transient lock is waited out, one held for good
+# fails the cycle (recorded, nothing scaled) instead of hanging it.
+LOCK_WAIT_MS = 30_000
 
 
 def resolve_url(url: str | None = None) -> str:
@@ -37,7 +40,8 @@ def create_owner_only(path: str) -> None:
 
 
 def make_engine(url: str | None = None, **kwargs: Any) -> Engine:
-    """An engine with WAL, a busy timeout and foreign keys on SQLite; pre-ping on PostgreSQL."""
+    """An engine with WAL, a busy timeout and foreign keys on SQLite; pre-ping and a lock timeout on
+    PostgreSQL (:data:`LOCK_WAIT_MS` on both)."""
     resolved = resolve_url(url)
     try:
         parsed = make_url(resolved)
@@ -45,7 +49,7 @@ def make_engine(url: str | None = None, **kwargs: Any) -> Engine:
         raise StoreError(f"bad database URL {resolved!r}: {exc}") from None
     backend = parsed.get_backend_name()
     if backend == "sqlite":
-        connect_args = {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
+        connect_args = {"timeout": LOCK_WAIT_MS / 1000}
         engine = create_engine(resolved, connect_args=connect_args, **kwargs)
         database = parsed.database
         if database not in (None, "", ":memory:") and not str(database).startswith("file:"):
@@ -59,12 +63,21 @@ def make_engine(url: str | None = None, **kwargs: Any) -> Engine:
             cur = dbapi_conn.cursor()
             if parsed.database not in (None, "", ":memory:"):
                 cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+            cur.execute(f"PRAGMA busy_timeout={LOCK_WAIT_MS}")
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.close()
 
         return engine
     if backend == "postgresql":
-        return create_engine(resolved, pool_pre_ping=True, **kwargs)
+        engine = create_engine(resolved, pool_pre_ping=True, **kwargs)
+
+        @event.listens_for(engine, "connect")
+        def _pg_lock_timeout(dbapi_conn: Any, _record: Any) -> None:
+            # A session default; the cycle lock's own wait (SET LOCAL) overrides it.
+            with dbapi_conn.cursor() as cur:
+                cur.execute(f"SET lock_timeout = {int(LOCK_WAIT_MS)}")
+            dbapi_conn.commit()
+
+        return engine
     raise StoreError(f"unsupported database {backend!r} in {resolved!r}: use sqlite:/// or postgresql://")

@@ -175,6 +175,7 @@ class HistoryReads(StoreCore):
                     error=row["error"],
                     arrival_counts=None if counts is None else tuple(int(c) for c in counts),
                     arrival_window_s=float(row["arrival_window_s"] or 1.0),
+                    sample_time=row["sample_time"],
                 )
                 decided = (
                     None
