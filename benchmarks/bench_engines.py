@@ -1,12 +1,14 @@
 """Agreement between the replay engines: the same requests on ours and on Dynamo 1.6.1's mocker.
 
-    .venv/bin/python benchmarks/bench_engines.py [--replicas 2,2] [--duration-s 300] [--loads 0.3,0.7,1.05]
+    .venv/bin/python benchmarks/bench_engines.py [--replicas 2,2] [--duration-s 300] [--loads 0.25,0.6,0.9]
 
 Fixed replicas, no planner: Poisson arrivals with (ISL, OSL) pairs drawn from the bundled Azure
-conversation trace, at three loads given as fractions of our engine's prefill capacity (the
-pool's engines each serving one request at a time at the profiled TTFT of the mean prompt):
-light, medium and saturated. Prints TTFT and ITL p50/p90/p99 and the completion counts per
-engine, our engine's gap to the mocker's, and one JSON line. Needs the ``mocker`` extra.
+conversation trace, at three loads given as fractions of the cluster's capacity
+(:func:`~planner_core.sim.mocker.fixed_capacity_per_s`: the lesser of the prefill pool at full
+8,192-token passes and the decode pool at ``max_num_seqs`` sequences per engine; with 2 + 2
+engines the decode pool's 68 requests/s): light, medium and saturated. Prints TTFT and ITL
+p50/p90/p99 and the completion counts per engine, our engine's gap to the mocker's, and one JSON
+line. Needs the ``mocker`` extra.
 
 Tolerance (issue 14): our p50 and p90 TTFT and ITL within 15 % of the mocker's at each load.
 The differences by design are in ``docs/mocker.md``.
@@ -19,12 +21,16 @@ import json
 import sys
 from typing import Any
 
-import numpy as np
-
 from planner_core.config import BUNDLED_TRACE, make_config
 from planner_core.profiles import load_profile
 from planner_core.records import Replicas
-from planner_core.sim.mocker import MockerEngine, mocker_available, poisson_workload, replay_fixed
+from planner_core.sim.mocker import (
+    MockerEngine,
+    fixed_capacity_per_s,
+    mocker_available,
+    poisson_workload,
+    replay_fixed,
+)
 from planner_core.traces import read_trace
 
 TOLERANCE = 0.15
@@ -36,7 +42,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--replicas", default="2,2", help="prefill,decode engines")
     parser.add_argument("--duration-s", type=float, default=300.0)
-    parser.add_argument("--loads", default="0.3,0.7,1.05", help="fractions of our engine's prefill capacity")
+    parser.add_argument("--loads", default="0.25,0.6,0.9", help="fractions of the cluster's capacity")
     parser.add_argument("--max-num-seqs", type=int, default=MockerEngine.max_num_seqs)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
@@ -48,10 +54,9 @@ def main() -> int:
     trace = read_trace(BUNDLED_TRACE)
     p, d = (int(x) for x in args.replicas.split(","))
     replicas = Replicas(p, d)
-    # Our engine's prefill capacity: one request at a time per engine.
-    mean_prefill_s = float(np.mean([profile.prefill.ttft_ms(x) for x in trace.isl])) / 1000.0
-    capacity = p / mean_prefill_s
     engine = MockerEngine(max_num_seqs=args.max_num_seqs)
+    capacities = fixed_capacity_per_s(profile, trace.isl, trace.osl, replicas, engine)
+    capacity = capacities["cluster"]
     rows: list[dict[str, Any]] = []
     for name, fraction in zip(LOAD_NAMES, (float(x) for x in args.loads.split(",")), strict=False):
         workload = poisson_workload(fraction * capacity, args.duration_s, trace.isl, trace.osl, args.seed, name)
@@ -62,7 +67,7 @@ def main() -> int:
         rows.append(
             {
                 "load": name,
-                "fraction_of_our_prefill_capacity": fraction,
+                "fraction_of_capacity": fraction,
                 "rate_per_s": fraction * capacity,
                 "requests": len(workload),
                 "completed": {"ours": ours.completed, "mocker": mocker.completed},
@@ -76,7 +81,8 @@ def main() -> int:
 
     print(
         f"fixed replicas {p} prefill + {d} decode, {args.duration_s:g} s of Poisson arrivals, "
-        f"mocker max_num_seqs {args.max_num_seqs}; our prefill capacity {capacity:.1f} req/s"
+        f"mocker max_num_seqs {args.max_num_seqs}; capacity {capacity:.1f} req/s "
+        f"(prefill {capacities['prefill']:.1f}, decode {capacities['decode']:.1f})"
     )
     header = (
         f"{'load':>9s} {'req/s':>6s} {'done ours/mocker':>17s} {'metric':>12s} {'ours':>9s} {'mocker':>9s} {'gap':>8s}"

@@ -12,6 +12,7 @@ from prefect.states import Completed, Failed, State
 
 from planner_core import summary
 from planner_core.config import PlannerConfig
+from planner_core.logs import log_to_dir
 from planner_core.records import Replicas
 from planner_core.runtime import open_cycle
 from planner_core.store import Store
@@ -38,6 +39,8 @@ def plan_one_cycle(
     """One cycle for ``deployment``; the flow run fails when the cycle did (the cycle's run
     row says why), and completes with a message when another run held the lock."""
     log: logging.Logger | logging.LoggerAdapter[Any] = get_run_logger()
+    if config.log_dir:  # --log-dir / PLANNER_LOG_DIR: the planner's records in a file too
+        log_to_dir(config.log_dir)
     with Store(db_url) as store:
         cycle = open_cycle(config, deployment, store, trigger=trigger, pinned=pinned, reason=reason)
         end = window_end or cycle.clock.now()

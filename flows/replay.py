@@ -84,7 +84,14 @@ def replay(
     config = _replay_config(settings)
     trace = Path(workload.trace) if workload.trace else BUNDLED_TRACE
     load_scale = workload.load_scale or (DEFAULT_LOAD_SCALE if workload.trace is None else 1.0)
-    requests = load_workload(trace, load_scale=load_scale, seed=workload.seed, duration_s=workload.duration_s)
+    # load scaling's copies arrive within one adjustment interval, as in `sla-planner replay`
+    requests = load_workload(
+        trace,
+        load_scale=load_scale,
+        seed=workload.seed,
+        duration_s=workload.duration_s,
+        copy_jitter_s=float(config.adjustment_interval_s),
+    )
     oracle = compute_oracle(requests, load_profile_cached(config), config)
     results = [replay_policy(requests, config, p, oracle, workload.startup_s) for p in workload.policies]
     title = f"Replay of {requests.name} (load scale {load_scale:g})"

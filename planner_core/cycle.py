@@ -42,6 +42,7 @@ from planner_core.records import (
     is_missing,
 )
 from planner_core.redaction import redact_text
+from planner_core.safety import bound_scale_down, guard_stale, with_metrics_age
 from planner_core.sizing import compute_corrections, fit_budget, size_pools
 from planner_core.stabilizer import Stabilizer
 from planner_core.state import BURST_MEMORY, BurstPattern, CycleState, StateQuery
@@ -138,8 +139,9 @@ class CycleResult:
 
 def observe(metrics: MetricsSource, connector: Connector, window_start: datetime, window_end: datetime) -> Observation:
     """Observe the last interval and attach the replicas the cluster runs now. A source that
-    could not be read at all raises :class:`MetricsUnavailable` (the step may be retried)."""
-    observation = metrics.observe(window_start, window_end)
+    could not be read at all raises :class:`MetricsUnavailable` (the step may be retried).
+    Data too far from the window end is dropped (:func:`planner_core.safety.guard_stale`)."""
+    observation = guard_stale(metrics.observe(window_start, window_end), (window_end - window_start).total_seconds())
     if observation.quality == "error":
         raise MetricsUnavailable(observation)
     current = connector.current_replicas()
@@ -191,9 +193,10 @@ def decide(
     config: PlannerConfig,
 ) -> tuple[Corrections, Decision]:
     """Correction factors from the observation, then the pure sizing of each pool (before the
-    GPU budget, which :func:`stabilise` fits after stabilisation)."""
+    GPU budget, which :func:`stabilise` fits after stabilisation), with the data's age on it."""
     corrections = compute_corrections(observation, profile, config, observation.current.decode)
-    return corrections, size_pools(forecast, profile, config, corrections, observation.current)
+    sized = size_pools(forecast, profile, config, corrections, observation.current)
+    return corrections, with_metrics_age(sized, observation, float(config.adjustment_interval_s))
 
 
 def hold_scale_down(decision: Decision, stabilizer: Stabilizer | None, now: datetime) -> Decision:
@@ -235,11 +238,20 @@ def pin(decision: Decision, pinned: Replicas, config: PlannerConfig) -> Decision
 
 
 def stabilise(
-    decision: Decision, stabilizer: Stabilizer | None, now: datetime, pinned: Replicas | None, config: PlannerConfig
+    decision: Decision,
+    stabilizer: Stabilizer | None,
+    now: datetime,
+    pinned: Replicas | None,
+    config: PlannerConfig,
+    current: Replicas | None = None,
 ) -> Decision:
-    """Scale-down stabilisation, then the GPU budget (its one application, by the policy's rule),
-    then an operator's pinned replicas (manual re-plans)."""
-    decision = fit_budget(hold_scale_down(decision, stabilizer, now))
+    """Scale-down stabilisation, the per-cycle scale-down bound against the ``current``
+    replicas, then the GPU budget (its one application, by the policy's rule: a hard limit, so
+    a lowered budget shrinks a pool at once), then an operator's pinned replicas (manual
+    re-plans, taken as given)."""
+    bound = policy_for(config.policy).scale_down_max_percent(config)
+    decision = hold_scale_down(decision, stabilizer, now)
+    decision = fit_budget(bound_scale_down(decision, current or Replicas(None, None), bound))
     return pin(decision, pinned, config) if pinned is not None else decision
 
 
@@ -437,7 +449,7 @@ class PlanningCycle:
             store.record_predictions(run_id, series_forecasts(forecast))
 
         corrections, sized = step("size", decide, forecast, observation, self.profile, config)
-        decision = step("stabilise", stabilise, sized, self.stabilizer, now, self.pinned, config)
+        decision = step("stabilise", stabilise, sized, self.stabilizer, now, self.pinned, config, observation.current)
         result.corrections, result.decision = corrections, decision
 
         dry_run = config.no_operation

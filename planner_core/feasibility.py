@@ -2,10 +2,11 @@
 
 A request is **infeasible** when, alone on an idle engine, it would already miss the SLA: its
 unloaded TTFT (the profile's prefill time at concurrency 1 for its ISL, extrapolated beyond the
-profile, see :class:`planner_core.profiles.PrefillGrowth`; the simulator adds no fixed overhead)
-is above the TTFT SLA, or its unloaded ITL (the decode surface at one resident request of
-context ``isl + osl/2``) is above the ITL SLA. The replay scores SLA attainment over all
-requests and over the feasible ones (:func:`infeasible_mask`).
+profile, see :class:`planner_core.profiles.PrefillGrowth`, plus the decode engine's first step,
+which emits the first token: the unloaded ITL) is above the TTFT SLA, or its unloaded ITL (the
+decode surface at one resident request of context ``isl + osl/2``) is above the ITL SLA. The
+replay scores SLA attainment over all requests and over the feasible ones
+(:func:`infeasible_mask`).
 
 The planner sees means, not requests. What it can see is the frontend's ISL histogram
 (``dynamo_frontend_input_sequence_tokens``, observed with each request's first token), and a
@@ -48,13 +49,21 @@ IslHistogram = tuple[tuple[float, float], ...]
 
 
 def max_feasible_isl(profile: Profile, ttft_ms: float) -> float:
-    """The longest prompt one prefill engine serves within ``ttft_ms`` at concurrency 1."""
-    return profile.prefill.max_isl_within(ttft_ms)
+    """The longest prompt served within ``ttft_ms`` on idle engines: its prefill at concurrency 1
+    plus the first decode step (taken at context = ISL; the OSL is not known from an ISL
+    histogram, and the step grows by about 0.2 ms per 10,000 tokens of context)."""
+    limit = profile.prefill.max_isl_within(ttft_ms)
+    if not math.isfinite(limit) or limit <= 0:
+        return limit
+    surface = profile.decode.surface
+    step_ms = surface.itl_ms_at_kv(limit / surface.max_kv_tokens, limit)
+    return profile.prefill.max_isl_within(ttft_ms - step_ms)
 
 
 def unloaded_latency_ms(profile: Profile, isl: ArrayLike, osl: ArrayLike) -> tuple[NDArray[np.float64], ...]:
-    """Per request, ``(ttft_ms, itl_ms)`` alone on idle engines: the profile's prefill time at
-    its ISL, and the decode ITL at one resident request of context ``isl + osl/2``."""
+    """Per request, ``(ttft_ms, itl_ms)`` alone on idle engines: the decode ITL at one resident
+    request of context ``isl + osl/2``, and the profile's prefill time at its ISL plus that one
+    step (the first token comes out of the decode engine's first step)."""
     isl_a = np.maximum(np.asarray(isl, dtype=np.float64).reshape(-1), 0.0)
     osl_a = np.maximum(np.asarray(osl, dtype=np.float64).reshape(-1), 1.0)
     if isl_a.size == 0:
@@ -65,7 +74,7 @@ def unloaded_latency_ms(profile: Profile, isl: ArrayLike, osl: ArrayLike) -> tup
     surface = profile.decode.surface
     uniq, inverse = np.unique(ctx, return_inverse=True)
     itl = np.array([surface.itl_ms_at_kv(c / surface.max_kv_tokens, c) for c in uniq.tolist()])[inverse.reshape(-1)]
-    return ttft, itl
+    return ttft + itl, itl
 
 
 def infeasible_mask(

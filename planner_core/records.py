@@ -55,8 +55,12 @@ class Observation:
     arrival_counts: tuple[int, ...] | None = None
     arrival_window_s: float = 1.0
     # Requests accepted but still waiting for their first token at the window end, when the
-    # frontend exports it (dynamo_frontend_queued_requests); not stored.
+    # frontend exports it (dynamo_frontend_queued_requests); stored (observations.queued_requests).
     queued_requests: float | None = None
+    # When the newest sample of the request counter was taken, on the source's clock; None =
+    # the source cannot tell. The stale-data guard (planner_core.safety) compares it with
+    # window_end.
+    sample_time: datetime | None = None
     # The window's ISL histogram (requests whose first token came in it), cumulative
     # ``(upper bound, count)`` pairs ending at +Inf, when the source has it: how many prompts are
     # too long for the TTFT SLA (planner_core.feasibility). Not stored.
@@ -182,6 +186,15 @@ class Decision:
     budget_exceeded: bool = False
     prefill_gpus: int = 0
     decode_gpus: int = 0
+    # safety rails (planner_core.safety): the per-cycle scale-down bound, then the data's age
+    scale_down_max_percent: float | None = None  # None: the policy has no bound
+    prefill_scale_down_floor: int | None = None  # fewest replicas this cycle may ask for
+    decode_scale_down_floor: int | None = None
+    prefill_replicas_before_scale_down_limit: int | None = None
+    decode_replicas_before_scale_down_limit: int | None = None
+    scale_down_limited: bool = False
+    metrics_age_s: float | None = None  # window end - newest sample (negative: sample after it)
+    max_metrics_age_s: float | None = None  # the guard's limit (two adjustment intervals)
     # extra numbers a policy records (planning horizon, quantile used, ...)
     details: dict[str, Any] = field(default_factory=dict)
 

@@ -116,10 +116,13 @@ def open_cycle(
     pinned: Replicas | None = None,
     reason: str | None = None,
     step: Any = None,
+    deferred_refit: bool = True,
 ) -> Any:
     """A :class:`~planner_core.cycle.PlanningCycle` for ``deployment`` over ``store``: its state and
     its load predictor are loaded when it runs, under the deployment's cycle lock. ``step`` is the
-    step runner (default: plain calls)."""
+    step runner (default: plain calls). ``deferred_refit`` leaves ARIMA order searches to the
+    ``refit`` flow, for callers that live one cycle per process; a long-lived loop
+    (``sla-planner run``) searches in its own background pool instead."""
     from planner_core.cycle import PlanningCycle, call_step
     from planner_core.predictors.resume import resume_load_predictor
 
@@ -129,8 +132,9 @@ def open_cycle(
     ports = ports or make_ports(config, deployment, store, deployment_id)
 
     def predictor_factory(saved: dict[str, dict[str, Any]] | None) -> Any:
-        # One cycle per process: ARIMA order searches are left to the refit flow.
-        return resume_load_predictor(config, saved, lambda: store.load_histories(deployment_id), deferred_refit=True)
+        return resume_load_predictor(
+            config, saved, lambda: store.load_histories(deployment_id), deferred_refit=deferred_refit
+        )
 
     return PlanningCycle(
         config=config,

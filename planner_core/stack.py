@@ -153,10 +153,34 @@ def prometheus_config(targets: list[str], scrape_interval_s: float = 1.0, labels
     )
 
 
+def backfill_prometheus(stack: Stack, openmetrics: Path) -> None:
+    """Write the samples of an OpenMetrics file (with timestamps) into the stack's Prometheus data
+    directory, before :func:`start_prometheus` (``promtool tsdb create-blocks-from openmetrics``)."""
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        raise StackError("promtool is not installed: apt-get install prometheus (scripts/test.sh does)")
+    stack.run(
+        "promtool",
+        [
+            promtool,
+            "tsdb",
+            "create-blocks-from",
+            "openmetrics",
+            str(openmetrics),
+            str(stack.workdir / "prometheus-data"),
+        ],
+    )
+
+
 def start_prometheus(
-    stack: Stack, targets: list[str], scrape_interval_s: float = 1.0, labels: dict[str, str] | None = None
+    stack: Stack,
+    targets: list[str],
+    scrape_interval_s: float = 1.0,
+    labels: dict[str, str] | None = None,
+    retention: str | None = None,
 ) -> str:
-    """Start Prometheus scraping ``targets``; its base URL."""
+    """Start Prometheus scraping ``targets``; its base URL. ``retention`` (e.g. ``100y``) keeps
+    back-filled samples older than Prometheus's default 15 days."""
     binary = shutil.which("prometheus")
     if binary is None:
         raise StackError("prometheus is not installed: apt-get install prometheus (scripts/test.sh does)")
@@ -170,6 +194,7 @@ def start_prometheus(
             f"--config.file={config}",
             f"--storage.tsdb.path={stack.workdir / 'prometheus-data'}",
             f"--web.listen-address=127.0.0.1:{port}",
+            *([f"--storage.tsdb.retention.time={retention}"] if retention else []),
         ],
     )
     url = f"http://127.0.0.1:{port}"
@@ -177,12 +202,13 @@ def start_prometheus(
     return url
 
 
-def prefect_env(stack: Stack, api_url: str | None = None) -> dict[str, str]:
-    """Environment of every Prefect process of the stack: its own PREFECT_HOME and database."""
+def prefect_env(stack: Stack, api_url: str | None = None, database_url: str | None = None) -> dict[str, str]:
+    """Environment of every Prefect process of the stack: its own PREFECT_HOME and database
+    (``database_url``, e.g. ``postgresql+asyncpg://...``; default a SQLite file in the home)."""
     home = stack.workdir / "prefect-home"
     env = {
         "PREFECT_HOME": str(home),
-        "PREFECT_API_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{home / 'prefect.db'}",
+        "PREFECT_API_DATABASE_CONNECTION_URL": database_url or f"sqlite+aiosqlite:///{home / 'prefect.db'}",
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "PREFECT_CLI_PROMPT": "false",
     }
@@ -197,14 +223,14 @@ def prefect_cli() -> list[str]:
     return [str(beside)] if beside.exists() else [sys.executable, "-m", "prefect"]
 
 
-def start_prefect_server(stack: Stack, ui: bool = True) -> str:
-    """Start a Prefect server on a free port; its API URL."""
+def start_prefect_server(stack: Stack, ui: bool = True, database_url: str | None = None) -> str:
+    """Start a Prefect server on a free port (its database: see :func:`prefect_env`); its API URL."""
     port = free_port()
-    env = prefect_env(stack)
+    env = prefect_env(stack, database_url=database_url)
     api = f"http://127.0.0.1:{port}/api"
     env["PREFECT_UI_ENABLED"] = "true" if ui else "false"
     env["PREFECT_UI_API_URL"] = api  # the UI in the browser calls this, not the default :4200
     stack.start("prefect-server", [*prefect_cli(), "server", "start", "--host", "127.0.0.1", "--port", str(port)], env)
     stack.wait_http("prefect-server", f"{api}/health", 180)
-    stack.env.update(prefect_env(stack, api))
+    stack.env.update(prefect_env(stack, api, database_url))
     return api

@@ -22,11 +22,26 @@ INF = math.inf
 
 def test_unloaded_latency_is_the_profile_alone_on_idle_engines():
     ttft, itl = unloaded_latency_ms(PROFILE, [3000, 40_000], [100, 10])
-    assert ttft[0] == pytest.approx(PROFILE.prefill.ttft_ms(3000))
-    assert ttft[1] == pytest.approx(PROFILE.prefill.ttft_ms(40_000))  # extrapolated, > 1 s
-    assert ttft[1] > 1000
     surface = PROFILE.decode.surface
     assert itl[0] == pytest.approx(surface.itl_ms(1, 3050))
+    # the prefill, then the decode engine's first step emits the first token
+    assert ttft[0] == pytest.approx(PROFILE.prefill.ttft_ms(3000) + itl[0])
+    assert ttft[1] == pytest.approx(PROFILE.prefill.ttft_ms(40_000) + itl[1])  # extrapolated, > 1 s
+    assert ttft[1] > 1000
+
+
+def test_unloaded_latency_is_the_simulators_alone():
+    from planner_core.records import Replicas
+    from planner_core.sim import ClusterSimulator
+
+    isl, osl = np.array([100.0, 3000.0, 9000.0, 25_000.0]), np.array([7.0, 300.0, 20.0, 50.0])
+    arrival = np.arange(isl.size) * 100.0  # one at a time
+    sim = ClusterSimulator(PROFILE, arrival, isl, osl, initial=Replicas(1, 1))
+    sim.advance_to(math.inf)
+    res = sim.results()
+    ttft, itl = unloaded_latency_ms(PROFILE, isl, osl)
+    assert res.ttft_ms == pytest.approx(ttft, rel=1e-9)
+    assert res.itl_ms == pytest.approx(itl, rel=1e-9)
 
 
 def test_infeasible_mask_counts_prompts_too_long_for_the_ttft_sla_and_itl_too_slow_alone():

@@ -77,14 +77,26 @@ def test_plan_writes_observation_prediction_decision_and_action(prefect_harness,
     }
 
 
-def test_failed_metric_fetch_records_a_failed_cycle_and_changes_no_replicas(prefect_harness, sqlite_url):
+def test_failed_metric_fetch_records_a_failed_cycle_and_changes_no_replicas(prefect_harness, sqlite_url, tmp_path):
+    import logging
+
     from flows.plan import plan
+    from planner_core.logs import LOG_FILE, LOGGER
 
     world = SimWorld(SETTINGS)
     world.connector.apply(type(world.replicas())(3, 2), None, world.clock.now())
     broken = BrokenMetrics()
-    with using_ports(lambda config, name: Ports(metrics=broken, connector=world.connector, clock=world.clock)):
-        state = _state(plan, deployment="llama", settings=SETTINGS, db_url=sqlite_url)
+    settings = SETTINGS.model_copy(update={"log_dir": str(tmp_path / "logs")})
+    before = list(logging.getLogger(LOGGER).handlers)
+    try:
+        with using_ports(lambda config, name: Ports(metrics=broken, connector=world.connector, clock=world.clock)):
+            state = _state(plan, deployment="llama", settings=settings, db_url=sqlite_url)
+    finally:
+        for handler in set(logging.getLogger(LOGGER).handlers) - set(before):
+            logging.getLogger(LOGGER).removeHandler(handler)
+            handler.close()
+    # --log-dir holds the planner's own records of the flow run
+    assert "planning cycle failed" in (tmp_path / "logs" / LOG_FILE).read_text()
     assert state.is_failed()
     assert "refused" in state.message
     assert broken.calls == 3  # the fetch is retried twice before the cycle fails

@@ -201,3 +201,12 @@ def test_isl_histogram_through_the_exporter_equals_the_direct_frontends():
         assert bounds == [*BUCKETS[promql.ISL], float("inf")]
         long_ones = a.isl_histogram[-1][1] - dict(a.isl_histogram)[31_000.0]
         assert long_ones > 0  # the 20 % above 31k tokens are visible
+
+
+def test_simulated_frontend_reports_requests_waiting_for_a_first_token():
+    from planner_core.metrics.simulated import waiting_for_first_token
+    from planner_core.sim.cluster import EventLog
+
+    log = EventLog([1.0, 2.0, 3.0, 4.0], [], [1.5, 3.5], [], [], [], [], [], [])
+    # at 3.0: arrivals at 1 and 2 (3.0 belongs to the next window), one first token at 1.5
+    assert [waiting_for_first_token(log, t) for t in (0.5, 3.0, 3.6, 10.0)] == [0, 1, 1, 2]

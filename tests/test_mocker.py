@@ -21,6 +21,7 @@ from planner_core.records import Replicas
 from planner_core.sim.mocker import (
     MockerConnector,
     MockerFrontend,
+    fixed_capacity_per_s,
     mocker_available,
     poisson_workload,
     replay_fixed,
@@ -160,43 +161,48 @@ def test_worker_seconds_from_lifecycle_operations() -> None:
 # ---------------------------------------------------------------------------------------------
 
 
-def test_one_request_matches_the_profile_up_to_the_first_decode_step(profile) -> None:  # type: ignore[no-untyped-def]
+def test_one_request_is_the_profile_on_both_engines(profile) -> None:  # type: ignore[no-untyped-def]
     _need_mocker()
     workload = Workload(np.array([0.0]), np.array([3000.0]), np.array([150.0]), "one")
     ours = replay_fixed("ours", workload, profile, Replicas(1, 1))
     mocker = replay_fixed("mocker", workload, profile, Replicas(1, 1))
     prefill_ms = profile.prefill.ttft_ms(3000)
     itl_ms = profile.decode.surface.itl_ms(1, 3000 + 75)
-    assert ours.ttft_ms[0] == pytest.approx(prefill_ms)
-    # The mocker's first token comes from the decode engine's first step after the prefill.
-    assert prefill_ms <= mocker.ttft_ms[0] <= prefill_ms + 2 * itl_ms
+    # Both: the prefill, then the first token out of the decode engine's first step.
+    assert ours.ttft_ms[0] == pytest.approx(prefill_ms + itl_ms, rel=1e-9)
+    assert mocker.ttft_ms[0] == pytest.approx(ours.ttft_ms[0], rel=0.02)
     assert mocker.itl_ms[0] == pytest.approx(ours.itl_ms[0], rel=0.1)
+
+
+def test_a_batch_of_prompts_takes_the_same_pass_on_both_engines(profile) -> None:  # type: ignore[no-untyped-def]
+    """Four 1,000-token prompts at once: one 4,000-token prefill pass on both engines."""
+    _need_mocker()
+    workload = Workload(np.zeros(4), np.full(4, 1000.0), np.full(4, 10.0), "batch")
+    ours = replay_fixed("ours", workload, profile, Replicas(1, 1))
+    mocker = replay_fixed("mocker", workload, profile, Replicas(1, 1))
+    expected = profile.prefill.ttft_ms(4000) + profile.decode.surface.itl_ms(4, 1005)
+    assert ours.ttft_ms == pytest.approx(np.full(4, expected), rel=0.02)
+    assert mocker.ttft_ms == pytest.approx(np.full(4, expected), rel=0.02)
 
 
 @pytest.mark.slow
 def test_engines_agree_at_fixed_replicas_from_light_to_saturated(profile, conv) -> None:  # type: ignore[no-untyped-def]
-    """The same requests on both engines (docs/mocker.md states the tolerances and why)."""
+    """The same requests on both engines (docs/mocker.md states the tolerances and why): 2 + 2
+    engines, 60 s of Poisson arrivals at 25, 60 and 90 % of the cluster's capacity."""
     _need_mocker()
     replicas = Replicas(2, 2)
-    capacity = 2 / (float(np.mean([profile.prefill.ttft_ms(x) for x in conv.isl])) / 1000.0)
-    runs = {}
-    for name, fraction in (("light", 0.3), ("medium", 0.7), ("saturated", 1.05)):
+    capacity = fixed_capacity_per_s(profile, conv.isl, conv.osl, replicas)["cluster"]
+    for name, fraction in (("light", 0.25), ("medium", 0.6), ("saturated", 0.9)):
         workload = poisson_workload(fraction * capacity, 60.0, conv.isl, conv.osl, seed=1, name=name)
         ours = replay_fixed("ours", workload, profile, replicas)
         mocker = replay_fixed("mocker", workload, profile, replicas)
         assert ours.completed == mocker.completed == len(workload), name
-        runs[name] = (ours.percentiles(), mocker.percentiles())
-    for name in ("light", "medium"):
-        ours, mocker = runs[name]
-        for key in ("p50_itl_ms", "p90_itl_ms"):
-            assert ours[key] == pytest.approx(mocker[key], rel=0.15), (name, key)
-        for key in ("p50_ttft_ms", "p90_ttft_ms"):
-            # ours has no first decode step and no batching: lower, within 30 %
-            assert ours[key] == pytest.approx(mocker[key], rel=0.30), (name, key)
-    ours, mocker = runs["saturated"]
-    # One-request-at-a-time prefill (ours) queues where the mocker's batched prefill keeps up.
-    assert ours["p90_ttft_ms"] > 2 * mocker["p90_ttft_ms"]
-    assert ours["p50_itl_ms"] == pytest.approx(mocker["p50_itl_ms"], rel=0.25)
+        po, pm = ours.percentiles(), mocker.percentiles()
+        # the issue's target: p50 and p90 TTFT and ITL within 15 %
+        for key in ("p50_ttft_ms", "p90_ttft_ms", "p50_itl_ms", "p90_itl_ms", "p99_itl_ms"):
+            assert po[key] == pytest.approx(pm[key], rel=0.15), (name, key)
+        # the TTFT tail: the mocker's sequence cap and per-worker routing queue a little more
+        assert po["p99_ttft_ms"] == pytest.approx(pm["p99_ttft_ms"], rel=0.35), name
 
 
 @pytest.mark.slow

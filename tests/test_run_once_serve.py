@@ -61,3 +61,69 @@ def test_serve_builds_every_prefect_yaml_deployment_with_its_schedule():
 def test_serve_rejects_an_unknown_deployment(capsys):
     assert main(["serve", "--prefect-file", str(REPO / "prefect.yaml"), "--only", "nope"]) == 2
     assert "--only" in capsys.readouterr().err
+
+
+class LiveClock:
+    """The simulated world's epoch plus the real seconds since the test started: ``sla-planner
+    run`` waits for real interval boundaries, and the simulated frontend serves those windows."""
+
+    def __init__(self) -> None:
+        import time
+
+        from tests.flow_support import EPOCH
+
+        self._t0, self._epoch = time.time(), EPOCH
+
+    def now(self):
+        import time
+        from datetime import timedelta
+
+        return self._epoch + timedelta(seconds=time.time() - self._t0)
+
+
+def test_seconds_to_boundary_waits_for_a_whole_interval():
+    from planner_core.commands.run_once import seconds_to_boundary
+
+    assert [seconds_to_boundary(t, 60) for t in (0.0, 1.5, 59.0, 60.0, 125.0)] == [60.0, 58.5, 1.0, 60.0, 55.0]
+
+
+def test_run_plans_every_interval_and_serves_its_metrics(sqlite_url, capsys):
+    import httpx
+
+    from planner_core.metrics.planner_metrics import default_metrics
+    from planner_core.runtime import Ports
+    from planner_core.stack import free_port
+
+    world = SimWorld(PlannerConfig(environment="virtual"), duration_s=120)
+    clock = LiveClock()
+    port = free_port()
+    args = [
+        "run", "--deployment", "llama", "--db-url", sqlite_url, "--cycles", "2",
+        "--environment", "virtual", "--load-predictor", "constant",
+        "--adjustment-interval", "1", "--arrival-resolution-s", "1",
+        "--metric-reporting-prometheus-port", str(port),
+    ]  # fmt: skip
+    try:
+        with using_ports(lambda c, d: Ports(metrics=world.frontend, connector=world.connector, clock=clock)):
+            assert main(args) == 0
+        lines = capsys.readouterr().out.splitlines()
+        assert lines[0] == f"sla-planner run: planner metrics on http://127.0.0.1:{port}/metrics"
+        assert len(lines) == 3 and all(": ok," in line for line in lines[1:]), lines
+        scraped = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    finally:
+        default_metrics().stop()
+    assert 'planner_cycles_total{deployment="llama",model="",outcome="ok",reason="unchanged"} 2.0' in scraped, scraped
+    assert 'planner_desired_replicas{deployment="llama",model="",pool="prefill"}' in scraped
+    with Store(sqlite_url) as store, store.engine.connect() as conn:
+        runs = conn.execute(
+            text(
+                "SELECT r.status, o.window_end FROM planner_runs r JOIN observations o ON o.run_id = r.id ORDER BY r.id"
+            )
+        ).all()
+    assert [r.status for r in runs] == ["ok", "ok"]
+    assert runs[0].window_end != runs[1].window_end  # one cycle per interval
+
+
+def test_run_refuses_a_bad_cycle_count(sqlite_url, capsys):
+    assert main(["run", "--deployment", "llama", "--db-url", sqlite_url, "--cycles", "0"]) == 2
+    assert "--cycles" in capsys.readouterr().err

@@ -45,7 +45,9 @@ def test_prefill_service_is_profile_ttft(profile):
 
 
 def test_constant_load_ttft_matches_profile(profile):
-    # one request per second, prefill 45 ms: no queueing anywhere, TTFT = profiled TTFT
+    # one request per second, prefill 45 ms: no queueing anywhere. The prefill takes the profiled
+    # TTFT; the first token comes out of the decode engine's first step (the profile's ITL of one
+    # request), as in a disaggregated deployment
     n = 300
     arrival = np.arange(n, dtype=float)
     isl = np.full(n, 2000.0)
@@ -53,8 +55,12 @@ def test_constant_load_ttft_matches_profile(profile):
     sim = run(ClusterSimulator(profile, arrival, isl, osl, initial=Replicas(1, 1)), n + 100)
     res = sim.results()
     assert np.all(res.finished)
-    assert np.mean(res.ttft_ms) == pytest.approx(profile.prefill.ttft_ms(2000), rel=0.05)
-    assert np.allclose(res.ttft_ms, profile.prefill.ttft_ms(2000), rtol=1e-9)
+    prefill_ms = profile.prefill.ttft_ms(2000)
+    step_ms = profile.decode.surface.itl_ms(1, 2025)
+    assert np.allclose((res.prefill_end_s - arrival) * 1000, prefill_ms, rtol=1e-12)
+    assert np.allclose(res.decode_join_s, res.prefill_end_s, rtol=0, atol=0)
+    assert np.allclose(res.ttft_ms, prefill_ms + step_ms, rtol=1e-9)
+    assert np.allclose(res.itl_ms, step_ms, rtol=1e-9)
 
 
 @pytest.mark.parametrize(("n_decode", "gap_s", "isl", "osl"), [(1, 0.05, 2000, 200), (3, 0.01, 1000, 300)])
@@ -79,8 +85,12 @@ def test_constant_load_itl_matches_profile(profile, n_decode, gap_s, isl, osl):
     expected = profile.decode.surface.itl_ms_at_kv(c_star * ctx / profile.decode.max_kv_tokens, ctx)
     steady = slice(n // 3, 2 * n // 3)
     assert np.mean(res.itl_ms[steady]) == pytest.approx(expected, rel=0.05)
-    # and the TTFT is still the bare prefill time (no KV pressure, prefill keeps up)
-    assert np.mean(res.ttft_ms[steady]) == pytest.approx(profile.prefill.ttft_ms(isl), rel=0.05)
+    # and the prefill is still the bare profiled time (no KV pressure, prefill keeps up)
+    prefill_ms = (res.prefill_end_s - res.arrival_s) * 1000
+    assert np.mean(prefill_ms[steady]) == pytest.approx(profile.prefill.ttft_ms(isl), rel=0.05)
+    # the first token: the rest of the running decode step and one step of its own
+    wait_ms = (res.first_token_s - res.decode_join_s)[steady] * 1000
+    assert expected < np.mean(wait_ms) < 2 * expected
 
 
 def test_simultaneous_batch_gets_profile_itl_exactly(profile):
@@ -91,7 +101,8 @@ def test_simultaneous_batch_gets_profile_itl_exactly(profile):
     ctx = 3050.0
     expected = profile.decode.surface.itl_ms_at_kv(n * ctx / profile.decode.max_kv_tokens, ctx)
     assert np.allclose(res.itl_ms, expected, rtol=1e-9)
-    assert np.allclose(res.finish_s - res.first_token_s, 100 * expected / 1000, rtol=1e-9)
+    assert np.allclose(res.first_token_s - res.decode_join_s, expected / 1000, rtol=1e-9)
+    assert np.allclose(res.finish_s - res.first_token_s, 99 * expected / 1000, rtol=1e-9)
 
 
 def test_single_prefill_worker_matches_mg1(profile):
@@ -109,8 +120,8 @@ def test_single_prefill_worker_matches_mg1(profile):
     res = run(sim, arrival[-1] + 600).results()
     assert np.all(res.finished)
     wait_s = res.prefill_start_s - res.arrival_s
-    # no decode-admission wait: TTFT = prefill wait + prefill time
-    assert np.allclose(res.ttft_ms, (wait_s + svc) * 1000, rtol=1e-9, atol=1e-6)
+    # the prefill ends after its wait and its own time
+    assert np.allclose(res.prefill_end_s - res.arrival_s, wait_s + svc, rtol=1e-9, atol=1e-9)
     expected = lam * float(np.mean(svc**2)) / (2 * (1 - lam * float(np.mean(svc))))
     assert float(np.mean(wait_s)) == pytest.approx(expected, rel=0.10)
 
@@ -127,7 +138,9 @@ def test_one_request_at_a_time_is_the_profile_exactly(profile, budget):
     res = run(sim, 200).results()
     assert res.finished.all()
     expected = [profile.prefill.ttft_ms(x) for x in isl]
-    assert res.ttft_ms.tolist() == pytest.approx(expected, rel=1e-12)
+    assert ((res.prefill_end_s - arrival) * 1000).tolist() == pytest.approx(expected, rel=1e-12)
+    step = [profile.decode.surface.itl_ms(1, x + 10) for x in isl]
+    assert res.ttft_ms.tolist() == pytest.approx(np.add(expected, step).tolist(), rel=1e-9)
     assert res.preemptions.tolist() == [0] * isl.size
 
 
@@ -142,7 +155,7 @@ def test_queued_prompts_share_a_pass_timed_at_their_total_tokens(profile):
     t1 = ttft(2000) / 1000
     t2 = t1 + ttft(8192) / 1000
     t3 = t2 + (ttft(1000) - ttft(192)) / 1000  # the rest of the ninth alone: its prompt's increment
-    assert res.first_token_s.tolist() == pytest.approx([t1] + [t2] * 8 + [t3], rel=1e-12)
+    assert res.prefill_end_s.tolist() == pytest.approx([t1] + [t2] * 8 + [t3], rel=1e-12)
     assert res.prefill_start_s.tolist() == pytest.approx([0.0] + [t1] * 9, rel=1e-12)
 
 
@@ -151,7 +164,7 @@ def test_saturated_prefill_engine_runs_at_the_profile_throughput_plateau(profile
     n = 2000
     sim = ClusterSimulator(profile, np.zeros(n), np.full(n, 1000.0), np.ones(n), initial=Replicas(1, 4))
     res = run(sim, 1000).results()
-    span_s = float(np.max(res.first_token_s))
+    span_s = float(np.max(res.prefill_end_s))
     tokens_per_s = n * 1000 / span_s
     plateau = 8192 / (profile.prefill.ttft_ms(8192) / 1000)
     assert tokens_per_s == pytest.approx(plateau, rel=0.01)
@@ -161,7 +174,7 @@ def test_saturated_prefill_engine_runs_at_the_profile_throughput_plateau(profile
     legacy = ClusterSimulator(
         profile, np.zeros(n), np.full(n, 1000.0), np.ones(n), initial=Replicas(1, 4), max_num_batched_tokens=None
     )
-    span_legacy = float(np.max(run(legacy, 1000).results().first_token_s))
+    span_legacy = float(np.max(run(legacy, 1000).results().prefill_end_s))
     assert span_legacy == pytest.approx(n * profile.prefill.ttft_ms(1000) / 1000, rel=1e-9)
 
 
@@ -176,9 +189,10 @@ def test_full_decode_worker_makes_requests_wait(profile):
     sim = run(ClusterSimulator(profile, arrival, isl, osl, initial=Replicas(3, 1)), 1000)
     res = sim.results()
     assert np.all(res.finished)
-    assert res.first_token_s[2] == pytest.approx(res.finish_s[0])
-    assert res.ttft_ms[2] == pytest.approx((res.finish_s[0] - 2.0) * 1000)
-    assert res.ttft_ms[2] > 1000 * (res.prefill_start_s[2] - 2.0 + prefill_service_s(profile, isl[:1])[0]) + 10
+    assert res.decode_join_s[2] == pytest.approx(res.finish_s[0])
+    step_s = profile.decode.surface.itl_ms_at_kv(800_100 / profile.decode.max_kv_tokens, 400_050) / 1000
+    assert res.first_token_s[2] == pytest.approx(res.finish_s[0] + step_s)
+    assert res.ttft_ms[2] > 1000 * (res.prefill_end_s[2] - 2.0) + 10
 
 
 def test_request_larger_than_an_engine_still_runs(profile):
@@ -192,10 +206,11 @@ def test_prompts_beyond_the_profile_take_their_extrapolated_prefill_time(profile
     arrival = np.array([0.0, 100.0, 200.0])  # one at a time: no queueing
     sim = run(ClusterSimulator(profile, arrival, isl, np.full(3, 10.0), initial=Replicas(1, 1)), math.inf)
     res = sim.results()
+    prefill_ms = (res.prefill_end_s - arrival) * 1000
     for i, x in enumerate(isl):
-        assert res.ttft_ms[i] == pytest.approx(profile.prefill.ttft_ms(x), rel=1e-9)
-    assert res.ttft_ms[0] == pytest.approx(375.482618)  # the profile's last point, exactly
-    assert res.ttft_ms[1] > 1000 and res.ttft_ms[2] > 10_000  # no longer clamped to 375 ms
+        assert prefill_ms[i] == pytest.approx(profile.prefill.ttft_ms(x), rel=1e-9)
+    assert prefill_ms[0] == pytest.approx(375.482618)  # the profile's last point, exactly
+    assert prefill_ms[1] > 1000 and prefill_ms[2] > 10_000  # no longer clamped to 375 ms
 
 
 def test_decode_worker_runs_at_most_max_num_seqs_sequences(profile):
@@ -211,8 +226,8 @@ def test_decode_worker_runs_at_most_max_num_seqs_sequences(profile):
     free = run(ClusterSimulator(profile, arrival, isl, osl, initial=Replicas(5, 1), startup_s=0.0), math.inf)
     res_c, res_f = capped.results(), free.results()
     svc = prefill_service_s(profile, isl)[0]
-    assert np.allclose(res_f.first_token_s, svc)  # no cap: all join when their prefill ends
-    first, finish = res_c.first_token_s, res_c.finish_s
+    assert np.allclose(res_f.decode_join_s, svc)  # no cap: all join when their prefill ends
+    first, finish = res_c.decode_join_s, res_c.finish_s
     assert np.allclose(first[:2], svc)
     # each later request joins exactly when an earlier one leaves; never more than 2 resident
     assert first[2] == pytest.approx(finish[0]) and first[3] == pytest.approx(finish[1])
@@ -228,15 +243,20 @@ def test_max_num_seqs_places_on_the_least_loaded_worker_below_the_cap(profile):
     arrival = np.zeros(3)
     sim = run(
         ClusterSimulator(
-            profile, arrival, np.full(3, 100.0), np.full(3, 20.0), initial=Replicas(3, 2), startup_s=0.0,
+            profile,
+            arrival,
+            np.full(3, 100.0),
+            np.full(3, 20.0),
+            initial=Replicas(3, 2),
+            startup_s=0.0,
             max_num_seqs=1,
         ),
         math.inf,
     )
     res = sim.results()
     svc = prefill_service_s(profile, np.array([100.0]))[0]
-    assert np.allclose(res.first_token_s[:2], svc)
-    assert res.first_token_s[2] == pytest.approx(min(res.finish_s[:2]))
+    assert np.allclose(res.decode_join_s[:2], svc)
+    assert res.decode_join_s[2] == pytest.approx(min(res.finish_s[:2]))
 
 
 def test_paged_kv_preempts_the_newest_request_when_the_cache_overflows(profile):
@@ -251,6 +271,7 @@ def test_paged_kv_preempts_the_newest_request_when_the_cache_overflows(profile):
     assert res.finished.all()
     assert res.preemptions.tolist() == [0, 1] and sim.preemptions == 1
     assert res.first_token_s[0] == res.first_token_s[1], "both joined at once; the first token is not re-emitted"
+    assert res.decode_join_s[0] == res.decode_join_s[1] == res.prefill_end_s[0]
     assert res.finish_s[1] > res.finish_s[0]
     # the survivor's ITL is the profile's: one resident before and after, two in between
     tok_full = (cap - 800_000) / 2
@@ -259,7 +280,7 @@ def test_paged_kv_preempts_the_newest_request_when_the_cache_overflows(profile):
     reserve = ClusterSimulator(profile, np.zeros(2), isl, osl, initial=Replicas(2, 1), kv_admission="reserve")
     rres = run(reserve, math.inf).results()
     assert rres.preemptions.tolist() == [0, 0] and reserve.preemptions == 0
-    assert rres.first_token_s[1] == pytest.approx(rres.finish_s[0])
+    assert rres.decode_join_s[1] == pytest.approx(rres.finish_s[0])
 
 
 def test_paged_kv_admits_more_than_reserve_and_counts_preemptions(profile):
@@ -364,8 +385,10 @@ def test_queued_requests_wait_for_startup(profile):
     sim.set_targets(Replicas(None, 1))
     sim.advance_to(100)
     res = sim.results()
-    assert res.first_token_s.tolist() == pytest.approx([30.0, 30.0])
-    assert res.ttft_ms.tolist() == pytest.approx([29_000.0, 28_000.0])
+    assert res.decode_join_s.tolist() == pytest.approx([30.0, 30.0])
+    step_s = profile.decode.surface.itl_ms(2, 505) / 1000  # the two start their first step together
+    assert res.first_token_s.tolist() == pytest.approx([30.0 + step_s] * 2)
+    assert res.ttft_ms.tolist() == pytest.approx([(29 + step_s) * 1000, (28 + step_s) * 1000])
 
 
 def test_cancel_starting_workers(profile):
@@ -415,7 +438,7 @@ def test_decode_draining_finishes_its_requests_then_goes(profile):
 
 def test_prefill_draining_finishes_current_request(profile):
     # two long prefills in flight; scale to 1: the newest busy worker drains after its request
-    arrival = np.array([0.0, 0.0, 0.0])
+    arrival = np.array([0.0, 0.001, 0.002])
     isl = np.full(3, 6000.0)
     svc = prefill_service_s(profile, isl)[0]
     sim = ClusterSimulator(profile, arrival, isl, np.full(3, 5.0), initial=Replicas(2, 1))
@@ -426,7 +449,7 @@ def test_prefill_draining_finishes_current_request(profile):
     res = sim.results()
     assert res.finished.all()
     # the third request was served by the remaining worker after its first request
-    assert res.prefill_start_s.tolist() == pytest.approx([0.0, 0.0, svc])
+    assert res.prefill_start_s.tolist() == pytest.approx([0.0, 0.001, 0.001 + svc])
     assert sim.gpu_seconds()["prefill"] == pytest.approx(10 + svc)
     assert sim.replicas()["prefill"]["draining"] == 0
 
@@ -502,7 +525,7 @@ def test_unsorted_input_results_keep_caller_order(profile):
     assert res.arrival_s.tolist() == [5.0, 1.0, 3.0]
     assert res.isl.tolist() == [100.0, 8000.0, 2000.0]
     assert np.all(res.first_token_s > res.arrival_s)
-    assert res.ttft_ms[0] == pytest.approx(profile.prefill.ttft_ms(100))
+    assert res.prefill_end_s[0] - res.arrival_s[0] == pytest.approx(profile.prefill.ttft_ms(100) / 1000)
 
 
 def test_same_inputs_same_result(profile):
@@ -541,18 +564,54 @@ def test_load_scale_integer_factor():
     arrival = np.array([0.0, 10.0, 20.0])
     isl = np.array([1.0, 2.0, 3.0])
     osl = np.array([4.0, 5.0, 6.0])
-    a, i, o = load_scale(arrival, isl, osl, 3, seed=1)
+    a, i, o = load_scale(arrival, isl, osl, 3, seed=1, copy_jitter_s=1.0)
     assert a.size == 9
     assert np.all(np.diff(a) >= 0)
     for t, x, y in zip(arrival, isl, osl, strict=True):
         mine = i == x
         assert mine.sum() == 3 and np.all(o[mine] == y)
-        shifts = a[mine] - t
+        shifts = np.mod(a[mine] - t, 20.0)  # the last request's copies wrap to the trace's start
         assert shifts.min() == 0.0 and np.all((shifts >= 0) & (shifts < 1))
-    again = load_scale(arrival, isl, osl, 3, seed=1)
+    assert np.all((a >= 0) & (a <= 20))  # nothing past the trace's span
+    again = load_scale(arrival, isl, osl, 3, seed=1, copy_jitter_s=1.0)
     assert all(np.array_equal(p, q) for p, q in zip((a, i, o), again, strict=True))
-    other = load_scale(arrival, isl, osl, 3, seed=2)
+    other = load_scale(arrival, isl, osl, 3, seed=2, copy_jitter_s=1.0)
     assert not np.array_equal(a, other[0])
+
+
+def test_load_scale_spreads_copies_over_the_jitter_window_as_independent_users():
+    n = 5000
+    arrival = np.sort(np.random.default_rng(7).uniform(0, 3600, n))
+    ones = np.ones(n)
+    burst, _, _ = load_scale(arrival, ones, ones, 10, seed=3, copy_jitter_s=1.0)
+    spread, _, _ = load_scale(arrival, ones, ones, 10, seed=3)  # default: 60 s, the replay's interval
+    assert spread.size == burst.size == 10 * n
+    # copies land anywhere in [t, t + 60): per-second counts far less bursty than K copies in 1 s
+    per_s = lambda a: np.bincount(a.astype(int))  # noqa: E731
+    assert per_s(burst).max() > per_s(spread).max()
+    # per-second counts of K independent streams: variance close to the mean (Poisson-like),
+    # while the 1 s copies make every second a multiple of 10-ish
+    counts = per_s(spread)[60:3600]
+    assert counts.var() / counts.mean() < 2.0
+    b = per_s(burst)[60:3600]
+    assert b.var() / b.mean() > 5.0
+    # the load over longer spans is kept (each copy moves by less than a minute)
+    per_10min = lambda a: np.bincount((a // 600).astype(int))[1:6]  # noqa: E731 (the first loses copies to the second)
+    assert np.allclose(per_10min(spread), per_10min(burst), rtol=0.03)
+    # deterministic per seed, and the window scales the same draws
+    assert np.array_equal(spread, load_scale(arrival, ones, ones, 10, seed=3)[0])
+    jitter_0, _, _ = load_scale(arrival, ones, ones, 10, seed=3, copy_jitter_s=0.0)
+    assert np.array_equal(np.sort(jitter_0), np.sort(np.repeat(arrival, 10)))
+    with pytest.raises(ValueError, match="jitter"):
+        load_scale(arrival, ones, ones, 10, copy_jitter_s=-1.0)
+
+
+def test_speed_up_divides_inter_arrival_times():
+    from planner_core.sim.workload import speed_up
+
+    assert speed_up([0.0, 10.0, 30.0], 10).tolist() == [0.0, 1.0, 3.0]
+    with pytest.raises(ValueError, match="speed-up"):
+        speed_up([1.0], 0)
 
 
 def test_load_scale_fraction():

@@ -433,3 +433,14 @@ def test_store_url_resolution(tmp_path, monkeypatch):
     assert (tmp_path / "planner.db").exists()
     with pytest.raises(StoreError, match="unsupported database"):
         Store("mysql://x@y/z")
+
+
+def test_queued_requests_round_trip_and_unknown_stays_null(store):
+    dep = store.ensure_deployment("queue", "ns", "m", "vllm", "disagg")
+    t0 = datetime(2025, 3, 1, 16, 0, tzinfo=UTC)
+    for minute, queued in enumerate([12.0, None], start=1):
+        run = store.begin_run(dep, "schedule", CONFIG.model_dump(mode="json"), t0 + timedelta(minutes=minute))
+        obs = replace(make_obs(t0 + timedelta(minutes=minute), 8.0, CUR), queued_requests=queued)
+        store.record_observation(run, obs)
+    got = store.stored_cycles(dep, t0, t0 + timedelta(minutes=3))
+    assert [obs.queued_requests for obs, _ in got] == [12.0, None]

@@ -14,8 +14,10 @@ from typing import Any
 
 from planner_core.config import BUNDLED_TRACE, PlannerConfig, add_config_arguments, config_from_args
 from planner_core.profiles import load_profile
+from planner_core.records import Replicas
+from planner_core.sim.baselines import frontier_report, run_compared
 from planner_core.sim.mocker import DYNAMO16_POLICIES, MOCKER_POLICIES, MockerEngine
-from planner_core.sim.replay import POLICIES, compute_oracle, load_workload, run_policy
+from planner_core.sim.replay import POLICIES, ReplayResult, compute_oracle, load_workload, run_policy
 
 DYNAMO16 = "dynamo-1.6"  # shorthand for both of Dynamo 1.6.1's optimization targets
 
@@ -40,6 +42,7 @@ REPLAY_FLAGS = (
     "load_predictor",
     "no_correction",
     "scale_down_stabilization_s",
+    "scale_down_max_percent",
     "idle_cooldown_s",
     "sla_attainment",
     "decode_target_utilization",
@@ -61,6 +64,9 @@ REPLAY_IGNORED_ENV_FIELDS = (
     "log_dir",
     "metric_pulling_prometheus_endpoint",
     "metric_reporting_prometheus_port",
+    # dynamo-tuned's knobs: the replay picks them in hindsight from a grid (docs/baselines.md)
+    "prefill_throughput_factor",
+    "decode_target_factor",
 )
 REPLAY_ENV_FIELDS = tuple(f for f in PlannerConfig.model_fields if f not in REPLAY_IGNORED_ENV_FIELDS)
 # A replay holds every request in memory (about 100 bytes each, several arrays).
@@ -84,10 +90,11 @@ def register(subparsers: Any) -> None:
         # not `policy`: that is the planner config's field (default/dynamo sizing), which
         # config_from_args would read from the namespace
         dest="replay_policy",
-        choices=(*POLICIES, DYNAMO16, *DYNAMO16_POLICIES),
+        choices=(*POLICIES, "static-best", DYNAMO16, *DYNAMO16_POLICIES),
         default=None,
         help=f"planner policy to replay (default: default; {DYNAMO16}: Dynamo 1.6.1's own planner, both targets; "
-        "--engine mocker only)",
+        "--engine mocker only; dynamo-tuned and static-best are picked in hindsight for --sla-attainment: "
+        "docs/baselines.md)",
     )
     parser.add_argument("--compare", default=None, help="comma-separated policies to run on the same trace")
     parser.add_argument(
@@ -103,8 +110,35 @@ def register(subparsers: Any) -> None:
         help="our engine's decode KV: paged (vLLM's: KV grows with the tokens, preemption when full) or "
         "reserve (each request reserves ISL + OSL at admission, never preempted); docs/simulator.md",
     )
+    parser.add_argument(
+        "--frontier",
+        action="store_true",
+        help="also sweep the knob of default (--sla-attainment), dynamo-tuned and static-best among the compared "
+        "policies, print their GPU-hours at matched attainment and plot attainment against GPU-hours "
+        "(frontier.png in --report-dir)",
+    )
     parser.add_argument("--startup-s", type=float, default=60.0, help="seconds before a new worker is ready")
-    parser.add_argument("--load-scale", type=float, default=None, help="multiply the arrival rate (shape kept)")
+    parser.add_argument(
+        "--load-scale",
+        type=float,
+        default=None,
+        help="multiply the arrival rate by copying each request, as independent users would send it "
+        "(shape kept; default 10 on the bundled trace, else 1)",
+    )
+    parser.add_argument(
+        "--copy-jitter-s",
+        type=float,
+        default=None,
+        help="--load-scale's copies of a request arrive at random within this many seconds after it "
+        "(default: the adjustment interval; 1 = the burst stress test, every copy within a second)",
+    )
+    parser.add_argument(
+        "--speed-up",
+        type=float,
+        default=1.0,
+        help="time compression: divide every inter-arrival time by this (another way to raise the load; "
+        "--duration-s counts replayed seconds)",
+    )
     parser.add_argument("--duration-s", type=float, default=None, help="replay only the first N seconds")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
@@ -136,7 +170,7 @@ def run(args: argparse.Namespace) -> int:
         )
     policies = [p.strip() for p in args.compare.split(",")] if args.compare else [args.replay_policy or "default"]
     policies = [q for p in policies for q in (DYNAMO16_POLICIES if p == DYNAMO16 else (p,))]
-    known = MOCKER_POLICIES if args.engine == "mocker" else POLICIES
+    known = (*(MOCKER_POLICIES if args.engine == "mocker" else POLICIES), "static-best")
     unknown = [p for p in policies if p not in known]
     if unknown:
         hint = " (Dynamo 1.6.1's planner runs on --engine mocker)" if set(unknown) <= set(DYNAMO16_POLICIES) else ""
@@ -151,8 +185,15 @@ def run(args: argparse.Namespace) -> int:
         _check_report_dir(args.report_dir, args.overwrite_report)
     trace = args.trace or BUNDLED_TRACE
     load_scale = args.load_scale if args.load_scale is not None else (DEFAULT_LOAD_SCALE if args.trace is None else 1.0)
+    copy_jitter_s = args.copy_jitter_s if args.copy_jitter_s is not None else float(config.adjustment_interval_s)
     workload = load_workload(
-        trace, load_scale=load_scale, seed=args.seed, duration_s=args.duration_s, max_requests=MAX_REPLAY_REQUESTS
+        trace,
+        load_scale=load_scale,
+        seed=args.seed,
+        duration_s=args.duration_s,
+        max_requests=MAX_REPLAY_REQUESTS,
+        copy_jitter_s=copy_jitter_s,
+        speed_up=args.speed_up,
     )
     if len(workload) == 0:
         raise UsageError(f"--trace {trace}: no requests to replay")
@@ -167,44 +208,67 @@ def run(args: argparse.Namespace) -> int:
 
     print(
         f"replaying {len(workload):,} requests of {workload.name} over {workload.duration_s / 60:.1f} min "
-        f"(load scale {load_scale:g}), interval {config.adjustment_interval_s} s, start-up {args.startup_s:g} s",
+        f"({_load_note(load_scale, copy_jitter_s, args.speed_up)}), interval {config.adjustment_interval_s} s, "
+        f"start-up {args.startup_s:g} s",
         file=sys.stderr,
     )
     oracle_plan = compute_oracle(workload, profile, config)
-    results = []
+    frontier = None
     with ExitStack() as stack:
         runner: Any = run_policy
+        engine_kwargs: dict[str, Any] = {"frontend": args.frontend, "kv_admission": args.kv_admission}
         if args.engine == "mocker":
-            from planner_core.sim.mocker import MockerUnavailable, mocker_inputs, run_mocker_policy
+            from planner_core.sim.mocker import mocker_inputs, run_mocker_policy
 
             engine = MockerEngine(
                 max_num_seqs=config.max_num_seqs, max_num_batched_tokens=config.max_num_batched_tokens
             )
             runner = partial(run_mocker_policy, inputs=stack.enter_context(mocker_inputs(workload, profile, engine)))
-        for policy in policies:
+            engine_kwargs = {}
+
+        def baseline_run(cfg: PlannerConfig, policy: str, fixed: Replicas | None) -> ReplayResult:
+            """One replay of a baseline search: not stored, no progress bar."""
+            return _run(
+                runner,
+                workload,
+                cfg,
+                policy,
+                startup_s=args.startup_s,
+                oracle_plan=oracle_plan,
+                profile=profile,
+                fixed=fixed,
+                **engine_kwargs,
+            )
+
+        def run_one(policy: str) -> ReplayResult:
             bar = _ProgressBar(policy)
-            try:
-                result = runner(
-                    workload,
-                    config,
-                    policy,
-                    startup_s=args.startup_s,
-                    store=store,
-                    oracle_plan=oracle_plan,
-                    profile=profile,
-                    progress=bar,
-                    **(
-                        {}
-                        if args.engine == "mocker"
-                        else {"frontend": args.frontend, "kv_admission": args.kv_admission}
-                    ),
-                )
-            except Exception as exc:
-                if args.engine == "mocker" and isinstance(exc, MockerUnavailable):
-                    raise UsageError(str(exc)) from exc
-                raise
-            results.append(result)
+            result = _run(
+                runner,
+                workload,
+                config,
+                policy,
+                startup_s=args.startup_s,
+                store=store,
+                oracle_plan=oracle_plan,
+                profile=profile,
+                progress=bar,
+                **engine_kwargs,
+            )
             bar.close()
+            return result
+
+        results, swept = run_compared(
+            policies,
+            run_one,
+            baseline_run,
+            config,
+            oracle_plan,
+            frontier=args.frontier,
+            reuse_default=store is None,
+            progress=lambda p: print(f"{p}: sweeping its knob (not stored)", file=sys.stderr),
+        )
+        if args.frontier:
+            frontier = frontier_report(results, swept, workload, profile, config, oracle_plan)
 
     if args.report_dir is not None:
         from planner_core.sim.report import write_report
@@ -212,19 +276,38 @@ def run(args: argparse.Namespace) -> int:
         index = write_report(
             results,
             args.report_dir,
-            f"Replay of {workload.name} (load scale {load_scale:g})",
+            f"Replay of {workload.name} ({_load_note(load_scale, copy_jitter_s, args.speed_up)})",
             config.ttft_ms,
             config.itl_ms,
+            frontier,
         )
         print(f"report: {index}", file=sys.stderr)
     if args.json:
         payload = [_clean(r.summary()) for r in results]
-        print(json.dumps(payload[0] if len(payload) == 1 else {"trace": workload.name, "results": payload}))
+        if frontier is not None:
+            print(json.dumps({"trace": workload.name, "results": payload, "frontier": frontier.summary()}))
+        else:
+            print(json.dumps(payload[0] if len(payload) == 1 else {"trace": workload.name, "results": payload}))
     else:
         from planner_core.sim.report import format_table
 
         print(format_table(results))
+        if frontier is not None:
+            print()
+            print(frontier.table())
     return 0
+
+
+def _run(runner: Any, *args: Any, **kwargs: Any) -> Any:
+    """One replay on either engine; the mocker's missing pieces become a usage error."""
+    from planner_core.commands import UsageError
+
+    try:
+        return runner(*args, **kwargs)
+    except Exception as exc:
+        if type(exc).__name__ == "MockerUnavailable":
+            raise UsageError(str(exc)) from exc
+        raise
 
 
 def _check_numbers(args: argparse.Namespace) -> None:
@@ -237,10 +320,27 @@ def _check_numbers(args: argparse.Namespace) -> None:
         )
     if args.load_scale is not None and not (math.isfinite(args.load_scale) and args.load_scale > 0):
         raise UsageError(f"--load-scale: must be a finite number > 0, got {args.load_scale:g}; for example 10")
+    if args.copy_jitter_s is not None and not (math.isfinite(args.copy_jitter_s) and args.copy_jitter_s >= 0):
+        raise UsageError(
+            f"--copy-jitter-s: must be a finite number of seconds >= 0, got {args.copy_jitter_s:g}; for example 60 "
+            "(the adjustment interval) or 1 (the burst stress test)"
+        )
+    if not (math.isfinite(args.speed_up) and args.speed_up > 0):
+        raise UsageError(f"--speed-up: must be a finite number > 0, got {args.speed_up:g}; for example 10")
     if args.duration_s is not None and not (math.isfinite(args.duration_s) and args.duration_s > 0):
         raise UsageError(
             f"--duration-s: must be a finite number of seconds > 0, got {args.duration_s:g}; for example 3600"
         )
+
+
+def _load_note(load_scale: float, copy_jitter_s: float, speed_up: float) -> str:
+    """How the trace's load was raised, for the header and the report title."""
+    parts = [f"load scale {load_scale:g}"]
+    if load_scale != 1.0:
+        parts[0] += f", copies within {copy_jitter_s:g} s"
+    if speed_up != 1.0:
+        parts.append(f"speed-up {speed_up:g}")
+    return "; ".join(parts)
 
 
 def _check_writable(store: Any) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,8 @@ def run(args: argparse.Namespace) -> int:
         )
     if args.interval_s is not None and args.interval_s <= 0:
         raise UsageError("--interval-s must be a positive number of seconds")
+    # As prefect.yaml's pools do: the planner's own log records in each flow run's logs.
+    os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "sla_planner")
     serve = importlib.import_module("flows.serve")
     try:
         doc = serve.load_prefect_file(args.prefect_file)

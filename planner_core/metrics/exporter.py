@@ -364,8 +364,30 @@ class ScrapeStore:
             if points
         ]
 
-    def query(self, query: SeriesQuery, at_s: float) -> list[Series]:
+    def query(self, query: SeriesQuery, at_s: float | None) -> list[Series]:
+        """An instant query; ``at_s`` None = now, the last scrape."""
+        if at_s is None:
+            at_s = max((t for kind in self._series.values() for s in kind.values() for t in s.times[-1:]), default=0.0)
+        if query.newest_sample:
+            return self._newest(query, at_s)
         return self.query_range(query, at_s, at_s, 1.0)
+
+    def _newest(self, query: SeriesQuery, at_s: float) -> list[Series]:
+        """``max by (model, dynamo_namespace) (timestamp(metric{...}))`` at ``at_s``."""
+        wanted = dict(query.labels)
+        newest: dict[tuple[str, ...], float] = {}
+        for stored in self._series.get(query.metric, {}).values():
+            if any(stored.labels.get(k) != v for k, v in wanted.items()):
+                continue
+            i = bisect_right(stored.times, at_s + 1e-6) - 1
+            if i < 0 or stored.times[i] < at_s - self.lookback_s:
+                continue
+            key = tuple(stored.labels.get(k, "") for k in promql.GROUP_BY)
+            newest[key] = max(newest.get(key, stored.times[i]), stored.times[i])
+        return [
+            Series({n: v for n, v in zip(promql.GROUP_BY, key, strict=True) if v}, ((at_s, t),))
+            for key, t in newest.items()
+        ]
 
 
 class ExporterFrontend:

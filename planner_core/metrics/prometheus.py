@@ -23,12 +23,13 @@ import math
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import parse_qsl
 
 import requests
+import urllib3
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
@@ -219,7 +220,9 @@ class QueryAPI(Protocol):
 
     def query_range(self, query: SeriesQuery, start_s: float, end_s: float, step_s: float) -> list[Series]: ...
 
-    def query(self, query: SeriesQuery, at_s: float) -> list[Series]: ...
+    def query(self, query: SeriesQuery, at_s: float | None) -> list[Series]:
+        """An instant query at ``at_s``; None = the server's current time."""
+        ...
 
 
 class PrometheusHTTP:
@@ -253,11 +256,11 @@ class PrometheusHTTP:
         all_params = list(params.items()) + list(self.settings.extra_params)
         try:
             response = self.session.get(url, params=all_params, headers=headers, timeout=self.settings.timeout_s)
-        except requests.Timeout:
-            raise PrometheusQueryError(
-                f"timeout after {self.settings.timeout_s:g} s asking {self.settings.shown_endpoint}"
-            ) from None
         except requests.RequestException as exc:
+            if _timed_out(exc):
+                raise PrometheusQueryError(
+                    f"timeout after {self.settings.timeout_s:g} s asking {self.settings.shown_endpoint}"
+                ) from None
             raise PrometheusQueryError(
                 f"cannot reach Prometheus at {self.settings.shown_endpoint} ({type(exc).__name__}); "
                 "check --metric-pulling-prometheus-endpoint / PROMETHEUS_ENDPOINT"
@@ -277,8 +280,23 @@ class PrometheusHTTP:
             {"query": query.promql, "start": _ts(start_s), "end": _ts(end_s), "step": f"{step_s:g}"},
         )
 
-    def query(self, query: SeriesQuery, at_s: float) -> list[Series]:
-        return self._get("/api/v1/query", {"query": query.promql, "time": _ts(at_s)})
+    def query(self, query: SeriesQuery, at_s: float | None) -> list[Series]:
+        params = {"query": query.promql}
+        if at_s is not None:
+            params["time"] = _ts(at_s)
+        return self._get("/api/v1/query", params)
+
+
+def _timed_out(exc: requests.RequestException) -> bool:
+    """A timeout, also when the retries ran out on one: ``requests`` then raises a
+    ``ConnectionError`` wrapping urllib3's ``MaxRetryError(ReadTimeoutError)``."""
+    if isinstance(exc, requests.Timeout):
+        return True
+    reason = getattr(exc.args[0], "reason", None) if exc.args else None
+    # NewConnectionError (connection refused) subclasses ConnectTimeoutError in urllib3 2
+    return isinstance(reason, urllib3.exceptions.TimeoutError) and not isinstance(
+        reason, urllib3.exceptions.NewConnectionError
+    )
 
 
 def _ts(seconds: float) -> str:
@@ -421,6 +439,10 @@ class PrometheusSource:
                 log.warning("%s not exported; counting finished requests (%s)", promql.REQUESTS_STARTED, self._where())
         if requests_.partial_reason:
             notes.append(requests_.partial_reason)
+        counter = promql.REQUESTS_FINISHED if "requests_total" in self._warned else promql.REQUESTS_STARTED
+        sample_time, gone = self._newest_sample(counter)
+        if gone is not None:
+            return replace(empty, quality="stale", error=gone)
 
         means: dict[str, float | None] = {}
         for name, base, scale in (
@@ -464,6 +486,7 @@ class PrometheusSource:
             arrival_counts=tuple(round(c) for c in requests_.increases),
             arrival_window_s=self.resolution_s,
             queued_requests=queued,
+            sample_time=sample_time,
             isl_histogram=isl_histogram,
         )
 
@@ -487,3 +510,18 @@ class PrometheusSource:
                 return None
             out.append((le, increase))
         return tuple(out) if math.isinf(out[-1][0]) else None
+
+    def _newest_sample(self, metric: str) -> tuple[datetime | None, str | None]:
+        """When the counter's newest sample was taken, asked at Prometheus's own current time (so a
+        planner clock that jumped either way shows). Returns (time, None), or (None, why) when
+        Prometheus holds no current sample of a series the window has: the frontend is no longer
+        scraped (target down or gone; Prometheus marks its series stale), so the window's tail
+        is missing."""
+        found = self.api.query(promql.series_query(metric, self.model_name, self.namespace, newest_sample=True), None)
+        stamps = [s.points[-1][1] for s in found if s.points and math.isfinite(s.points[-1][1])]
+        if not stamps:
+            return None, (
+                f"stale metrics: Prometheus holds no current sample of {metric} for {self._where()} "
+                "(the frontend is no longer scraped: target down or removed); holding replicas"
+            )
+        return datetime.fromtimestamp(max(stamps), UTC), None

@@ -73,6 +73,9 @@ class SeriesQuery:
     metric: str
     labels: tuple[tuple[str, str], ...]
     by: tuple[str, ...] = ()  # labels kept besides GROUP_BY (``le`` for histogram buckets)
+    # The newest sample's time instead of the value:
+    # ``max by (model, dynamo_namespace) (timestamp(metric{...}))`` (the stale-data guard's input).
+    newest_sample: bool = False
 
     @property
     def group_by(self) -> tuple[str, ...]:
@@ -80,7 +83,11 @@ class SeriesQuery:
 
     @property
     def promql(self) -> str:
-        return f"sum by ({', '.join(self.group_by)}) ({self.metric}{matchers(dict(self.labels))})"
+        by = ", ".join(self.group_by)
+        selector = f"{self.metric}{matchers(dict(self.labels))}"
+        if self.newest_sample:
+            return f"max by ({by}) (timestamp({selector}))"
+        return f"sum by ({by}) ({selector})"
 
 
 def frontend_labels(model_name: str | None, namespace: str | None) -> tuple[tuple[str, str], ...]:
@@ -93,8 +100,10 @@ def frontend_labels(model_name: str | None, namespace: str | None) -> tuple[tupl
     return tuple(sorted(labels.items()))
 
 
-def series_query(metric: str, model_name: str | None, namespace: str | None) -> SeriesQuery:
-    return SeriesQuery(metric, frontend_labels(model_name, namespace))
+def series_query(
+    metric: str, model_name: str | None, namespace: str | None, newest_sample: bool = False
+) -> SeriesQuery:
+    return SeriesQuery(metric, frontend_labels(model_name, namespace), newest_sample=newest_sample)
 
 
 def bucket_query(base: str, model_name: str | None, namespace: str | None) -> SeriesQuery:

@@ -74,6 +74,12 @@ def frontend_window(log: EventLog, start_s: float, end_s: float) -> dict[str, fl
     }
 
 
+def waiting_for_first_token(log: EventLog, at_s: float) -> int:
+    """Requests arrived before ``at_s`` without a first token yet: what the frontend's
+    ``dynamo_frontend_queued_requests`` gauge reads at that moment (started minus first tokens)."""
+    return bisect_left(log.arrival_s, at_s) - bisect_left(log.first_token_s, at_s)
+
+
 def window_isl_histogram(log: EventLog, start_s: float, end_s: float) -> tuple[tuple[float, float], ...]:
     """The frontend's ISL histogram over the window (its own bucket bounds; ISL observed with
     the first token), as the bucket counters' increases would give it."""
@@ -118,5 +124,7 @@ class SimulatedFrontend:
             quality="ok",
             arrival_counts=arrival_counts(self.arrival_s, start_s, end_s, self.resolution_s),
             arrival_window_s=self.resolution_s,
+            sample_time=window_end,  # the simulator is read at the window end, never late
             isl_histogram=window_isl_histogram(self.sim.event_log(), start_s, end_s),
+            queued_requests=float(waiting_for_first_token(self.sim.event_log(), end_s)),
         )

@@ -14,7 +14,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.metrics_core import Metric
-from sqlalchemy import func, select
+from sqlalchemy import func, select, true
 
 from planner_core.metrics.planner_metrics import DeploymentMetrics, _finite, cycle_reason, render
 from planner_core.store.models import DecisionRow, Deployment, ObservationRow, PlannerRun, ScalingActionRow
@@ -32,13 +32,18 @@ class StoreCollector:
     def __init__(self, store: Any) -> None:
         self.store = store
 
-    def snapshot(self) -> list[DeploymentMetrics]:
+    def snapshot(self, upto_run_id: int | None = None, deployment_id: int | None = None) -> list[DeploymentMetrics]:
+        """The families' values now, or as they were right after run ``upto_run_id`` finished
+        (what a scrape then would have read; the backfill uses it), for every deployment or
+        only ``deployment_id``."""
         engine = self.store.engine
         out: dict[int, DeploymentMetrics] = {}
+        upto = upto_run_id
         with engine.connect() as conn:
-            for dep_id, name, namespace, model in conn.execute(
-                select(DEP.c.id, DEP.c.name, DEP.c.namespace, DEP.c.model)
-            ):
+            deps = select(DEP.c.id, DEP.c.name, DEP.c.namespace, DEP.c.model)
+            if deployment_id is not None:
+                deps = deps.where(DEP.c.id == deployment_id)
+            for dep_id, name, namespace, model in conn.execute(deps):
                 out[int(dep_id)] = DeploymentMetrics(f"{namespace}/{name}", model or "")
 
             gpu_seconds = (
@@ -48,6 +53,7 @@ class StoreCollector:
             q = (
                 select(OBS.c.deployment_id, func.sum(gpu_seconds))
                 .select_from(OBS.join(DEC, DEC.c.run_id == OBS.c.run_id))
+                .where(OBS.c.run_id <= upto if upto is not None else true())
                 .group_by(OBS.c.deployment_id)
             )
             for dep_id, total in conn.execute(q):
@@ -61,7 +67,7 @@ class StoreCollector:
                     .outerjoin(DEC, DEC.c.run_id == RUN.c.id)
                     .outerjoin(ACT, ACT.c.decision_id == DEC.c.id)
                 )
-                .where(RUN.c.status != "running")
+                .where(RUN.c.status != "running", RUN.c.id <= upto if upto is not None else true())
                 .group_by(RUN.c.deployment_id, RUN.c.status, OBS.c.quality, ACT.c.outcome)
             )
             for dep_id, status, quality, outcome, count in conn.execute(q):
@@ -73,7 +79,7 @@ class StoreCollector:
             # The last finished run of each deployment with what it observed and decided.
             last = (
                 select(RUN.c.deployment_id, func.max(RUN.c.id).label("run_id"))
-                .where(RUN.c.status != "running")
+                .where(RUN.c.status != "running", RUN.c.id <= upto if upto is not None else true())
                 .group_by(RUN.c.deployment_id)
                 .subquery()
             )

@@ -12,11 +12,12 @@ Two pools: prefill workers and decode workers, each worker one engine of the pro
    ``ttft_ms(p + T) - ttft_ms(p)``. One request alone therefore takes exactly the profile's
    ``ttft_ms(isl)``, chunked or not, and a full batch runs at the profile's throughput at its
    token count;
-3. joins the least-loaded ready decode worker if its KV fits, else it waits in a FIFO queue; its
-   first token is emitted when it joins, so
-   TTFT = prefill queueing + batch time + decode-admission wait;
+3. joins the least-loaded ready decode worker if its KV fits, else it waits in a FIFO queue;
 4. decodes ``osl`` tokens in a batch with every other request on that worker, one token per
-   current ITL, and leaves.
+   step of the current ITL, and leaves. It starts when the worker's running step ends and its
+   first token comes out of its first step (the decode engine emits every token the client
+   sees), so TTFT = prefill queueing + passes + decode-admission wait + rest of the running
+   step + one step; at concurrency 1 exactly the profile's TTFT plus its ITL of one request.
 
 Decode model: :mod:`planner_core.sim.decode_pool` (shared with the oracle). A worker's ITL
 follows its resident requests' KV usage and context along the profile's decode surface. KV
@@ -24,8 +25,8 @@ admission is ``paged`` (default: a request holds its prompt plus the tokens gene
 when a worker's cache overflows, its most recently joined request is preempted and goes back to
 the head of the prefill queue to recompute its prompt and generated tokens) or ``reserve`` (each
 request reserves its peak ``isl + osl`` at admission; never a preemption). A worker runs at most
-``max_num_seqs`` sequences (the engine's cap; None: none). A request's ITL is its
-mean over its tokens: ``(finish - first_token) / osl``, preemption pauses included.
+``max_num_seqs`` sequences (the engine's cap; None: none). A request's ITL is the mean gap
+between its tokens: ``(finish - first_token) / (osl - 1)``, preemption pauses included.
 
 Scaling. ``set_targets`` starts workers that become ready ``startup_s`` later (a scale-up
 first takes back draining workers, instantly), and on a scale-down cancels starting workers
@@ -150,7 +151,7 @@ class EventLog(NamedTuple):
     first_token_ttft_ms: list[float]
     first_token_isl: list[float]
     finish_s: list[float]
-    finish_itl_ms: list[float]  # the request's mean ITL: (finish - first token) / osl
+    finish_itl_ms: list[float]  # the request's mean ITL: (finish - first token) / (osl - 1)
     finish_osl: list[float]
     finish_duration_s: list[float]
 
@@ -162,9 +163,11 @@ class RequestResults:
     arrival_s: FloatArray
     isl: FloatArray
     osl: FloatArray
-    ttft_ms: FloatArray  # arrival -> first token (prefill queue + prefill + decode-admission wait)
-    itl_ms: FloatArray  # mean over the request's tokens: (finish - first token) / osl
-    prefill_start_s: FloatArray
+    ttft_ms: FloatArray  # arrival -> first token (prefill queue + passes + decode wait + first step)
+    itl_ms: FloatArray  # mean gap between its tokens: (finish - first token) / (osl - 1)
+    prefill_start_s: FloatArray  # its first prefill pass starts
+    prefill_end_s: FloatArray  # the pass that completes its prompt ends (the first time)
+    decode_join_s: FloatArray  # it joins a decode engine (the first time)
     first_token_s: FloatArray
     finish_s: FloatArray
     preemptions: NDArray[np.int64]  # times the request was preempted in decode (paged KV)
@@ -275,6 +278,8 @@ class ClusterSimulator:
         self.preemptions = 0
         nan = math.nan
         self._pstart = [nan] * n
+        self._pend = [nan] * n
+        self._djoin = [nan] * n
         self._first = [nan] * n
         self._finish = [nan] * n
         self._itl = [nan] * n
@@ -371,12 +376,20 @@ class ClusterSimulator:
 
     def _arrive(self, r: int, t: float) -> None:
         self._p_queue.append(r)
-        if self._p_idle:
-            self._start_pass(self._p_idle.pop(), t)
+        if r + 1 < self._n and self._arr[r + 1] <= t:
+            return  # requests arriving together are dispatched together, by the last of them
+        self._dispatch(t)
 
-    def _start_pass(self, w: _Worker, t: float) -> bool:
+    def _dispatch(self, t: float) -> None:
+        """Idle prefill workers take the queue, spread evenly over them (as a router would)."""
+        idle, queue = self._p_idle, self._p_queue
+        while idle and queue:
+            self._start_pass(idle.pop(), t, -(-len(queue) // (len(idle) + 1)))
+
+    def _start_pass(self, w: _Worker, t: float, max_prompts: int | None = None) -> bool:
         """Start the worker's next forward pass at ``t``: its chunked prompt first, then queued
-        prompts up to the token budget (a draining worker takes none). False if nothing to do."""
+        prompts up to the token budget and ``max_prompts`` (a draining worker takes none). False
+        if there is nothing to do."""
         budget = self.max_num_batched_tokens
         room = math.inf if budget is None else float(budget)
         prompt = self._prompt
@@ -412,7 +425,7 @@ class ClusterSimulator:
                     w.partial_done = room
                     tokens += room
                     room = 0.0
-                if budget is None:  # one request per pass
+                if budget is None or fresh == max_prompts:  # one request per pass, or its share
                     break
         if not batch and w.partial < 0:
             return False
@@ -430,20 +443,18 @@ class ClusterSimulator:
                 self._retire(w, t)
             else:
                 self._p_idle.append(w)
+        pend = self._pend
         for r in done:
+            if math.isnan(pend[r]):
+                pend[r] = t
             if self._d_queue or not self._place(r, t):
                 self._d_queue.append(r)
 
     def _place(self, r: int, t: float) -> bool:
         if self._decode.place(self._d_active, r, t) is None:
             return False
-        if not math.isnan(self._first[r]):  # a preempted request resuming
-            return True
-        # joined: first token now
-        self._first[r] = t
-        self._ft_t.append(t)
-        self._ft_v.append((t - self._arr[r]) * 1000.0)
-        self._ft_isl.append(self._isl[r])
+        if math.isnan(self._djoin[r]):
+            self._djoin[r] = t
         return True
 
     def _schedule(self, when: float, w: DecodeWorker, version: int) -> None:
@@ -451,11 +462,18 @@ class ClusterSimulator:
 
     def _decode_done(self, w: _Worker, t: float) -> None:
         first, osl, arr = self._first, self._osl, self._arr
-        done, preempted = self._decode.step(w, t)
+        firsts, done, preempted = self._decode.step(w, t)
+        for r in firsts:
+            if math.isnan(first[r]):  # (a resumed request emitted its first token before)
+                first[r] = t
+                self._ft_t.append(t)
+                self._ft_v.append((t - arr[r]) * 1000.0)
+                self._ft_isl.append(self._isl[r])
         if preempted:
             self._requeue(preempted, t)
         for r in done:
-            itl_ms = (t - first[r]) / osl[r] * 1000.0
+            # the mean gap between its tokens (none for a one-token request)
+            itl_ms = (t - first[r]) / (osl[r] - 1.0) * 1000.0 if osl[r] > 1.0 else 0.0
             self._finish[r] = t
             self._itl[r] = itl_ms
             self._fin_t.append(t)
@@ -480,8 +498,7 @@ class ClusterSimulator:
             self._preempt[r] += 1
             self.preemptions += 1
             self._p_queue.appendleft(r)
-        while self._p_idle and self._p_queue:
-            self._start_pass(self._p_idle.pop(), t)
+        self._dispatch(t)
 
     def _drain_decode_queue(self, t: float) -> None:
         q = self._d_queue
@@ -679,6 +696,8 @@ class ClusterSimulator:
             "ttft_ms": (np.array(self._first) - self._arrival_np) * 1000.0,
             "itl_ms": np.array(self._itl),
             "prefill_start_s": np.array(self._pstart),
+            "prefill_end_s": np.array(self._pend),
+            "decode_join_s": np.array(self._djoin),
             "first_token_s": np.array(self._first),
             "finish_s": np.array(self._finish),
             "preemptions": np.array(self._preempt, dtype=np.int64),

@@ -7,10 +7,12 @@ through :class:`DecodePool`, so they cannot drift apart.
 A worker's ITL at any moment is ``surface.itl_ms_at_kv(kv, ctx)`` with
 ``kv = sum(isl + osl/2) / max_kv_tokens`` and ``ctx = mean(isl + osl/2)`` over its resident
 requests (the accounting Dynamo's profiler used to produce the profile), so the ITL only changes
-when a request joins or leaves. Each worker keeps a token clock ``tok`` (tokens emitted per
-resident request) that advances at ``1 / ITL``; a request joining at ``tok0`` leaves at
-``tok0 + osl``, so the next completion is at ``t_last + (tok_next - tok) * ITL``, rescheduled
-whenever the ITL changes.
+when a request joins or leaves. Each worker keeps a token clock ``tok`` that advances at
+``1 / ITL``: its forward passes (decode steps) end where ``tok`` crosses a whole number. A request
+that joins during a step waits for it to end (``tok0 = ceil(tok)``; at once on an idle worker),
+emits its first token at the end of its first step (``tok0 + 1``) and its last at
+``tok0 + osl``, as a disaggregated decode engine does (Dynamo's mocker likewise). The next event
+is at ``t_last + (tok_next - tok) * ITL``, rescheduled whenever the ITL changes.
 
 KV capacity, two ways (``kv_admission``):
 
@@ -125,12 +127,15 @@ class DecodeWorker:
         self.ctx_sum = 0.0  # their isl + osl/2
         self.reserved = 0.0  # their isl + osl (reserve admission)
         self.kv_base = 0.0  # sum(kv0 - tok0): KV in use is kv_base + n * tok (paged)
-        self.heap: list[tuple[float, int, int]] = []  # (finish token clock, join id, request)
+        # (token clock, join id, FIRST_TOKEN or LAST_TOKEN, request)
+        self.heap: list[tuple[float, int, int, int]] = []
         self.members: dict[int, tuple[int, float]] = {}  # request -> (join id, tok0)
         self.order: list[tuple[int, int]] = []  # (join id, request) in join order, for LIFO preemption
         self.version = 0  # bumped whenever the scheduled event is void
         self.full_next = False  # the scheduled event is a KV overflow, not a completion
 
+
+FIRST_TOKEN, LAST_TOKEN = 0, 1
 
 # Schedule the worker's next event: ``(time, worker, version)``; the event is void if the
 # worker's version has moved on by then.
@@ -219,13 +224,15 @@ class DecodePool:
             w.tok += (t - w.t_last) / w.itl_s
         w.t_last = t
         jid = next(self._join_id)
-        heappush(w.heap, (w.tok + self.osl[r], jid, r))
-        w.members[r] = (jid, w.tok)
+        tok0 = math.ceil(w.tok - TOKEN_EPS)  # its first step starts when the running one ends
+        heappush(w.heap, (tok0 + 1.0, jid, FIRST_TOKEN, r))
+        heappush(w.heap, (tok0 + self.osl[r], jid, LAST_TOKEN, r))
+        w.members[r] = (jid, tok0)
         w.order.append((jid, r))
         w.n += 1
         w.ctx_sum += self.ctx[r]
         w.reserved += self.need[r]
-        w.kv_base += self.kv0[r] - w.tok
+        w.kv_base += self.kv0[r] - tok0
         self.reschedule(w)
         return w
 
@@ -233,7 +240,7 @@ class DecodePool:
 
     def _clean_top(self, w: DecodeWorker) -> None:
         h, members = w.heap, w.members
-        while h and members.get(h[0][2], (-1,))[0] != h[0][1]:
+        while h and members.get(h[0][3], (-1,))[0] != h[0][1]:
             heappop(h)
 
     def reschedule(self, w: DecodeWorker) -> None:
@@ -254,18 +261,19 @@ class DecodePool:
         self.schedule(w.t_last + (tok_next - w.tok) * w.itl_s, w, w.version)
 
     def _remove(self, w: DecodeWorker, r: int) -> float:
-        """Take ``r`` off the worker; returns the tokens it generated there."""
+        """Take ``r`` off the worker; returns the tokens it emitted there (whole steps)."""
         _, tok0 = w.members.pop(r)
         w.n -= 1
         w.ctx_sum -= self.ctx[r]
         w.reserved -= self.need[r]
         w.kv_base -= self.kv0[r] - tok0
-        return w.tok - tok0
+        return float(max(math.floor(w.tok - tok0 + TOKEN_EPS), 0))
 
-    def step(self, w: DecodeWorker, t: float) -> tuple[list[int], list[tuple[int, float]]]:
-        """The worker's due event at ``t``. Returns the requests that finished (their last token
-        now) and the ones preempted (request, tokens generated on this join), all removed from
-        the batch; the next event is scheduled."""
+    def step(self, w: DecodeWorker, t: float) -> tuple[list[int], list[int], list[tuple[int, float]]]:
+        """The worker's due event at ``t``. Returns the requests whose first token is now, those
+        that finished (their last token now; removed from the batch) and those preempted
+        (request, tokens it emitted on this join; removed); the next event is scheduled."""
+        first: list[int] = []
         done: list[int] = []
         preempted: list[tuple[int, float]] = []
         if w.full_next:
@@ -286,8 +294,11 @@ class DecodePool:
             limit = tok + TOKEN_EPS
             members = w.members
             while h and h[0][0] <= limit:
-                _, jid, r = heappop(h)
+                _, jid, kind, r = heappop(h)
                 if members.get(r, (-1,))[0] != jid:
+                    continue
+                if kind == FIRST_TOKEN:
+                    first.append(r)
                     continue
                 self._remove(w, r)
                 done.append(r)
@@ -302,10 +313,4 @@ class DecodePool:
             w.version += 1
         if len(w.order) > 4 * w.n + 64:  # drop finished requests from the LIFO list now and then
             w.order = [(jid, r) for jid, r in w.order if w.members.get(r, (-1,))[0] == jid]
-        return done, preempted
-
-    def complete(self, w: DecodeWorker, t: float) -> list[int]:
-        """:meth:`step` for a pool that never preempts (reserve admission): the finished requests."""
-        done, preempted = self.step(w, t)
-        assert not preempted, "a reserve-admission pool never preempts"
-        return done
+        return first, done, preempted

@@ -313,6 +313,7 @@ class MockerFrontend:
             quality="ok" if len(ticks) * ARRIVAL_COUNT_WINDOW_S >= end_s - start_s - 1e-9 else "partial",
             arrival_counts=counts,
             arrival_window_s=ARRIVAL_COUNT_WINDOW_S,
+            sample_time=self.epoch + timedelta(seconds=ticks[-1].end_s),  # the newest tick
         )
 
 
@@ -521,8 +522,10 @@ def run_mocker_policy(
     deployment_name: str | None = None,
     inputs: MockerInputs | None = None,
     engine: MockerEngine | None = None,
+    fixed: Replicas | None = None,
 ) -> ReplayResult:
-    """Replay ``workload`` under one policy on the mocker and score it like our engine."""
+    """Replay ``workload`` under one policy on the mocker and score it like our engine
+    (``fixed``: the replicas ``static`` holds, as in :func:`~planner_core.sim.replay.run_policy`)."""
     if policy not in MOCKER_POLICIES:
         raise ValueError(f"policy: unknown {policy!r}; choose from {', '.join(MOCKER_POLICIES)}")
     profile = profile or load_profile(config.profile_dir())
@@ -540,6 +543,7 @@ def run_mocker_policy(
                 progress=progress,
                 deployment_name=deployment_name,
                 inputs=made,
+                fixed=fixed,
             )
     started = time.perf_counter()
     interval = float(config.adjustment_interval_s)
@@ -554,15 +558,15 @@ def run_mocker_policy(
     scaling: _TickingPolicy
     if policy in ("oracle", "static"):
         if policy == "oracle":
-            fixed = [
+            fixed_plan = [
                 Replicas(max(r.prefill or 0, config.min_endpoint), max(r.decode or 0, config.min_endpoint))
                 for r in plan
             ]
             worker_startup_s = 0.0  # the oracle's replicas are there when its interval starts
         else:
-            fixed = [static_replicas(workload, profile, config)]
+            fixed_plan = [fixed if fixed is not None else static_replicas(workload, profile, config)]
         scaling = FixedPlanPolicy(
-            frontend, fixed or [Replicas(config.min_endpoint, config.min_endpoint)], interval, n_intervals
+            frontend, fixed_plan or [Replicas(config.min_endpoint, config.min_endpoint)], interval, n_intervals
         )
     else:
         cycle_config, predictor, predictor_name = closed_loop_setup(workload, config, policy, startup_s)
@@ -841,6 +845,24 @@ def replay_fixed(
         )
         ttft, itl = request_latencies(native.per_request or [], len(workload))
     return FixedReplay(engine, ttft, itl, time.perf_counter() - started)
+
+
+def fixed_capacity_per_s(
+    profile: Profile, isl: np.ndarray, osl: np.ndarray, replicas: Replicas, engine: MockerEngine | None = None
+) -> dict[str, float]:
+    """Requests/s a fixed cluster sustains on requests shaped like (``isl``, ``osl``), per pool and
+    for the whole (the lesser): prefill engines running full ``max_num_batched_tokens`` passes (the
+    profile's throughput at that token count), decode engines holding ``max_num_seqs`` sequences
+    (or as many as their KV takes) at the profile's ITL for them."""
+    engine = engine or MockerEngine()
+    budget = float(engine.max_num_batched_tokens)
+    prefill_tok_s = budget / (profile.prefill.ttft_ms(budget) / 1000.0)
+    prefill = (replicas.prefill or 0) * prefill_tok_s / float(np.mean(isl))
+    ctx = float(np.mean(np.asarray(isl) + np.asarray(osl) / 2.0))
+    seqs = min(float(engine.max_num_seqs), profile.decode.max_kv_tokens / ctx)
+    itl_s = profile.decode.surface.itl_ms(seqs, ctx) / 1000.0
+    decode = (replicas.decode or 0) * seqs / (float(np.mean(osl)) * itl_s)
+    return {"prefill": prefill, "decode": decode, "cluster": min(prefill, decode)}
 
 
 def poisson_workload(

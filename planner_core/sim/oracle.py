@@ -150,7 +150,7 @@ def simulate_decode_pool(
     pool = DecodePool(model, ctx, need, osl, schedule, max_num_seqs=max_num_seqs)
     workers = [DecodeWorker() for _ in range(n_workers)]
     place = pool.place
-    first = [0.0] * num
+    first = [0.0] * num  # first-token time, set when it comes
     queue: deque[int] = deque()
     misses = 0
     ji = 0
@@ -160,15 +160,17 @@ def simulate_decode_pool(
             t, _, w, version = heappop(events)
             if w.version != version:
                 continue
-            for r in pool.complete(w, t):
-                itl = (t - first[r]) / osl[r]
+            firsts, done, _ = pool.step(w, t)  # reserve admission: never a preemption
+            for r in firsts:
+                first[r] = t
+            for r in done:
+                itl = (t - first[r]) / (osl[r] - 1.0) if osl[r] > 1.0 else 0.0
                 if itl_out is not None:
                     itl_out[r] = itl
                 if counted[r] and itl > itl_sla_s:
                     misses += 1
             while queue and place(workers, queue[0], t) is not None:
                 r = queue.popleft()
-                first[r] = t
                 wait = t - join_s[r]
                 if wait_out is not None:
                     wait_out[r] = wait
@@ -181,10 +183,8 @@ def simulate_decode_pool(
             ji += 1
             if queue or place(workers, r, tj) is None:
                 queue.append(r)
-            else:
-                first[r] = tj
-                if wait_out is not None:
-                    wait_out[r] = 0.0
+            elif wait_out is not None:
+                wait_out[r] = 0.0
     return misses
 
 

@@ -50,7 +50,8 @@ class SimWorld:
             max_num_seqs=config.max_num_seqs,
         )
         self.clock = SimulatedClock(EPOCH)
-        self.frontend = SimulatedFrontend(self.sim, EPOCH, self.arrival_s)
+        # the arrival counts at the resolution the planner is set to read, as in the replay
+        self.frontend = SimulatedFrontend(self.sim, EPOCH, self.arrival_s, config.arrival_resolution_s)
         self.connector = SimulatedClusterConnector(self.sim)
 
     def window_end(self, k: int, interval_s: float) -> datetime:

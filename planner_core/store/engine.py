@@ -14,7 +14,10 @@ from planner_core.store.errors import StoreError
 
 DEFAULT_URL = "sqlite:///planner.db"
 ENV_URL = "PLANNER_DB_URL"
-SQLITE_BUSY_TIMEOUT_MS = 30_000
+# How long a statement waits for a lock another session holds before it fails (SQLite's
+# busy_timeout, PostgreSQL's lock_timeout): a transient lock is waited out, one held for good
+# fails the cycle (recorded, nothing scaled) instead of hanging it.
+LOCK_WAIT_MS = 30_000
 
 
 def resolve_url(url: str | None = None) -> str:
@@ -38,7 +41,8 @@ def create_owner_only(path: str) -> None:
 
 
 def make_engine(url: str | None = None, **kwargs: Any) -> Engine:
-    """An engine with WAL, a busy timeout and foreign keys on SQLite; pre-ping on PostgreSQL."""
+    """An engine with WAL, a busy timeout and foreign keys on SQLite; pre-ping and a lock timeout on
+    PostgreSQL (:data:`LOCK_WAIT_MS` on both)."""
     resolved = resolve_url(url)
     try:
         parsed = make_url(resolved)
@@ -46,7 +50,7 @@ def make_engine(url: str | None = None, **kwargs: Any) -> Engine:
         raise _bad_url(resolved, exc) from None
     backend = parsed.get_backend_name()
     if backend == "sqlite":
-        connect_args = {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
+        connect_args = {"timeout": LOCK_WAIT_MS / 1000}
         try:
             engine = create_engine(resolved, connect_args=connect_args, **kwargs)
         except ArgumentError as exc:  # sqlite://relative (two slashes)
@@ -63,7 +67,7 @@ def make_engine(url: str | None = None, **kwargs: Any) -> Engine:
             cur = dbapi_conn.cursor()
             if parsed.database not in (None, "", ":memory:"):
                 cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+            cur.execute(f"PRAGMA busy_timeout={LOCK_WAIT_MS}")
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.close()
@@ -73,9 +77,18 @@ def make_engine(url: str | None = None, **kwargs: Any) -> Engine:
         try:
             for host in (parsed.host or "").split(","):
                 host.encode("idna")  # a name the resolver would fail on, at every connect
-            return create_engine(resolved, pool_pre_ping=True, **kwargs)
+            engine = create_engine(resolved, pool_pre_ping=True, **kwargs)
         except (ArgumentError, ValueError, TypeError) as exc:
             raise _bad_url(resolved, exc) from None
+
+        @event.listens_for(engine, "connect")
+        def _pg_lock_timeout(dbapi_conn: Any, _record: Any) -> None:
+            # A session default; the cycle lock's own wait (SET LOCAL) overrides it.
+            with dbapi_conn.cursor() as cur:
+                cur.execute(f"SET lock_timeout = {int(LOCK_WAIT_MS)}")
+            dbapi_conn.commit()
+
+        return engine
     raise StoreError(
         f"--db-url / {ENV_URL}: unsupported database {backend!r} in {redact_url(resolved)!r}; "
         "use sqlite:///PATH or postgresql://USER@HOST/DB"

@@ -150,6 +150,8 @@ class ObservationRow(Base):
     isl: Mapped[float | None] = mapped_column(Float)
     osl: Mapped[float | None] = mapped_column(Float)
     request_duration_s: Mapped[float | None] = mapped_column(Float)
+    # Requests waiting for a first token at the window's end (None: the frontend does not say).
+    queued_requests: Mapped[float | None] = mapped_column(Float)
     prefill_replicas: Mapped[int | None] = mapped_column(Integer)
     decode_replicas: Mapped[int | None] = mapped_column(Integer)
     quality: Mapped[str] = mapped_column(String(32))  # ok | no_data | stale | error | partial
@@ -158,6 +160,8 @@ class ObservationRow(Base):
     # burst pattern the default policy sizes prefill for. NULL = the source could not tell.
     arrival_counts: Mapped[list[int] | None] = mapped_column(JsonDoc)
     arrival_window_s: Mapped[float | None] = mapped_column(Float)
+    # When the newest sample of the request counter was taken (the stale-data guard's input).
+    sample_time: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class PredictionRow(Base):
@@ -234,6 +238,15 @@ class DecisionRow(Base):
     prefill_gpus: Mapped[int] = mapped_column(Integer)
     decode_gpus: Mapped[int] = mapped_column(Integer)
     total_gpus: Mapped[int] = mapped_column(Integer)
+    # safety rails (planner_core.safety); NULL on rows older than migration 0009
+    scale_down_max_percent: Mapped[float | None] = mapped_column(Float)
+    prefill_scale_down_floor: Mapped[int | None] = mapped_column(Integer)
+    decode_scale_down_floor: Mapped[int | None] = mapped_column(Integer)
+    prefill_replicas_before_scale_down_limit: Mapped[int | None] = mapped_column(Integer)
+    decode_replicas_before_scale_down_limit: Mapped[int | None] = mapped_column(Integer)
+    scale_down_limited: Mapped[bool | None] = mapped_column(Boolean)
+    metrics_age_s: Mapped[float | None] = mapped_column(Float)
+    max_metrics_age_s: Mapped[float | None] = mapped_column(Float)
     details: Mapped[dict[str, Any] | None] = mapped_column(JsonDoc)
 
 

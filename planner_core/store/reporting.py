@@ -169,11 +169,13 @@ class HistoryReads(StoreCore):
                     isl=row["isl"],
                     osl=row["osl"],
                     request_duration_s=row["request_duration_s"],
+                    queued_requests=row["queued_requests"],
                     current=Replicas(row["prefill_replicas"], row["decode_replicas"]),
                     quality=row["quality"],
                     error=row["error"],
                     arrival_counts=None if counts is None else tuple(int(c) for c in counts),
                     arrival_window_s=float(row["arrival_window_s"] or 1.0),
+                    sample_time=row["sample_time"],
                 )
                 decided = (
                     None

@@ -88,12 +88,14 @@ def observation_values(obs: Observation, run_id: int, deployment_id: int) -> dic
         "isl": num(obs.isl),
         "osl": num(obs.osl),
         "request_duration_s": num(obs.request_duration_s),
+        "queued_requests": num(obs.queued_requests),
         "prefill_replicas": integer(current.prefill),
         "decode_replicas": integer(current.decode),
         "quality": obs.quality,
         "error": obs.error,
         "arrival_counts": None if obs.arrival_counts is None else [int(c) for c in obs.arrival_counts],
         "arrival_window_s": None if obs.arrival_counts is None else num(obs.arrival_window_s),
+        "sample_time": None if obs.sample_time is None else aware(obs.sample_time, "sample_time"),
     }
 
 
@@ -142,6 +144,6 @@ def decision_from_row(row: Mapping[str, Any]) -> Decision:
     for name in ("decode_sla_reachable",):
         if kwargs.get(name) is not None:
             kwargs[name] = bool(kwargs[name])
-    for name in ("budget_limited", "budget_exceeded"):
+    for name in ("budget_limited", "budget_exceeded", "scale_down_limited"):
         kwargs[name] = bool(kwargs[name])
     return Decision(**kwargs)

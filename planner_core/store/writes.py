@@ -99,11 +99,23 @@ class CycleWrites(StoreCore):
         exclude_run_id: int | None = None,
         status: str = "abandoned",
     ) -> int:
-        """Mark runs still ``running`` (their process died) as ``abandoned``; call under the lock."""
-        q = update(RUN).where(RUN.c.deployment_id == deployment_id, RUN.c.status == "running")
+        """Mark runs still ``running`` (their process died) as ``abandoned``, and their scaling
+        requests still ``pending`` (the connector's answer never came) as ``unknown``, in one
+        transaction; call under the lock, after :meth:`pending_actions` has reported them."""
+        dead = [RUN.c.deployment_id == deployment_id, RUN.c.status == "running"]
         if exclude_run_id is not None:
-            q = q.where(RUN.c.id != exclude_run_id)
+            dead.append(RUN.c.id != exclude_run_id)
+        q = update(RUN).where(*dead)
+        dead_runs = select(RUN.c.id).where(*dead)
         with self.engine.begin() as conn:
+            conn.execute(
+                update(ACT)
+                .where(
+                    ACT.c.outcome == "pending",
+                    ACT.c.decision_id.in_(select(DEC.c.id).where(DEC.c.run_id.in_(dead_runs))),
+                )
+                .values(outcome="unknown", error="the planner stopped before the connector answered; check the cluster")
+            )
             return int(
                 conn.execute(
                     q.values(
