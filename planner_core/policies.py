@@ -297,11 +297,18 @@ class DefaultPolicy:
         return profile.decode.surface.itl_ms(concurrency, context_length)
 
     def planned_num_req(self, forecast: LoadForecast, num_req: float, config: PlannerConfig) -> float:
-        """The forecast's upper quantile when the predictor gives one (and the config asks for it)."""
+        """The forecast's upper quantile when the predictor gives one (and the config asks for
+        it); on a rising load, at least where the last interval's growth takes it one interval
+        further: a worker added now is ready only after its start-up, about an interval later,
+        so the capacity decided now first serves the interval after next."""
         upper = forecast.num_req_upper
+        planned = num_req
         if config.size_for_upper_quantile and not is_missing(upper):
-            return max(num_req, float(upper or 0.0))
-        return num_req
+            planned = max(num_req, float(upper or 0.0))
+        counts = [sum(p) for p in forecast.burst_patterns[-2:]]
+        if len(counts) == 2 and counts[1] > counts[0] > 0:
+            planned = max(planned, num_req + (counts[1] - counts[0]))
+        return planned
 
     def size_prefill(self, inputs: SizingInputs) -> PoolPlan:
         config, interval_s = inputs.config, inputs.interval_s

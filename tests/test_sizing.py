@@ -177,6 +177,26 @@ def test_hand_computed_default_case():
     assert d.action == "scale"
 
 
+@pytest.mark.parametrize(
+    ("patterns", "upper", "planned"),
+    [
+        ((), None, 6000),  # no history: the forecast
+        (((2500, 2500),), None, 6000),  # one interval: no trend
+        (((2000, 2000), (2500, 2500)), None, 7000),  # +1000 per interval: one more interval's worth
+        (((2500, 2500), (2000, 2000)), None, 6000),  # falling: the forecast
+        (((2000, 2000), (2500, 2500)), 9000, 9000),  # the upper quantile already covers it
+        (((2000, 2000), (2500, 2500)), 6500, 7000),
+        (((0, 0), (2500, 2500)), None, 6000),  # from idle: a burst, not a trend
+        (((9, 9), (2000, 2000), (2500, 2500)), None, 7000),  # the last two intervals only
+    ],
+)
+def test_default_plans_a_rising_load_one_interval_further(patterns, upper, planned):
+    # a worker added now is ready after its start-up, about an interval later
+    config = make_config(adjustment_interval_s=60, max_gpu_budget=256)
+    forecast = LoadForecast(6000, 3000, 150, num_req_upper=upper, burst_patterns=patterns, burst_window_s=30.0)
+    assert size(forecast, PROFILE, config).details["planned_num_req"] == planned
+
+
 def test_default_sizes_for_upper_quantile():
     config = make_config(adjustment_interval_s=60, max_gpu_budget=256)
     mean_only = size(LoadForecast(6000, 3000, 150), PROFILE, config)
