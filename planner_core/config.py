@@ -178,8 +178,11 @@ class PlannerConfig(BaseModel):
         description="default policy: after traffic stops, hold the replicas this long before planning for "
         "zero traffic (KEDA's cooldownPeriod); 0 = act on the first idle interval",
     )
+    # Scale-up takes a worker start-up, scale-down is immediate: a pool shrunk on one low
+    # forecast is short for a start-up when the load comes back. Two minutes held the Azure
+    # replays' ramps (conv x30: 88 % -> 98 % SLA met) for 6 % more GPU-hours; longer cost more.
     scale_down_stabilization_s: int = Field(
-        0, ge=0, description="default policy: shrink a pool only to the highest target of this many seconds"
+        120, ge=0, description="default policy: shrink a pool only to the highest target of this many seconds"
     )
     scale_down_max_percent: float = Field(
         50.0,
