@@ -88,7 +88,7 @@ def plot_frontier(frontier: FrontierReport, path: Path, title: str = "") -> Path
     """SLA attainment (feasible share) against GPU-hours: each knob policy's points and frontier
     (the points no other setting beats; the others faint), the one-point policies, the oracle,
     the target attainments and the lower bound on GPU-hours at the config's attainment."""
-    fig, ax = plt.subplots(figsize=(8, 5))
+    fig, ax = plt.subplots(figsize=(9.5, 5))
     markers = iter("osD^v<>p*h")
     shown_x: list[float] = []
     for policy, points in frontier.points.items():
@@ -133,7 +133,7 @@ def plot_frontier(frontier: FrontierReport, path: Path, title: str = "") -> Path
     ax.set_xlabel("GPU-hours")
     ax.set_ylabel("SLA met, feasible requests (log scale of the share missed)")
     ax.set_title(title or "SLA attainment against GPU-hours", fontsize=10)
-    ax.legend(loc="lower right", fontsize=8)
+    ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=8)
     ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
