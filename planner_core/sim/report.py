@@ -91,12 +91,17 @@ def plot_frontier(frontier: FrontierReport, path: Path, title: str = "") -> Path
     fig, ax = plt.subplots(figsize=(9.5, 5))
     markers = iter("osD^v<>p*h")
     shown_x: list[float] = []
+    colours = iter(f"C{i}" for i in range(100))  # one per policy, knob or not
     for policy, points in frontier.points.items():
         marker = next(markers, "o")
         front = pareto(points)
         shown_x += [p.gpu_hours for p in front]
         line = ax.plot(
-            [p.gpu_hours for p in front], [_missed_pct(p.attainment) for p in front], marker=marker, label=policy
+            [p.gpu_hours for p in front],
+            [_missed_pct(p.attainment) for p in front],
+            marker=marker,
+            label=policy,
+            color=next(colours),
         )[0]
         others = [p for p in points if p not in front]
         ax.scatter(
@@ -109,7 +114,14 @@ def plot_frontier(frontier: FrontierReport, path: Path, title: str = "") -> Path
         )
     for p in frontier.singles:
         shown_x.append(p.gpu_hours)
-        ax.scatter([p.gpu_hours], [_missed_pct(p.attainment)], marker=next(markers, "x"), s=50, label=p.setting)
+        ax.scatter(
+            [p.gpu_hours],
+            [_missed_pct(p.attainment)],
+            marker=next(markers, "x"),
+            s=50,
+            label=p.setting,
+            color=next(colours),
+        )
     if frontier.oracle is not None:
         o = frontier.oracle
         shown_x.append(o.gpu_hours)
