@@ -1,10 +1,10 @@
 """``plan-fleet``: one planning cycle for each of many deployments, in one flow run.
 
-A ``plan`` flow run is a new Python process (Prefect spawns one per run: about 3 CPU-seconds of
-imports and start-up before the cycle's ~0.1 s). One ``plan`` deployment per model is right for a
-few models; for tens of them on a small machine that start-up is most of the work (50 models
-every 60 s would need 150 CPU-seconds a minute: more than two cores have). ``plan-fleet`` pays it
-once per interval: each deployment's cycle runs as its own task, in threads, with its own store
+A ``plan`` flow run is a new Python process (Prefect spawns one per run): seconds of CPU for the
+imports, the start-up and the run's API calls, around a cycle of about a tenth of that. One
+``plan`` deployment per model is right for a few models; for tens of them on a small machine that
+start-up is most of the work (``benchmarks/bench_fleet.py --layout per-deployment``). ``plan-fleet``
+pays it once per interval: each deployment's cycle runs as its own task, in threads, with its own store
 session, cycle lock, metrics and connector, exactly as ``plan`` runs it (``benchmarks/bench_fleet.py``
 measures both layouts).
 """
