@@ -13,6 +13,14 @@ The policies run at ``--arrival-resolution-s`` 5 (the default: the frontend's sc
 then the ``default`` policy runs again at every ``--resolutions`` step (the arrival pattern read
 from the request counter every 1, 5 and 15 s) and a resolution table prints its SLA attainment
 and GPU-hours at each.
+``--frontier`` compares at matched attainment instead (issue 15): it sweeps each policy's one knob
+(our ``--sla-attainment``, dynamo-tuned's prefill throughput factor and decode target factor,
+static-best's replica counts; ``planner_core/sim/baselines.py``), prints each policy's GPU-hours
+at the target attainment (99 %) and at the attainment ``default`` reached (interpolated on each
+frontier; static-best at a step), the singles (``dynamo`` as shipped, ``clairvoyant``, ...), the
+oracle and the 99 % lower bound, the wall time of each part, and ``--plot-dir`` gets one
+``frontier-<trace>-x<scale>.png`` per run. Defaults in that mode: scale 10, no resolution table,
+policies ``default,dynamo-tuned,static-best,dynamo,static,oracle``.
 ``--engine mocker`` runs the same on Dynamo 1.6.1's mocker (the ``mocker`` extra; docs/mocker.md):
 by default ``default``, ``dynamo``, ``dynamo-1.6-sla``, ``dynamo-1.6-throughput`` and ``oracle``
 at scale 10, and no targets (the mocker is a cross-check, not the instrument they were set on).
@@ -23,14 +31,23 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from functools import partial
 from pathlib import Path
 
-from planner_core.config import make_config
-from planner_core.profiles import load_profile
-from planner_core.sim.mocker import MockerEngine, mocker_available, mocker_inputs, run_mocker_policy
-from planner_core.sim.oracle import prefill_lower_bound
-from planner_core.sim.replay import compute_oracle, load_workload, run_policy
-from planner_core.sim.report import format_table
+from planner_core.config import PlannerConfig, make_config
+from planner_core.profiles import Profile, load_profile
+from planner_core.records import Replicas
+from planner_core.sim.baselines import (
+    HINDSIGHT,
+    Runner,
+    frontier_report,
+    lower_bound_gpu_hours,
+    replay_runner,
+    run_compared,
+)
+from planner_core.sim.mocker import MockerEngine, MockerInputs, mocker_available, mocker_inputs, run_mocker_policy
+from planner_core.sim.replay import ReplayResult, Workload, compute_oracle, load_workload, run_policy
+from planner_core.sim.report import format_table, plot_frontier
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "traces" / "azure_llm_2023"
 TRACES = {"code": SHARED / "AzureLLMInferenceTrace_code.csv", "conv": SHARED / "AzureLLMInferenceTrace_conv.csv"}
@@ -55,17 +72,27 @@ def main() -> None:
         help="load scaling's copies arrive within this many seconds (default: the interval, 60; 1 = burst stress)",
     )
     parser.add_argument("--speed-up", type=float, default=1.0, help="time compression instead of (or with) copies")
+    parser.add_argument("--frontier", action="store_true", help="compare at matched attainment (see above)")
+    parser.add_argument("--plot-dir", type=Path, default=None, help="--frontier: write the frontier plots here")
     args = parser.parse_args()
     mocker = args.engine == "mocker"
     if mocker and not mocker_available():
         parser.error("--engine mocker: install the optional extra: pip install -e '.[mocker]'")
-    args.scales = args.scales or ("10" if mocker else "10,30")
+    args.scales = args.scales or ("10" if mocker or args.frontier else "10,30")
+    if args.frontier:
+        args.resolutions = ""
     if args.policies is None:
-        args.policies = (
-            "default,dynamo,dynamo-1.6-sla,dynamo-1.6-throughput,oracle"
-            if mocker
-            else "default,clairvoyant,dynamo,static,oracle"
-        )
+        if args.frontier:
+            args.policies = "default,dynamo-tuned,static-best," + (
+                "dynamo-1.6-sla,dynamo-1.6-throughput,oracle" if mocker else "dynamo,static,oracle"
+            )
+        else:
+            args.policies = (
+                "default,dynamo,dynamo-1.6-sla,dynamo-1.6-throughput,oracle"
+                if mocker
+                else "default,clairvoyant,dynamo,static,oracle"
+            )
+    bench_t0 = time.perf_counter()
 
     config = make_config(
         adjustment_interval_s=60,
@@ -91,31 +118,45 @@ def main() -> None:
             t0 = time.perf_counter()
             plan = compute_oracle(workload, profile, config)
             oracle_s = time.perf_counter() - t0
+            policies = args.policies.split(",")
+            t0 = time.perf_counter()
+            frontier = None
             if mocker:
                 engine = MockerEngine(
                     max_num_seqs=config.max_num_seqs, max_num_batched_tokens=config.max_num_batched_tokens
                 )
                 with mocker_inputs(workload, profile, engine) as inputs:
-                    results = [
-                        run_mocker_policy(workload, config, p, oracle_plan=plan, profile=profile, inputs=inputs)
-                        for p in args.policies.split(",")
-                    ]
+                    on_mocker = partial(mocker_run, workload, plan, profile, inputs)
+                    results, swept = compare(on_mocker, policies, config, plan, args.frontier)
             else:
-                results = [
-                    run_policy(workload, config, p, oracle_plan=plan, profile=profile) for p in args.policies.split(",")
-                ]
+                results, swept = compare(replay_runner(workload, profile, plan), policies, config, plan, args.frontier)
+            runs_s = time.perf_counter() - t0
             by = {r.policy: r for r in results}
             engine_note = f", {'mocker' if mocker else 'our'} engine, max_num_seqs {config.max_num_seqs}"
             print(f"\n== azure {trace} x{scale:g} (copies within {jitter_s:g} s, speed-up {args.speed_up:g}): "
                   f"{len(workload):,} requests "
                   f"(trace load {load_s:.1f} s, oracle {oracle_s:.1f} s{engine_note})")
             print(format_table(results))
+            if args.frontier:
+                t0 = time.perf_counter()
+                frontier = frontier_report(results, swept, workload, profile, config, plan)
+                bound_s = time.perf_counter() - t0
+                print(frontier.table())
+                runs = sum(len(v) for v in swept.values()) + sum(p not in swept for p in policies)
+                print(f"wall: {runs} replays in {runs_s:.1f} s, oracle {oracle_s:.1f} s, lower bound {bound_s:.1f} s")
+                if args.plot_dir is not None:
+                    args.plot_dir.mkdir(parents=True, exist_ok=True)
+                    engine_name = "mocker" if mocker else "ours"
+                    path = args.plot_dir / f"frontier-{trace}-x{scale:g}{'-mocker' if mocker else ''}.png"
+                    plot_frontier(frontier, path, f"azure {trace} x{scale:g}, {engine_name} engine: "
+                                  "SLA attainment against GPU-hours")
+                    print(f"plot: {path}")
             # What reaching 99 % of all requests costs any policy at all (docs/oracle.md).
             bound_gpu_h = (
-                prefill_lower_bound(profile, workload.arrival_s, workload.isl, config.adjustment_interval_s,
-                                    config.ttft_ms, plan, config.sla_attainment) * config.prefill_engine_num_gpu
-                + len(plan) * config.min_endpoint * config.decode_engine_num_gpu
-            ) * config.adjustment_interval_s / 3600.0
+                frontier.lower_bound_gpu_hours
+                if frontier is not None and frontier.lower_bound_gpu_hours is not None
+                else lower_bound_gpu_hours(workload, profile, config, plan)
+            )
             print(f"any policy with >= {config.sla_attainment:.0%} SLA met needs >= {bound_gpu_h:.2f} GPU-h "
                   f"(prefill lower bound + {config.min_endpoint} decode engine per interval)")
             row = {"trace": trace, "load_scale": scale, "copy_jitter_s": jitter_s, "speed_up": args.speed_up,
@@ -123,7 +164,10 @@ def main() -> None:
                    "results": [r.summary() for r in results], "oracle_s": oracle_s,
                    "lower_bound_gpu_hours_at_99pct": bound_gpu_h}
             row["engine"] = args.engine
-            if "default" in by and not mocker:
+            row["replays_s"] = runs_s
+            if frontier is not None:
+                row["frontier"] = frontier.summary()
+            if "default" in by and not mocker and not args.frontier:
                 d = by["default"]
                 checks = {
                     "attainment>=0.99": d.sla_attainment >= 0.99,
@@ -153,7 +197,33 @@ def main() -> None:
                                   "gpu_hours": r.gpu_hours})
                 row["by_arrival_resolution"] = table
             summary.append(row)
-    print(json.dumps({"benchmark": "replay", "engine": args.engine, "runs": summary}, default=str), flush=True)
+    wall_s = time.perf_counter() - bench_t0
+    print(f"\nbenchmark wall time {wall_s:.0f} s")
+    print(
+        json.dumps({"benchmark": "replay", "engine": args.engine, "wall_s": wall_s, "runs": summary}, default=str),
+        flush=True,
+    )
+
+
+def mocker_run(
+    workload: Workload,
+    plan: list[Replicas],
+    profile: Profile,
+    inputs: MockerInputs,
+    config: PlannerConfig,
+    policy: str,
+    fixed: Replicas | None,
+) -> ReplayResult:
+    return run_mocker_policy(workload, config, policy, oracle_plan=plan, profile=profile, inputs=inputs, fixed=fixed)
+
+
+def compare(
+    run: Runner, policies: list[str], config: PlannerConfig, plan: list[Replicas], frontier: bool
+) -> tuple[list[ReplayResult], dict[str, list[ReplayResult]]]:
+    """Every policy's row (the hindsight baselines picked from their sweeps) and the sweeps."""
+    if not frontier and not set(policies) & set(HINDSIGHT):
+        return [run(config, p, None) for p in policies], {}
+    return run_compared(policies, lambda p: run(config, p, None), run, config, plan, frontier=frontier)
 
 
 if __name__ == "__main__":

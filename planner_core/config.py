@@ -51,10 +51,16 @@ class Mode(StrEnum):
 
 
 class Policy(StrEnum):
-    """Sizing policy. ``dynamo`` reproduces Dynamo's arithmetic; ``default`` is ours."""
+    """Sizing policy. ``dynamo`` reproduces Dynamo's arithmetic; ``default`` is ours;
+    ``dynamo-tuned`` is Dynamo's arithmetic as a careful user would tune it (docs/baselines.md)."""
 
     DEFAULT = "default"
     DYNAMO = "dynamo"
+    DYNAMO_TUNED = "dynamo-tuned"
+
+
+# Policies that run Dynamo's planner loop (skip cycles during a rollout, hold through idle time).
+DYNAMO_POLICIES = (Policy.DYNAMO, Policy.DYNAMO_TUNED)
 
 
 class RolloutBehaviour(StrEnum):
@@ -140,7 +146,7 @@ class PlannerConfig(BaseModel):
     isl: int = Field(3000, gt=0, description="default input sequence length, tokens")
     osl: int = Field(150, gt=0, description="default output sequence length, tokens")
     no_correction: bool = Field(False, description="ignore how the live system compares to profile")
-    policy: Policy = Field(Policy.DEFAULT, description="sizing policy: default (ours) or dynamo")
+    policy: Policy = Field(Policy.DEFAULT, description="sizing policy: default (ours), dynamo or dynamo-tuned")
     sla_attainment: float = Field(
         0.99, gt=0.5, lt=1.0, description="default policy: share of requests sized to meet the TTFT SLA"
     )
@@ -152,6 +158,18 @@ class PlannerConfig(BaseModel):
     )
     decode_target_utilization: float = Field(
         0.85, gt=0.0, le=1.0, description="default policy: plan decode engines at this share of profiled throughput"
+    )
+    prefill_throughput_factor: float = Field(
+        1.0,
+        gt=0.0,
+        le=4.0,
+        description="dynamo-tuned policy: size prefill for this share of the profiled throughput (0.6 = 40 % headroom)",
+    )
+    decode_target_factor: float = Field(
+        1.0,
+        gt=0.0,
+        le=1.0,
+        description="dynamo-tuned policy: size decode for this share of the ITL SLA and of max_num_seqs",
     )
     idle_cooldown_s: int = Field(
         300,
@@ -311,7 +329,7 @@ class PlannerConfig(BaseModel):
 
     def rollout_behaviour(self) -> RolloutBehaviour:
         """``--policy dynamo`` reproduces Dynamo, which skips the cycle during a rollout."""
-        return RolloutBehaviour.SKIP if self.policy == Policy.DYNAMO else self.while_rolling_out
+        return RolloutBehaviour.SKIP if self.policy in DYNAMO_POLICIES else self.while_rolling_out
 
     def profile_dir(self) -> Path:
         return Path(self.profile_results_dir) if self.profile_results_dir else BUNDLED_PROFILE_DIR
@@ -339,6 +357,8 @@ SIZING_FIELDS = (
     "size_for_upper_quantile",
     "apply_prefill_correction",
     "decode_target_utilization",
+    "prefill_throughput_factor",
+    "decode_target_factor",
 )
 
 
@@ -502,6 +522,8 @@ FLAGS: tuple[_Flag, ...] = (
     _Flag("--idle-cooldown", "idle_cooldown_s"),
     _Flag("--sla-attainment", "sla_attainment"),
     _Flag("--decode-target-utilization", "decode_target_utilization"),
+    _Flag("--prefill-throughput-factor", "prefill_throughput_factor"),
+    _Flag("--decode-target-factor", "decode_target_factor"),
     _Flag("--apply-prefill-correction", "apply_prefill_correction"),
     _Flag("--load-predictor", "load_predictor", ("--predictor",)),
     _Flag("--load-predictor-log1p", "load_predictor_log1p"),

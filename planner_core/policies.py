@@ -12,6 +12,11 @@ pure arithmetic over the profile.
     rule with ``round`` (which can overshoot the budget by a GPU or two: flagged as
     ``budget_exceeded`` on the decision, never silently). No scale-down stabilisation, and an
     idle interval holds (Dynamo skips cycles whose metrics are NaN).
+:class:`DynamoTunedPolicy`
+    Dynamo's arithmetic as a careful user would run it (``docs/baselines.md``): prefill sized
+    for ``prefill_throughput_factor`` of the profiled throughput, decode for
+    ``decode_target_factor`` of the ITL SLA and, unlike Dynamo, with no engine planned above
+    that share of ``max_num_seqs`` running sequences. Everything else is Dynamo's.
 :class:`DefaultPolicy`
     Ours. The correction factors apply in both directions (clamped to a sane range so one
     noisy interval cannot multiply a pool tenfold), prefill is sized by queueing (and the
@@ -218,6 +223,53 @@ class DynamoPolicy:
         return None
 
 
+class DynamoTunedPolicy(DynamoPolicy):
+    """Dynamo's arithmetic with a careful user's two knobs and the engine's sequence cap (see the
+    module docstring)."""
+
+    name = Policy.DYNAMO_TUNED
+
+    def size_prefill(self, inputs: SizingInputs) -> PoolPlan:
+        plan = super().size_prefill(inputs)
+        factor = inputs.config.prefill_throughput_factor
+        profiled = plan.values["prefill_thpt_per_gpu"]
+        thpt = profiled * factor
+        demand = plan.values["prefill_demand_tokens_per_s"]
+        plan.replicas = ceil_replicas(demand, thpt, inputs.config.prefill_engine_num_gpu)
+        plan.values["prefill_thpt_per_gpu"] = thpt
+        plan.details = {"prefill_throughput_factor": factor, "prefill_thpt_per_gpu_profiled": profiled}
+        plan.reasons = [f"prefill {demand:,.0f} tok/s / ({factor:g} x {profiled:,.0f}) tok/s/GPU -> {plan.replicas}"]
+        return plan
+
+    def size_decode(self, inputs: SizingInputs) -> PoolPlan:
+        config = inputs.config
+        factor = config.decode_target_factor
+        itl_target = config.itl_ms * factor / inputs.decode_correction
+        context = inputs.isl + inputs.osl / 2
+        grid = inputs.profile.decode.dynamo_grid
+        point = grid.best_operating_point(itl_target, context)
+        demand = inputs.planned_num_req * inputs.osl / inputs.interval_s
+        plan = _decode_plan(inputs, point, itl_target, demand)
+        # Dynamo plans an engine for as many sequences as its KV cache holds at the ITL target;
+        # the engine runs at most max_num_seqs. A careful user sizes for the cap as well: N engines
+        # running `seqs` sequences each at ITL(seqs) carry demand x ITL(seqs) sequences in flight.
+        seqs = factor * config.max_num_seqs
+        in_flight = demand * grid.itl_ms(seqs, context) / 1000.0
+        for_cap = math.ceil(in_flight / seqs) if demand > 0 else 0
+        plan.details = {
+            "decode_target_factor": factor,
+            "decode_seqs_per_engine_planned": seqs,
+            "decode_replicas_for_max_num_seqs": for_cap,
+        }
+        if for_cap > plan.replicas:
+            plan.reasons.append(
+                f"max_num_seqs {config.max_num_seqs}: {in_flight:,.0f} sequences in flight / {seqs:.0f} per engine "
+                f"-> {for_cap}"
+            )
+            plan.replicas = for_cap
+        return plan
+
+
 class DefaultPolicy:
     """Ours (see the module docstring)."""
 
@@ -368,7 +420,11 @@ class DefaultPolicy:
         return config.scale_down_max_percent
 
 
-_POLICIES: dict[Policy, SizingPolicy] = {Policy.DYNAMO: DynamoPolicy(), Policy.DEFAULT: DefaultPolicy()}
+_POLICIES: dict[Policy, SizingPolicy] = {
+    Policy.DYNAMO: DynamoPolicy(),
+    Policy.DYNAMO_TUNED: DynamoTunedPolicy(),
+    Policy.DEFAULT: DefaultPolicy(),
+}
 
 
 def policy_for(policy: Policy | str) -> SizingPolicy:

@@ -14,8 +14,10 @@ from typing import Any
 
 from planner_core.config import BUNDLED_TRACE, PlannerConfig, add_config_arguments, config_from_args
 from planner_core.profiles import load_profile
+from planner_core.records import Replicas
+from planner_core.sim.baselines import frontier_report, run_compared
 from planner_core.sim.mocker import DYNAMO16_POLICIES, MOCKER_POLICIES, MockerEngine
-from planner_core.sim.replay import POLICIES, compute_oracle, load_workload, run_policy
+from planner_core.sim.replay import POLICIES, ReplayResult, compute_oracle, load_workload, run_policy
 
 DYNAMO16 = "dynamo-1.6"  # shorthand for both of Dynamo 1.6.1's optimization targets
 
@@ -62,6 +64,9 @@ REPLAY_IGNORED_ENV_FIELDS = (
     "log_dir",
     "metric_pulling_prometheus_endpoint",
     "metric_reporting_prometheus_port",
+    # dynamo-tuned's knobs: the replay picks them in hindsight from a grid (docs/baselines.md)
+    "prefill_throughput_factor",
+    "decode_target_factor",
 )
 REPLAY_ENV_FIELDS = tuple(f for f in PlannerConfig.model_fields if f not in REPLAY_IGNORED_ENV_FIELDS)
 # A replay holds every request in memory (about 100 bytes each, several arrays).
@@ -85,10 +90,11 @@ def register(subparsers: Any) -> None:
         # not `policy`: that is the planner config's field (default/dynamo sizing), which
         # config_from_args would read from the namespace
         dest="replay_policy",
-        choices=(*POLICIES, DYNAMO16, *DYNAMO16_POLICIES),
+        choices=(*POLICIES, "static-best", DYNAMO16, *DYNAMO16_POLICIES),
         default=None,
         help=f"planner policy to replay (default: default; {DYNAMO16}: Dynamo 1.6.1's own planner, both targets; "
-        "--engine mocker only)",
+        "--engine mocker only; dynamo-tuned and static-best are picked in hindsight for --sla-attainment: "
+        "docs/baselines.md)",
     )
     parser.add_argument("--compare", default=None, help="comma-separated policies to run on the same trace")
     parser.add_argument(
@@ -103,6 +109,13 @@ def register(subparsers: Any) -> None:
         default="paged",
         help="our engine's decode KV: paged (vLLM's: KV grows with the tokens, preemption when full) or "
         "reserve (each request reserves ISL + OSL at admission, never preempted); docs/simulator.md",
+    )
+    parser.add_argument(
+        "--frontier",
+        action="store_true",
+        help="also sweep the knob of default (--sla-attainment), dynamo-tuned and static-best among the compared "
+        "policies, print their GPU-hours at matched attainment and plot attainment against GPU-hours "
+        "(frontier.png in --report-dir)",
     )
     parser.add_argument("--startup-s", type=float, default=60.0, help="seconds before a new worker is ready")
     parser.add_argument(
@@ -157,7 +170,7 @@ def run(args: argparse.Namespace) -> int:
         )
     policies = [p.strip() for p in args.compare.split(",")] if args.compare else [args.replay_policy or "default"]
     policies = [q for p in policies for q in (DYNAMO16_POLICIES if p == DYNAMO16 else (p,))]
-    known = MOCKER_POLICIES if args.engine == "mocker" else POLICIES
+    known = (*(MOCKER_POLICIES if args.engine == "mocker" else POLICIES), "static-best")
     unknown = [p for p in policies if p not in known]
     if unknown:
         hint = " (Dynamo 1.6.1's planner runs on --engine mocker)" if set(unknown) <= set(DYNAMO16_POLICIES) else ""
@@ -200,40 +213,62 @@ def run(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     oracle_plan = compute_oracle(workload, profile, config)
-    results = []
+    frontier = None
     with ExitStack() as stack:
         runner: Any = run_policy
+        engine_kwargs: dict[str, Any] = {"frontend": args.frontend, "kv_admission": args.kv_admission}
         if args.engine == "mocker":
-            from planner_core.sim.mocker import MockerUnavailable, mocker_inputs, run_mocker_policy
+            from planner_core.sim.mocker import mocker_inputs, run_mocker_policy
 
             engine = MockerEngine(
                 max_num_seqs=config.max_num_seqs, max_num_batched_tokens=config.max_num_batched_tokens
             )
             runner = partial(run_mocker_policy, inputs=stack.enter_context(mocker_inputs(workload, profile, engine)))
-        for policy in policies:
+            engine_kwargs = {}
+
+        def baseline_run(cfg: PlannerConfig, policy: str, fixed: Replicas | None) -> ReplayResult:
+            """One replay of a baseline search: not stored, no progress bar."""
+            return _run(
+                runner,
+                workload,
+                cfg,
+                policy,
+                startup_s=args.startup_s,
+                oracle_plan=oracle_plan,
+                profile=profile,
+                fixed=fixed,
+                **engine_kwargs,
+            )
+
+        def run_one(policy: str) -> ReplayResult:
             bar = _ProgressBar(policy)
-            try:
-                result = runner(
-                    workload,
-                    config,
-                    policy,
-                    startup_s=args.startup_s,
-                    store=store,
-                    oracle_plan=oracle_plan,
-                    profile=profile,
-                    progress=bar,
-                    **(
-                        {}
-                        if args.engine == "mocker"
-                        else {"frontend": args.frontend, "kv_admission": args.kv_admission}
-                    ),
-                )
-            except Exception as exc:
-                if args.engine == "mocker" and isinstance(exc, MockerUnavailable):
-                    raise UsageError(str(exc)) from exc
-                raise
-            results.append(result)
+            result = _run(
+                runner,
+                workload,
+                config,
+                policy,
+                startup_s=args.startup_s,
+                store=store,
+                oracle_plan=oracle_plan,
+                profile=profile,
+                progress=bar,
+                **engine_kwargs,
+            )
             bar.close()
+            return result
+
+        results, swept = run_compared(
+            policies,
+            run_one,
+            baseline_run,
+            config,
+            oracle_plan,
+            frontier=args.frontier,
+            reuse_default=store is None,
+            progress=lambda p: print(f"{p}: sweeping its knob (not stored)", file=sys.stderr),
+        )
+        if args.frontier:
+            frontier = frontier_report(results, swept, workload, profile, config, oracle_plan)
 
     if args.report_dir is not None:
         from planner_core.sim.report import write_report
@@ -244,16 +279,35 @@ def run(args: argparse.Namespace) -> int:
             f"Replay of {workload.name} ({_load_note(load_scale, copy_jitter_s, args.speed_up)})",
             config.ttft_ms,
             config.itl_ms,
+            frontier,
         )
         print(f"report: {index}", file=sys.stderr)
     if args.json:
         payload = [_clean(r.summary()) for r in results]
-        print(json.dumps(payload[0] if len(payload) == 1 else {"trace": workload.name, "results": payload}))
+        if frontier is not None:
+            print(json.dumps({"trace": workload.name, "results": payload, "frontier": frontier.summary()}))
+        else:
+            print(json.dumps(payload[0] if len(payload) == 1 else {"trace": workload.name, "results": payload}))
     else:
         from planner_core.sim.report import format_table
 
         print(format_table(results))
+        if frontier is not None:
+            print()
+            print(frontier.table())
     return 0
+
+
+def _run(runner: Any, *args: Any, **kwargs: Any) -> Any:
+    """One replay on either engine; the mocker's missing pieces become a usage error."""
+    from planner_core.commands import UsageError
+
+    try:
+        return runner(*args, **kwargs)
+    except Exception as exc:
+        if type(exc).__name__ == "MockerUnavailable":
+            raise UsageError(str(exc)) from exc
+        raise
 
 
 def _check_numbers(args: argparse.Namespace) -> None:

@@ -29,6 +29,8 @@ SIZE_FLAGS = (
     "isl",
     "osl",
     "no_correction",
+    "prefill_throughput_factor",
+    "decode_target_factor",
 )
 # Settings read from PLANNER_* variables: the flags' fields and the default policy's knobs the
 # sizing reads. The others (metrics ports, predictors ...) do not concern `size`, so a bad value

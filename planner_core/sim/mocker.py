@@ -522,8 +522,10 @@ def run_mocker_policy(
     deployment_name: str | None = None,
     inputs: MockerInputs | None = None,
     engine: MockerEngine | None = None,
+    fixed: Replicas | None = None,
 ) -> ReplayResult:
-    """Replay ``workload`` under one policy on the mocker and score it like our engine."""
+    """Replay ``workload`` under one policy on the mocker and score it like our engine
+    (``fixed``: the replicas ``static`` holds, as in :func:`~planner_core.sim.replay.run_policy`)."""
     if policy not in MOCKER_POLICIES:
         raise ValueError(f"policy: unknown {policy!r}; choose from {', '.join(MOCKER_POLICIES)}")
     profile = profile or load_profile(config.profile_dir())
@@ -541,6 +543,7 @@ def run_mocker_policy(
                 progress=progress,
                 deployment_name=deployment_name,
                 inputs=made,
+                fixed=fixed,
             )
     started = time.perf_counter()
     interval = float(config.adjustment_interval_s)
@@ -555,15 +558,15 @@ def run_mocker_policy(
     scaling: _TickingPolicy
     if policy in ("oracle", "static"):
         if policy == "oracle":
-            fixed = [
+            fixed_plan = [
                 Replicas(max(r.prefill or 0, config.min_endpoint), max(r.decode or 0, config.min_endpoint))
                 for r in plan
             ]
             worker_startup_s = 0.0  # the oracle's replicas are there when its interval starts
         else:
-            fixed = [static_replicas(workload, profile, config)]
+            fixed_plan = [fixed if fixed is not None else static_replicas(workload, profile, config)]
         scaling = FixedPlanPolicy(
-            frontend, fixed or [Replicas(config.min_endpoint, config.min_endpoint)], interval, n_intervals
+            frontend, fixed_plan or [Replicas(config.min_endpoint, config.min_endpoint)], interval, n_intervals
         )
     else:
         cycle_config, predictor, predictor_name = closed_loop_setup(workload, config, policy, startup_s)

@@ -8,8 +8,12 @@ environment) and persists everything to the store, on simulated time.
 Baselines run on the same requests:
 
 ``dynamo``  Dynamo's arithmetic with its default predictor (ARIMA).
+``dynamo-tuned``  Dynamo's arithmetic as a careful user runs it: the constant predictor, the
+            config's ``prefill_throughput_factor`` and ``decode_target_factor``, decode sized for
+            ``max_num_seqs`` (:mod:`planner_core.sim.baselines` picks the knobs in hindsight).
 ``static``  fixed replicas sized (with Dynamo's arithmetic on the actual load) for the trace's
-            busiest interval, running from the start.
+            busiest interval, running from the start; or the ``fixed`` replicas given
+            (:mod:`planner_core.sim.baselines` searches the fewest that reach a target).
 ``oracle``  per interval, the fewest replicas that meet the SLA for that interval's actual
             requests with no start-up delay (see ``docs/oracle.md``): a lower bound on GPU-hours.
 ``clairvoyant``  a diagnostic, not a planner: the ``default`` sizing and cycle, fed the *actual*
@@ -51,8 +55,9 @@ from planner_core.sim.oracle import oracle_replicas
 from planner_core.sim.workload import DEFAULT_COPY_JITTER_S
 from planner_core.sizing import size
 
-POLICIES = ("default", "dynamo", "static", "oracle", "clairvoyant")
+POLICIES = ("default", "dynamo", "dynamo-tuned", "static", "oracle", "clairvoyant")
 DYNAMO_PREDICTOR = "arima"
+TUNED_PREDICTOR = "constant"  # dynamo-tuned: the last interval's load, no model to fit
 DEFAULT_EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
 
 
@@ -135,6 +140,8 @@ class ReplayResult:
     unfinished: int
     # decode preemptions (paged KV, our engine; None where the engine does not report them)
     preemptions: int | None = None
+    # the knob setting a hindsight baseline chose (dynamo-tuned's grid point, static-best's replicas)
+    setting: str | None = None
     # per interval series for the report
     timeline: dict[str, list[Any]] = field(default_factory=dict)
 
@@ -353,6 +360,7 @@ def run_policy(
     deployment_name: str | None = None,
     frontend: str = "direct",
     kv_admission: str = "paged",
+    fixed: Replicas | None = None,
     dynamo_refit_every: int = 1,
 ) -> ReplayResult:
     """Replay ``workload`` under one policy and score it: ``oracle`` and ``static`` open loop
@@ -362,11 +370,11 @@ def run_policy(
     from the simulator; ``exporter`` goes through the frontend exporter, a scrape every
     ``--arrival-resolution-s`` and the Prometheus source's queries (same decisions, slower).
     ``kv_admission``: the simulated decode engines' KV admission, ``paged`` or ``reserve``
-    (:class:`~planner_core.sim.cluster.ClusterSimulator`). ``dynamo_refit_every``: the ``dynamo``
-    policy's ARIMA order search every this many intervals (1, Dynamo's own, by default; a
-    day-long replay takes 25, as our ``arima`` predictor does, since one search per interval
-    costs about two seconds: the parameters are still re-filtered on the newest window every
-    interval)."""
+    (:class:`~planner_core.sim.cluster.ClusterSimulator`). ``fixed``: the replicas ``static``
+    holds (default :func:`static_replicas`). ``dynamo_refit_every``: the ``dynamo`` policy's
+    ARIMA order search every this many intervals (1, Dynamo's own, by default; a day-long
+    replay takes 25, as our ``arima`` predictor does, since one search per interval costs about
+    two seconds: the parameters are still re-filtered on the newest window every interval)."""
     if policy not in POLICIES:
         raise ValueError(f"policy: unknown {policy!r}; choose from {', '.join(POLICIES)}")
     profile = profile or load_profile(config.profile_dir())
@@ -383,7 +391,7 @@ def run_policy(
     predictor_name: str | None = None
     if policy in OPEN_LOOP_POLICIES:
         sim, actions = replay_open_loop(
-            workload, profile, config, policy, plan, timeline, startup_s, progress, kv_admission
+            workload, profile, config, policy, plan, timeline, startup_s, progress, kv_admission, fixed
         )
     else:
         config, predictor, predictor_name = closed_loop_setup(workload, config, policy, startup_s, dynamo_refit_every)
@@ -419,10 +427,11 @@ def replay_open_loop(
     startup_s: float,
     progress: Callable[[int, int], None] | None = None,
     kv_admission: str = "paged",
+    fixed: Replicas | None = None,
 ) -> tuple[ClusterSimulator, int]:
     """Replicas fixed in advance, nothing observed: ``oracle`` sets each interval's ``plan`` at
-    its start (ready at once), ``static`` runs :func:`static_replicas` all along. Returns the
-    simulator and the number of scaling actions."""
+    its start (ready at once), ``static`` runs ``fixed`` (default :func:`static_replicas`) all
+    along. Returns the simulator and the number of scaling actions."""
     interval = float(config.adjustment_interval_s)
     n_intervals = len(timeline["start_s"])
     if policy == "oracle":
@@ -430,7 +439,8 @@ def replay_open_loop(
         initial = Replicas(max(first.prefill or 0, config.min_endpoint), max(first.decode or 0, config.min_endpoint))
         sim = _simulator(workload, profile, config, initial, 0.0, kv_admission)
     else:
-        sim = _simulator(workload, profile, config, static_replicas(workload, profile, config), startup_s, kv_admission)
+        held = fixed if fixed is not None else static_replicas(workload, profile, config)
+        sim = _simulator(workload, profile, config, held, startup_s, kv_admission)
     actions = 0
     for k in range(n_intervals):
         if policy == "oracle" and k < len(plan):
@@ -470,11 +480,13 @@ def closed_loop_setup(
     workload: Workload, config: PlannerConfig, policy: str, startup_s: float, dynamo_refit_every: int = 1
 ) -> tuple[PlannerConfig, Any, str]:
     """The config, load predictor and predictor name a closed-loop policy (``default``,
-    ``dynamo``, ``clairvoyant``) runs the production cycle with, on either replay engine."""
+    ``dynamo``, ``dynamo-tuned``, ``clairvoyant``) runs the production cycle with, on either replay engine."""
     from planner_core.predictors import LoadPredictor
 
     if policy == "dynamo":
         config = config.model_copy(update={"policy": Policy.DYNAMO, "load_predictor": DYNAMO_PREDICTOR})
+    elif policy == "dynamo-tuned":
+        config = config.model_copy(update={"policy": Policy.DYNAMO_TUNED, "load_predictor": TUNED_PREDICTOR})
     elif policy == "clairvoyant":
         # It knows whether traffic returns after an idle minute: no cooldown to wait out.
         config = config.model_copy(update={"policy": Policy.DEFAULT, "idle_cooldown_s": 0})

@@ -17,6 +17,7 @@ so the loser's :class:`LockBusy` names them.
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import time
@@ -26,12 +27,13 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, Table, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from planner_core.store.errors import LockBusy, StoreError
 from planner_core.store.models import CycleLockRow
 
 CL: Table = CycleLockRow.__table__  # type: ignore[assignment]
+log = logging.getLogger("sla_planner.store.lock")
 POLL_S = 0.05
 
 
@@ -99,6 +101,14 @@ class CycleLock:
             if self._pg_conn is not None:
                 try:
                     self._pg_conn.rollback()
+                except DBAPIError as exc:
+                    # The session died under us (killed, failover): PostgreSQL released the
+                    # row lock with it. The cycle's own records are committed; nothing to undo.
+                    log.warning(
+                        "cycle lock of deployment %s: its session was gone at release (%s)",
+                        self.deployment_id,
+                        exc.orig,
+                    )
                 finally:
                     self._pg_conn.close()
                     self._pg_conn = None

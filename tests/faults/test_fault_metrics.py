@@ -6,16 +6,14 @@ are never reduced, never above the budget, no row half-written, and the next cyc
 
 from __future__ import annotations
 
-import threading
 import time
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-import requests
 from fault_world import (
     START,
     ShiftedClock,
+    SlowProxy,
     World,
     assert_audit_complete,
     assert_held,
@@ -29,36 +27,6 @@ from fault_world import (
 from prometheus_server import PrometheusServer, free_port
 
 pytestmark = pytest.mark.prometheus
-
-
-class SlowProxy:
-    """Forwards to Prometheus after ``delay_s``: a Prometheus answering slower than the timeout."""
-
-    def __init__(self, upstream: str, delay_s: float) -> None:
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                time.sleep(delay_s)
-                try:
-                    answer = requests.get(upstream + self.path, timeout=5)
-                    self.send_response(answer.status_code)
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(answer.content)))
-                    self.end_headers()
-                    self.wfile.write(answer.content)
-                except (OSError, requests.RequestException):
-                    pass  # the planner gave up long ago
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 def _check_held(world: World, result, quality: str, says: str) -> None:
