@@ -20,7 +20,7 @@ from planner_core.config import ConfigError
 from planner_core.connectors.base import ConnectorError
 from planner_core.logs import LOGGER, log_to_dir
 from planner_core.profiles import ProfileError
-from planner_core.redaction import redact_argv
+from planner_core.redaction import redact_argv, redact_text
 from planner_core.sim.replay import ReplayError
 from planner_core.store.errors import StoreError
 from planner_core.traces import TraceError
@@ -68,7 +68,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"sla-planner {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except SQLAlchemyError as exc:  # a file that is no database, a read-only one, a server gone
-        reason = getattr(exc, "orig", None) or exc
+        reason = " ".join(redact_text(str(getattr(exc, "orig", None) or exc)).split())  # one line
         print(
             f"sla-planner {args.command}: error: --db-url: the database failed: {reason}; "
             "check the URL, that the file is a planner database and that it is writable",

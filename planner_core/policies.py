@@ -20,8 +20,9 @@ pure arithmetic over the profile.
 :class:`DefaultPolicy`
     Ours. The correction factors apply in both directions (clamped to a sane range so one
     noisy interval cannot multiply a pool tenfold), prefill is sized by queueing (and the
-    recent burst patterns) for the TTFT tail, leaving out prompts too long to meet the TTFT SLA
-    on any number of engines (:mod:`planner_core.feasibility`), decode uses :class:`DecodeSurface`
+    recent burst patterns) for the TTFT tail of prompts that can meet it (prompts too long to
+    meet the TTFT SLA set no target but count in the busy time), at the throughput of full
+    batched passes (:func:`prefill_service_s`; :mod:`planner_core.feasibility`), decode uses :class:`DecodeSurface`
     (exact at the measured points, monotone where they are) at the busiest span of the forecast
     with no engine above ``max_num_seqs`` running sequences, and the
     budget rule never exceeds the budget while keeping ``min_endpoint`` replicas of every
@@ -64,7 +65,7 @@ class SizingInputs:
     osl: float
     prefill_correction: float  # applied
     decode_correction: float  # applied
-    # prompts too long for the TTFT SLA (the default policy leaves them out of prefill)
+    # prompts too long for the TTFT SLA (the default policy sets them no TTFT target)
     feasible: FeasibleLoad = NOTHING_INFEASIBLE
 
     @property
@@ -296,37 +297,71 @@ class DefaultPolicy:
         return profile.decode.surface.itl_ms(concurrency, context_length)
 
     def planned_num_req(self, forecast: LoadForecast, num_req: float, config: PlannerConfig) -> float:
-        """The forecast's upper quantile when the predictor gives one (and the config asks for it)."""
+        """The forecast's upper quantile when the predictor gives one (and the config asks for
+        it); on a rising load, at least where the last interval's growth takes it one interval
+        further: a worker added now is ready only after its start-up, about an interval later,
+        so the capacity decided now first serves the interval after next."""
         upper = forecast.num_req_upper
+        planned = num_req
         if config.size_for_upper_quantile and not is_missing(upper):
-            return max(num_req, float(upper or 0.0))
-        return num_req
+            planned = max(num_req, float(upper or 0.0))
+        counts = [sum(p) for p in forecast.burst_patterns[-2:]]
+        if len(counts) == 2 and counts[1] > counts[0] > 0:
+            planned = max(planned, num_req + (counts[1] - counts[0]))
+        return planned
 
     def size_prefill(self, inputs: SizingInputs) -> PoolPlan:
         config, interval_s = inputs.config, inputs.interval_s
-        # Prompts too long to meet the TTFT SLA on any number of engines are not planned for:
-        # more engines would not help them, and their prefill time would inflate the mean.
+        # Prompts too long to meet the TTFT SLA on any number of engines set no latency target:
+        # more engines would not help them. But they still occupy an engine for their whole
+        # prefill (seconds each), so they count in the pool's busy time; and their length must
+        # not inflate the feasible prompts' service time (prefill time grows faster than ISL).
         feasible = inputs.feasible
         planned = inputs.planned_num_req * (1.0 - feasible.infeasible_share)
         isl = feasible.feasible_isl if feasible.infeasible > 0 else inputs.isl
         curves = inputs.profile.prefill.curves
         thpt = curves.thpt_per_gpu(isl)
         demand = planned * isl / interval_s
-        service_s = isl / (thpt * config.prefill_engine_num_gpu) * inputs.prefill_correction
+        service_s, own_pass_s = prefill_service_s(curves, isl, config)
+        service_s *= inputs.prefill_correction
+        wait_budget_s = config.ttft_ms / 1000.0 - own_pass_s * inputs.prefill_correction
+        # Every planned prompt's engine time, feasible or not: what the pool must keep up with.
+        # A long prompt is prefilled alone in chunks, so it takes its unloaded prefill time.
+        planned_all = inputs.planned_num_req if feasible.infeasible > 0 else planned
+        per_observed = planned_all / feasible.observed if feasible.observed > 0 else 0.0
+        long_prompts = [
+            (n * per_observed, curves.ttft_ms(isl) / 1000.0 * inputs.prefill_correction)
+            for n, isl in feasible.infeasible_parts
+        ]
+        infeasible_busy_s = sum(n * t for n, t in long_prompts)
+        infeasible_service_s = infeasible_busy_s / (planned_all - planned) if planned_all > planned else 0.0
+        busy_s = planned * service_s + infeasible_busy_s
+        mean_service_s = busy_s / planned_all if planned_all > 0 else service_s
+        # A few prompts holding engines for seconds make waits far longer than the mean service
+        # time suggests: the spread of service times (squared coefficient of variation) slows the tail.
+        second_moment = (planned * service_s**2 + sum(n * t * t for n, t in long_prompts)) / max(planned_all, 1e-12)
+        service_scv = second_moment / mean_service_s**2 - 1.0 if mean_service_s > 0 else 1.0
         queue = servers_for_wait_tail(
-            planned / interval_s, service_s, config.ttft_ms / 1000.0 - service_s, 1.0 - config.sla_attainment
+            planned_all / interval_s, mean_service_s, wait_budget_s, 1.0 - config.sla_attainment,
+            service_scv=service_scv,
         )
         replicas = queue.servers
         details: dict[str, Any] = {}
-        burst_servers = _servers_for_burst_patterns(inputs.forecast, planned, service_s, config)
+        burst_servers = _servers_for_burst_patterns(inputs.forecast, planned_all, mean_service_s, wait_budget_s, config)
         if burst_servers is not None:
             details.update(prefill_replicas_poisson=replicas, prefill_replicas_bursts=burst_servers)
             replicas = max(replicas, burst_servers)
         if feasible.infeasible > 0:
-            details.update(prefill_feasible_num_req=planned, prefill_feasible_isl=isl)
+            details.update(
+                prefill_feasible_num_req=planned,
+                prefill_feasible_isl=isl,
+                prefill_infeasible_isl=feasible.infeasible_isl,
+                prefill_infeasible_service_ms=infeasible_service_s * 1000.0,
+            )
             reasons_infeasible = [
                 f"{feasible.infeasible_share:.1%} of prompts longer than {feasible.max_feasible_isl:,.0f} tokens "
-                f"cannot meet the TTFT SLA: left out"
+                f"cannot meet the TTFT SLA: no latency target for them, their "
+                f"{infeasible_service_s:,.1f} s of prefill each counted in the busy time"
             ]
         else:
             reasons_infeasible = []
@@ -338,7 +373,7 @@ class DefaultPolicy:
             prefill_ttft_reachable=queue.reachable,
         )
         reasons = [
-            f"prefill {planned / interval_s:,.2f} req/s x {service_s * 1000:.1f} ms = "
+            f"prefill {planned_all / interval_s:,.2f} req/s x {mean_service_s * 1000:.1f} ms = "
             f"{queue.offered_load:.2f} busy engines; {replicas} keep P(TTFT > {config.ttft_ms:g} ms) "
             f"at {queue.late_probability:.2%}"
         ]
@@ -432,14 +467,32 @@ def policy_for(policy: Policy | str) -> SizingPolicy:
     return _POLICIES[Policy(policy)]
 
 
+def prefill_service_s(curves: Any, isl: float, config: PlannerConfig) -> tuple[float, float]:
+    """``(engine seconds per prompt, seconds until its first token is computed)`` for a prompt of
+    ``isl`` tokens on a busy prefill engine.
+
+    An engine batches queued prompts into passes of up to ``max_num_batched_tokens``, so when it
+    is busy it prefills at the throughput of a full pass (48k tokens/s on the bundled profile),
+    not at one prompt's (30k at 1,155 tokens), and a prompt is done with the pass that holds it:
+    a full pass, or its own chunks when it is longer. Where a full pass alone would miss the TTFT
+    SLA, passes must stay short to meet it: each prompt is then planned at its own concurrency-1
+    prefill time, unbatched."""
+    full_pass = float(config.max_num_batched_tokens)
+    own_s = curves.ttft_ms(max(isl, full_pass)) / 1000.0
+    if own_s < config.ttft_ms / 1000.0:
+        return isl * curves.ttft_ms(full_pass) / 1000.0 / full_pass, own_s
+    alone_s = curves.ttft_ms(isl) / 1000.0
+    return alone_s, alone_s
+
+
 def _servers_for_burst_patterns(
-    forecast: LoadForecast, planned_num_req: float, service_s: float, config: PlannerConfig
+    forecast: LoadForecast, planned_num_req: float, service_s: float, budget_s: float, config: PlannerConfig
 ) -> int | None:
-    """Prefill engines for the worst recent burst pattern, scaled to the planned request count."""
+    """Prefill engines for the worst recent burst pattern, scaled to the planned request count:
+    each request takes ``service_s`` of an engine and may wait ``budget_s``."""
     patterns = [p for p in forecast.burst_patterns if sum(p) >= BURST_MIN_SHARE * planned_num_req and sum(p) > 0]
     if not patterns or planned_num_req <= 0:
         return None
-    budget_s = config.ttft_ms / 1000.0 - service_s
     late = 1.0 - config.sla_attainment
     return max(
         servers_for_bursts(

@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 from scipy.interpolate import PchipInterpolator, griddata, interp1d
+from scipy.spatial import QhullError
 
 FloatArray = NDArray[np.float64]
 
@@ -44,6 +45,12 @@ HOW_TO_PRODUCE = (
     "its output directory with --profile-results-dir, or omit the flag to use the bundled "
     "H200 Llama-3.1-8B-FP8 profile"
 )
+
+
+# KV usages of one context level closer than this are one measurement (the slopes between them overflow).
+MIN_KV_SPACING = 1e-6
+# Longest prompt a profile may cover (10M tokens: ten times today's longest context windows).
+MAX_PROFILE_ISL = 10_000_000
 
 
 class ProfileError(ValueError):
@@ -259,7 +266,13 @@ class PrefillProfile:
         if isl.shape[0] < 4:
             raise ProfileError(f"{source}: need at least 4 prefill points for a cubic fit, got {isl.shape[0]}")
         if np.any(np.diff(isl) <= 0):
-            raise ProfileError(f"{source}: prefill_isl must be strictly increasing, got {isl.tolist()}")
+            raise ProfileError(f"{source}: prefill_isl must be strictly increasing, got {isl.tolist()[:10]}")
+        if isl[0] < 1 or isl[-1] > MAX_PROFILE_ISL:
+            # the curves are tabulated on every integer ISL of the range: bounded, so is the memory
+            raise ProfileError(
+                f"{source}: prefill_isl must lie between 1 and {MAX_PROFILE_ISL:,} tokens, got "
+                f"{isl[0]:g} to {isl[-1]:g}; {HOW_TO_PRODUCE}"
+            )
         if np.any(ttft_ms <= 0) or np.any(thpt_per_gpu <= 0):
             raise ProfileError(f"{source}: prefill_ttft and prefill_thpt_per_gpu must be positive")
         return cls(
@@ -406,8 +419,11 @@ class DecodeSurface:
             kv_level = kv[mask][order]
             if kv_level.size < 2:
                 raise ProfileError(f"{source}: context length {level:g} has {kv_level.size} point(s); need at least 2")
-            if np.any(np.diff(kv_level) <= 0):
-                raise ProfileError(f"{source}: duplicate x_kv_usage values at context length {level:g}")
+            if np.any(np.diff(kv_level) < MIN_KV_SPACING):
+                raise ProfileError(
+                    f"{source}: x_kv_usage values closer than {MIN_KV_SPACING:g} (or repeated) at context length "
+                    f"{level:g}; keep one measurement per KV usage; {HOW_TO_PRODUCE}"
+                )
             for rows, values in ((itl_rows, itl[mask][order]), (thpt_rows, thpt[mask][order])):
                 curve = PchipInterpolator(kv_level, values, extrapolate=False)
                 clamped = np.clip(kv_axis, kv_level[0], kv_level[-1])
@@ -513,7 +529,16 @@ class DecodeProfile:
         if np.unique(ctx).size < 2:
             raise ProfileError(f"{source}: need at least 2 distinct y_context_length levels")
         surface = DecodeSurface.build(kv, ctx, itl_ms, thpt_per_gpu, max_kv_tokens, source=source)
-        grid = DynamoDecodeGrid.build(kv, ctx, itl_ms, thpt_per_gpu, max_kv_tokens)
+        try:
+            with np.errstate(all="ignore"):
+                grid = DynamoDecodeGrid.build(kv, ctx, itl_ms, thpt_per_gpu, max_kv_tokens)
+        except (ValueError, QhullError) as exc:  # points on a line, or too close to triangulate
+            raise ProfileError(
+                f"{source}: the decode points cannot be triangulated for Dynamo's grid ({str(exc).splitlines()[0]}); "
+                f"{HOW_TO_PRODUCE}"
+            ) from None
+        if not (np.all(np.isfinite(surface.itl_ms_rows)) and np.all(np.isfinite(surface.thpt_rows))):
+            raise ProfileError(f"{source}: the decode surface is not finite (values too far apart); {HOW_TO_PRODUCE}")
         return cls(surface, grid, float(max_kv_tokens))
 
 

@@ -67,15 +67,17 @@ def servers_for_wait_tail(
     late_share: float,
     arrival_dispersion: float = 1.0,
     max_servers: int = 100_000,
+    service_scv: float = 1.0,
 ) -> QueueSizing:
     """Fewest servers so that ``P(wait > wait_budget_s) <= late_share``.
 
     ``arrival_dispersion`` is the arrivals' squared coefficient of variation, estimated by the
-    index of dispersion of counts (1 = Poisson). Following the Allen-Cunneen approximation for
-    G/G/c, waits grow by ``(dispersion + 1) / 2`` over M/M/c, so the tail decays that much more
-    slowly; dispersion below 1 is treated as 1 (we never plan for smoother than Poisson).
+    index of dispersion of counts (1 = Poisson), and ``service_scv`` the service times' (1 =
+    exponential). Following the Allen-Cunneen approximation for G/G/c, waits grow by
+    ``(dispersion + service_scv) / 2`` over M/M/c, so the tail decays that much more slowly;
+    values below 1 are treated as 1 (we never plan for smoother than M/M/c).
     """
-    variability = (max(1.0, arrival_dispersion) + 1.0) / 2.0
+    variability = (max(1.0, arrival_dispersion) + max(1.0, service_scv)) / 2.0
     _check_finite("arrival_rate * service_s", arrival_rate * service_s)  # before max(): max(0, nan) is 0
     load = max(0.0, arrival_rate * service_s)
     if load == 0:

@@ -161,7 +161,8 @@ class Decision:
     prefill_replicas_after_cap: int | None = None
     prefill_replicas: int | None = None
     # requests of the planned count whose prompt is too long to meet the TTFT SLA on any
-    # number of engines, left out of the prefill sizing (planner_core.feasibility)
+    # number of engines: no TTFT target for them, their prefill time counted in the pool's
+    # busy time (planner_core.feasibility)
     prefill_infeasible_num_req: float | None = None
     # decode
     decode_context_length: float | None = None

@@ -15,8 +15,9 @@ Defined results for degenerate input (documented in README):
 * an ITL SLA no profiled operating point meets -> sized at the lightest profiled point and
   flagged ``decode_sla_reachable=False`` with the reason;
 * prompts too long to meet the TTFT SLA on any number of engines (estimated from the last
-  observed ISL histogram, :mod:`planner_core.feasibility`) -> left out of the default policy's
-  prefill sizing and counted in ``prefill_infeasible_num_req``.
+  observed ISL histogram, :mod:`planner_core.feasibility`) -> no TTFT target for them in the
+  default policy's prefill sizing, but their prefill time in the pool's busy time; counted in
+  ``prefill_infeasible_num_req``.
 """
 
 from __future__ import annotations

@@ -20,6 +20,8 @@ from __future__ import annotations
 import csv
 import json
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,6 +39,9 @@ SERVEGEN_REQUIRED = ("window_start_s", "window_s", "total_rate_rps")
 MAX_TRACE_SPAN_S = 400 * 86_400.0
 MAX_BINS = 10_000_000
 MAX_GENERATED_REQUESTS = 50_000_000
+# A request's token count beyond this (2**31 - 1) is a broken row, not a prompt; it would not fit
+# the int64 arithmetic of binning either.
+MAX_TOKENS = 2**31 - 1
 
 
 class TraceError(ValueError):
@@ -154,10 +159,14 @@ def detect_format(path: str | Path) -> str:
 def _parse_count(raw: str, path: Path, lineno: int, column: str) -> int:
     try:
         value = int(raw.strip())
-    except (ValueError, AttributeError):
-        raise TraceError(f"{path}: line {lineno}: {column} must be a non-negative integer, got {raw!r}") from None
-    if value < 0:
-        raise TraceError(f"{path}: line {lineno}: {column} must be a non-negative integer, got {raw!r}")
+    except (ValueError, AttributeError):  # (also a number of more than 4300 digits)
+        raise TraceError(
+            f"{path}: line {lineno}: {column} must be a non-negative integer, got {raw[:40]!r}"
+        ) from None
+    if not 0 <= value <= MAX_TOKENS:
+        raise TraceError(
+            f"{path}: line {lineno}: {column} must be an integer from 0 to {MAX_TOKENS:,}, got {raw[:40]!r}"
+        )
     return value
 
 
@@ -224,9 +233,20 @@ def _json_number(obj: dict, key: str, path: Path, lineno: int) -> float:
             f"{path}: line {lineno}: missing key {key!r} (expected timestamp, input_length, output_length)"
         )
     value = obj[key]
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
-        raise TraceError(f"{path}: line {lineno}: {key} must be a non-negative number, got {value!r}")
-    return float(value)
+    try:  # float() of an int too large for a double raises OverflowError
+        number = float(value) if isinstance(value, int | float) and not isinstance(value, bool) else math.nan
+    except OverflowError:
+        number = math.inf
+    if not math.isfinite(number) or number < 0:
+        raise TraceError(f"{path}: line {lineno}: {key} must be a non-negative number, got {str(value)[:40]!r}")
+    return number
+
+
+def _json_count(obj: dict, key: str, path: Path, lineno: int) -> int:
+    value = _json_number(obj, key, path, lineno)
+    if value > MAX_TOKENS:
+        raise TraceError(f"{path}: line {lineno}: {key} must be at most {MAX_TOKENS:,} tokens, got {value:g}")
+    return int(value)
 
 
 def _read_mooncake(path: Path) -> Trace:
@@ -239,13 +259,14 @@ def _read_mooncake(path: Path) -> Trace:
                 continue
             try:
                 obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise TraceError(f"{path}: line {lineno}: expected one JSON object per line ({exc.msg})") from None
+            except ValueError as exc:  # JSONDecodeError, or an integer of more than 4300 digits
+                why = exc.msg if isinstance(exc, json.JSONDecodeError) else "a number too long"
+                raise TraceError(f"{path}: line {lineno}: expected one JSON object per line ({why})") from None
             if not isinstance(obj, dict):
                 raise TraceError(f"{path}: line {lineno}: expected a JSON object, got {type(obj).__name__}")
             times.append(float(_json_number(obj, "timestamp", path, lineno)) / 1000.0)
-            isl.append(int(_json_number(obj, "input_length", path, lineno)))
-            osl.append(int(_json_number(obj, "output_length", path, lineno)))
+            isl.append(_json_count(obj, "input_length", path, lineno))
+            osl.append(_json_count(obj, "output_length", path, lineno))
     return _finish(times, isl, osl, path, "mooncake")
 
 
@@ -253,10 +274,11 @@ def read_trace(path: str | Path) -> Trace:
     """Read a per-request trace (Azure CSV or Mooncake JSONL)."""
     path = Path(path)
     fmt = detect_format(path)
-    if fmt == "azure":
-        return _read_azure(path)
-    if fmt == "mooncake":
-        return _read_mooncake(path)
+    with _reading(path):
+        if fmt == "azure":
+            return _read_azure(path)
+        if fmt == "mooncake":
+            return _read_mooncake(path)
     raise TraceError(f"{path}: is a ServeGen aggregate rate curve, not per-request rows; use read_rate_curve")
 
 
@@ -279,6 +301,24 @@ def read_rate_curve(path: str | Path) -> RateCurve:
     fmt = detect_format(path)
     if fmt != "servegen_aggregate":
         raise TraceError(f"{path}: is a {fmt} per-request trace, not a ServeGen aggregate rate curve")
+    with _reading(path):
+        return _read_rate_curve(path)
+
+
+@contextmanager
+def _reading(path: Path) -> Iterator[None]:
+    """What the file layer can raise past the first line, as a TraceError naming the file."""
+    try:
+        yield
+    except UnicodeDecodeError as exc:
+        raise TraceError(f"{path}: byte {exc.start} is not UTF-8 text; expected a CSV or JSONL trace") from None
+    except csv.Error as exc:
+        raise TraceError(f"{path}: not a readable CSV ({exc})") from None
+    except OSError as exc:
+        raise TraceError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+
+
+def _read_rate_curve(path: Path) -> RateCurve:
     starts: list[float] = []
     widths: list[float] = []
     rates: list[float] = []
@@ -286,7 +326,10 @@ def read_rate_curve(path: str | Path) -> RateCurve:
     osls: list[float] = []
     with path.open("r", encoding="utf-8-sig", newline="") as fh:
         reader = csv.reader(fh)
-        header = [c.strip() for c in next(reader)]
+        header = [c.strip() for c in next(row for row in reader if any(c.strip() for c in row))]
+        missing = [name for name in SERVEGEN_REQUIRED if name not in header]
+        if missing:
+            raise TraceError(f"{path}: the header has no column {', '.join(missing)}")
         idx = {name: header.index(name) for name in SERVEGEN_REQUIRED}
         i_isl = header.index("mean_input_tokens_est") if "mean_input_tokens_est" in header else None
         i_osl = header.index("mean_output_tokens_est") if "mean_output_tokens_est" in header else None

@@ -8,6 +8,9 @@ Databases:
   ``PLANNER_TEST_PG_ADMIN_URL``) and dropped afterwards. When the server is unreachable the test
   is skipped, except under ``CI=true`` where it fails.
 * ``db_url`` - parametrised over both.
+
+Hypothesis profiles: ``ci`` (default, 300 examples a property) and ``thorough`` (10,000), chosen
+with ``HYPOTHESIS_PROFILE``.
 """
 
 from __future__ import annotations
@@ -17,10 +20,17 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import HealthCheck, settings
 
-PG_ADMIN_URL = os.environ.get(
-    "PLANNER_TEST_PG_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-)
+# Hypothesis: the suite runs each property at 300 examples ("ci", the default);
+# HYPOTHESIS_PROFILE=thorough runs 10,000 (issue 16's bar for the parsers; minutes, not in CI).
+# A test that sets max_examples itself keeps it in both.
+_SLOW_OK = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much]
+settings.register_profile("ci", max_examples=300, deadline=None, suppress_health_check=_SLOW_OK)
+settings.register_profile("thorough", max_examples=10_000, deadline=None, suppress_health_check=_SLOW_OK)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+PG_ADMIN_URL = os.environ.get("PLANNER_TEST_PG_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 
 
 def _in_ci() -> bool:

@@ -208,6 +208,7 @@ class FakeKube:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # headers and body go out in two writes: no 40 ms delayed ACK
 
             def log_message(self, *args: Any) -> None:
                 pass

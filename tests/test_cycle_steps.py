@@ -115,7 +115,7 @@ def test_a_restarted_cycle_loads_the_state_the_last_one_saved(sqlite_url):
 
 def test_the_observed_isl_histogram_reaches_the_sizing_and_its_count_the_store(sqlite_url):
     """Prompts too long for the TTFT SLA: the frontend's histogram goes with the forecast, the
-    default policy leaves them out of prefill, and the decision row holds how many."""
+    default policy sets them no TTFT target, and the decision row holds how many."""
     from dataclasses import replace
 
     from sqlalchemy import select
@@ -128,8 +128,9 @@ def test_the_observed_isl_histogram_reaches_the_sizing_and_its_count_the_store(s
         def observe(self, window_start: datetime, window_end: datetime) -> Observation:
             obs = world.frontend.observe(window_start, window_end)
             total = float(obs.num_req or 0)
-            # a tenth of the window's prompts above 31,000 tokens (the bundled profile meets 500 ms to ~20,500)
-            hist = ((31_000.0, 0.9 * total), (float("inf"), total))
+            # a tenth of the window's prompts above 31,000 tokens, none from 15,000 (the bundled
+            # profile meets 500 ms to ~20,350)
+            hist = ((15_000.0, 0.9 * total), (31_000.0, 0.9 * total), (float("inf"), total))
             return replace(obs, isl_histogram=hist)
 
     ports = world.ports(CONFIG, "llama")

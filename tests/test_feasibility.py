@@ -73,18 +73,43 @@ HIST = ((1000.0, 50.0), (10_000.0, 80.0), (30_000.0, 90.0), (INF, 100.0))
         (None, 2000.0, 20_000.0, FeasibleLoad(20_000.0, 0.0, 0.0, 2000.0)),
         (((1000.0, 0.0), (INF, 0.0)), 2000.0, 20_000.0, FeasibleLoad(20_000.0, 0.0, 0.0, 2000.0)),
         (HIST, 2000.0, INF, FeasibleLoad(INF, 0.0, 0.0, 2000.0)),
-        # threshold on a bucket bound: the 10 prompts above 30k are out, each counted at 30k
-        # at least; feasible mean <= (100 * 5000 - 10 * 30000) / 90
-        (HIST, 5000.0, 30_000.0, FeasibleLoad(30_000.0, 100.0, 10.0, 200_000.0 / 90.0)),
-        # threshold inside the 10k-30k bucket: that bucket is planned for (a lower bound), the 10 above are out
-        (HIST, 5000.0, 20_000.0, FeasibleLoad(20_000.0, 100.0, 10.0, 200_000.0 / 90.0)),
-        (HIST, 5000.0, 10_000.0, FeasibleLoad(10_000.0, 100.0, 20.0, (500_000.0 - 10 * 10_000 - 10 * 30_000) / 80.0)),
-        # the feasible mean never exceeds the threshold
-        (HIST, 40_000.0, 20_000.0, FeasibleLoad(20_000.0, 100.0, 10.0, 20_000.0)),
-        # a threshold above the last finite bound: the +Inf bucket's lengths are unknown, kept in
-        (HIST, 5000.0, 50_000.0, FeasibleLoad(50_000.0, 100.0, 0.0, 5000.0)),
+        # threshold on a bucket bound: the 10 prompts of the +Inf bucket (30k-60k) are out. The
+        # midpoints (500, 5,500, 20,000, 45,000) carry 840,000 tokens against the mean's 500,000:
+        # scaled by 500/840 they are 298, 3,274, 11,905 and 26,786, which is below its bucket:
+        # held at 30,000
+        (
+            HIST,
+            5000.0,
+            30_000.0,
+            FeasibleLoad(
+                30_000.0, 100.0, 10.0, (50 * 500 + 30 * 5500 + 10 * 20_000) / 90 * 500 / 840, ((10.0, 30_000.0),)
+            ),
+        ),
+        # threshold inside the 10k-30k bucket: split at it, half of its 10 prompts are out (at
+        # 20,000, the lower bound of their part) with the 10 above
+        (
+            HIST,
+            5000.0,
+            20_000.0,
+            FeasibleLoad(20_000.0, 100.0, 15.0, 1918.7675070028013, ((5.0, 20_000.0), (10.0, 30_000.0))),
+        ),
+        (
+            HIST,
+            5000.0,
+            10_000.0,
+            FeasibleLoad(10_000.0, 100.0, 20.0, 1413.6904761904761, ((10.0, 20_000 * 500 / 840), (10.0, 30_000.0))),
+        ),
+        # a mean far above the midpoints: every part at its bucket's upper edge; feasible mean capped
+        (
+            HIST,
+            40_000.0,
+            20_000.0,
+            FeasibleLoad(20_000.0, 100.0, 15.0, 5294.117647058823, ((5.0, 30_000.0), (10.0, 60_000.0))),
+        ),
+        # a threshold inside the +Inf bucket (taken as 30k-60k): a third of it is out
+        (HIST, 5000.0, 50_000.0, FeasibleLoad(50_000.0, 100.0, 10 / 3, 4470.443349753695, ((10 / 3, 50_000.0),))),
         # every prompt too long
-        (((10.0, 0.0), (100.0, 0.0), (INF, 7.0)), 50_000.0, 50.0, FeasibleLoad(50.0, 7.0, 7.0, 50.0)),
+        (((10.0, 0.0), (100.0, 0.0), (INF, 7.0)), 50_000.0, 50.0, FeasibleLoad(50.0, 7.0, 7.0, 50.0, ((7.0, 200.0),))),
     ],
 )
 def test_feasible_load_from_a_histogram(histogram, mean_isl, max_isl, expected):
@@ -93,10 +118,12 @@ def test_feasible_load_from_a_histogram(histogram, mean_isl, max_isl, expected):
     assert got.observed == expected.observed
     assert got.infeasible == pytest.approx(expected.infeasible)
     assert got.feasible_isl == pytest.approx(expected.feasible_isl)
+    assert [n for n, _ in got.infeasible_parts] == pytest.approx([n for n, _ in expected.infeasible_parts])
+    assert [x for _, x in got.infeasible_parts] == pytest.approx([x for _, x in expected.infeasible_parts])
 
 
-def test_feasible_load_on_real_prompts_is_close_and_errs_towards_capacity():
-    """Mooncake-like lengths: the histogram estimate against the exact count."""
+def test_feasible_load_on_real_prompts_estimates_the_long_prompts_prefill_time():
+    """Mooncake-like lengths: the histogram estimate against the exact requests."""
     from planner_core.metrics.exporter import BUCKETS
     from planner_core.metrics.promql import ISL
 
@@ -104,11 +131,15 @@ def test_feasible_load_on_real_prompts_is_close_and_errs_towards_capacity():
     isl = np.concatenate([rng.uniform(500, 16_000, 600), rng.uniform(16_000, 120_000, 400)])
     limit = max_feasible_isl(PROFILE, 500.0)
     est = feasible_load(isl_histogram(isl.tolist(), BUCKETS[ISL]), float(isl.mean()), limit)
-    exact_out = int(np.sum(isl > limit))
-    # a lower bound: the 15k-31k bucket holding the limit is planned for (here 347 of 380 found)
-    assert 0.9 * exact_out <= est.infeasible <= exact_out
-    assert est.feasible_isl >= float(isl[isl <= limit].mean())  # an upper bound
+    out = isl > limit
+    # the 15k-31k bucket holding the limit is split evenly: 410 found for 380
+    assert 0.95 * out.sum() <= est.infeasible <= 1.1 * out.sum()
     assert est.feasible_isl <= limit
+    assert est.feasible_isl == pytest.approx(float(isl[~out].mean()), rel=0.1)
+    # what the sizing needs from them: their prefill time, within 1 % here (exact 1,342 s)
+    exact_s = sum(PROFILE.prefill.ttft_ms(float(x)) for x in isl[out]) / 1000.0
+    est_s = sum(n * PROFILE.prefill.ttft_ms(x) for n, x in est.infeasible_parts) / 1000.0
+    assert est_s == pytest.approx(exact_s, rel=0.01)
 
 
 def test_replay_scores_all_requests_and_the_feasible_ones():

@@ -151,18 +151,22 @@ def _best_decode_thpt_from_raw(itl_ms: float, context: float, max_kv: float) -> 
 
 
 def test_hand_computed_default_case():
-    # 6000 req/min at ISL 3000 = 100 req/s, each prefill taking 3000 / thpt(3000) seconds; the
-    # pool is the fewest engines whose Erlang-C tail keeps P(wait > 500 ms - service) <= 1 %.
+    # 6000 req/min at ISL 3000 = 100 req/s. A busy engine prefills in full passes of 8,192 tokens,
+    # so each prompt takes 3000 / 8192 of a full pass's time, and is done when its (full) pass
+    # is: the pool is the fewest engines whose Erlang-C tail keeps
+    # P(wait > 500 ms - full pass) <= 1 %.
     d = decide(6000, max_gpu_budget=64)
-    thpt = PROFILE.prefill.thpt_per_gpu(3000)
-    service_s = 3000 / thpt
-    assert d.prefill_replicas == _fewest_servers_textbook(100.0 * service_s, service_s, 0.5 - service_s, 0.01)
-    assert d.prefill_replicas >= math.ceil(300_000 / thpt)
-    # with a tight TTFT SLA the queue, not the mean rate, decides
-    tight = decide(6000, max_gpu_budget=64, ttft_ms=120)
-    assert tight.prefill_replicas > math.ceil(300_000 / thpt)
-    assert tight.prefill_replicas == _fewest_servers_textbook(100.0 * service_s, service_s, 0.12 - service_s, 0.01)
+    full_pass_s = PROFILE.prefill.ttft_ms(8192) / 1000.0
+    service_s = 3000 * full_pass_s / 8192
+    assert d.prefill_replicas == _fewest_servers_textbook(100.0 * service_s, service_s, 0.5 - full_pass_s, 0.01)
+    assert d.prefill_replicas >= math.ceil(100.0 * service_s)
     assert d.details["prefill_offered_load"] == pytest.approx(100 * service_s)
+    # with a TTFT SLA shorter than a full pass, passes must stay short: each prompt is planned at
+    # its own concurrency-1 prefill time, and the queue, not the mean rate, decides
+    tight = decide(6000, max_gpu_budget=64, ttft_ms=120)
+    alone_s = PROFILE.prefill.ttft_ms(3000) / 1000.0
+    assert tight.prefill_replicas > math.ceil(100.0 * alone_s)
+    assert tight.prefill_replicas == _fewest_servers_textbook(100.0 * alone_s, alone_s, 0.12 - alone_s, 0.01)
     # decode: the best throughput whose ITL meets 50 ms with KV reservations (isl + osl per
     # request) at most 85 % of the cache
     thpt_per_gpu = _best_decode_thpt_from_raw(50.0, 3075, 0.85 * 3075 / 3150)
@@ -171,6 +175,26 @@ def test_hand_computed_default_case():
     assert d.decode_replicas == math.ceil(6000 * 150 / 60 / thpt_per_gpu)
     assert d.decode_context_length == 3075
     assert d.action == "scale"
+
+
+@pytest.mark.parametrize(
+    ("patterns", "upper", "planned"),
+    [
+        ((), None, 6000),  # no history: the forecast
+        (((2500, 2500),), None, 6000),  # one interval: no trend
+        (((2000, 2000), (2500, 2500)), None, 7000),  # +1000 per interval: one more interval's worth
+        (((2500, 2500), (2000, 2000)), None, 6000),  # falling: the forecast
+        (((2000, 2000), (2500, 2500)), 9000, 9000),  # the upper quantile already covers it
+        (((2000, 2000), (2500, 2500)), 6500, 7000),
+        (((0, 0), (2500, 2500)), None, 6000),  # from idle: a burst, not a trend
+        (((9, 9), (2000, 2000), (2500, 2500)), None, 7000),  # the last two intervals only
+    ],
+)
+def test_default_plans_a_rising_load_one_interval_further(patterns, upper, planned):
+    # a worker added now is ready after its start-up, about an interval later
+    config = make_config(adjustment_interval_s=60, max_gpu_budget=256)
+    forecast = LoadForecast(6000, 3000, 150, num_req_upper=upper, burst_patterns=patterns, burst_window_s=30.0)
+    assert size(forecast, PROFILE, config).details["planned_num_req"] == planned
 
 
 def test_default_sizes_for_upper_quantile():
@@ -414,8 +438,9 @@ def test_decode_respects_max_num_seqs():
     assert dyn.decode_replicas == dyn_free.decode_replicas  # Dynamo's arithmetic, unchanged
 
 
-def test_prompts_too_long_for_the_ttft_sla_are_left_out_of_prefill():
+def test_prompts_too_long_for_the_ttft_sla_set_no_target_but_count_in_the_busy_time():
     from planner_core.feasibility import max_feasible_isl
+    from planner_core.policies import prefill_service_s
 
     limit = max_feasible_isl(PROFILE, 500.0)
     assert 15_000 < limit < 31_000
@@ -428,11 +453,18 @@ def test_prompts_too_long_for_the_ttft_sla_are_left_out_of_prefill():
     short_only = size(LoadForecast(5400, 1000, 150), PROFILE, config)
     assert with_hist.prefill_infeasible_num_req == pytest.approx(600.0)
     assert with_hist.details["prefill_feasible_num_req"] == pytest.approx(5400.0)
-    # feasible mean: (6000 tokens mean x 1000 - 100 x 31,000 at least) / 900, an upper bound
-    assert with_hist.details["prefill_feasible_isl"] == pytest.approx((6900 * 1000 - 100 * 31_000) / 900)
-    assert with_hist.prefill_replicas < without.prefill_replicas
-    assert with_hist.prefill_replicas >= short_only.prefill_replicas
-    assert "cannot meet the TTFT SLA: left out" in with_hist.reason
+    # midpoints 900 and 46,500 (the +Inf bucket taken as 31k-62k) scaled to the exact total
+    scale = mean_isl * 1000 / (900 * 900 + 100 * 46_500)
+    assert with_hist.details["prefill_feasible_isl"] == pytest.approx(900 * scale)
+    long_isl = 46_500 * scale
+    assert with_hist.details["prefill_infeasible_isl"] == pytest.approx(long_isl)
+    long_s = PROFILE.prefill.ttft_ms(long_isl) / 1000.0
+    assert with_hist.details["prefill_infeasible_service_ms"] == pytest.approx(long_s * 1000.0)
+    # the pool keeps up with every prompt's engine time, long ones prefilled alone
+    short_s, _ = prefill_service_s(PROFILE.prefill.curves, 900 * scale, config)
+    assert with_hist.details["prefill_offered_load"] == pytest.approx((5400 * short_s + 600 * long_s) / 60)
+    assert with_hist.prefill_replicas > short_only.prefill_replicas + (600 * long_s) / 60 - 1
+    assert "counted in the busy time" in with_hist.reason
     assert without.prefill_infeasible_num_req == 0.0
     # decode still serves them all
     assert with_hist.decode_replicas == without.decode_replicas

@@ -63,15 +63,15 @@ def open_existing_store(db_url: str | None, *, check_schema: bool = True) -> Sto
     url = resolve_url(db_url)
     try:
         parsed = make_url(url)
-    except ArgumentError:
+    except (ArgumentError, ValueError):  # ValueError: a port that is not a number
         return Store(url, check_schema=check_schema)  # Store names the bad URL
     path = parsed.database
     is_file = parsed.get_backend_name() == "sqlite" and path not in (None, "", ":memory:")
     if is_file and not str(path).startswith("file:") and not Path(str(path)).exists():
         origin = "--db-url" if db_url else (f"{ENV_URL}" if os.environ.get(ENV_URL) else f"the default {DEFAULT_URL}")
         raise StoreError(
-            f"--db-url: no database at {path} (from {origin}); check the path, "
-            f"or create it with `sla-planner db upgrade --db-url {url}`"
+            f"--db-url: no database at {str(path)!r} (from {origin}); check the path, "
+            f"or create it with `sla-planner db upgrade --db-url {url if url.isprintable() else repr(url)}`"
         )
     return Store(url, check_schema=check_schema)
 

@@ -57,6 +57,11 @@ class ClusterApiError(ConnectorError):
     """The API server kept failing (after retries) or answered something unusable."""
 
 
+class MalformedObjectError(ClusterApiError):
+    """The API server returned an object with a field of the wrong shape (a string where
+    Kubernetes or Dynamo define a count, a list where they define an object ...)."""
+
+
 class DeploymentValidationError(ConnectorError):
     """Every problem :meth:`Connector.validate` found, reported at once."""
 

@@ -15,6 +15,7 @@ from planner_core.connectors.base import (
     ConnectorError,
     DuplicateSubComponentError,
     GpuCountNotFoundError,
+    MalformedObjectError,
     ModelNameMismatchError,
     ModelNameNotFoundError,
     SubComponentNotFoundError,
@@ -23,6 +24,64 @@ from planner_core.connectors.base import (
 
 # Worker flags that name the served model, the most specific first (the name clients send).
 MODEL_FLAGS = ("--served-model-name", "--model", "--model-path", "--model-name")
+
+
+# -- reading fields of an object the API server returned (untrusted JSON) ---------------------------
+
+
+def _shape(value: Any) -> str:
+    return f"{type(value).__name__} {value!r:.40}"
+
+
+def at(obj: Any, *path: str, what: str) -> Any:
+    """The value at ``path`` in a JSON object, None when a step is absent; a step that is
+    there but not an object is a :class:`MalformedObjectError` naming ``what`` and the path."""
+    node = obj
+    for depth, key in enumerate(path):
+        if node is None:
+            return None
+        if not isinstance(node, Mapping):
+            where = ".".join(path[:depth]) or "the object"
+            raise MalformedObjectError(
+                f"{what}: {where} is {_shape(node)}, expected an object; fix the object (kubectl edit) "
+                f"or the controller that wrote it"
+            )
+        node = node.get(key)
+    return node
+
+
+def obj_at(obj: Any, *path: str, what: str) -> Mapping[str, Any]:
+    """An object-valued field (``{}`` when absent)."""
+    value = at(obj, *path, what=what)
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise MalformedObjectError(f"{what}: {'.'.join(path)} is {_shape(value)}, expected an object")
+    return value
+
+
+def list_at(obj: Any, *path: str, what: str) -> list[Any]:
+    """A list-valued field (``[]`` when absent)."""
+    value = at(obj, *path, what=what)
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise MalformedObjectError(f"{what}: {'.'.join(path)} is {_shape(value)}, expected a list")
+    return value
+
+
+def count_at(obj: Any, *path: str, what: str) -> int | None:
+    """A replica count or generation: a non-negative integer (or its decimal string), None when absent."""
+    value = at(obj, *path, what=what)
+    if value is None:
+        return None
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    if isinstance(value, float) and value.is_integer() and value >= 0:
+        return int(value)
+    if isinstance(value, str) and value.strip().isdecimal() and value.strip().isascii():
+        return int(value.strip())
+    raise MalformedObjectError(f"{what}: {'.'.join(path)} is {_shape(value)}, expected a non-negative integer")
 
 
 @dataclass(frozen=True)
@@ -39,8 +98,9 @@ def find_services(
 ) -> dict[str, str]:
     """``{pool: service name}``: by ``subComponentType`` first, else the backend's component name."""
     found: dict[str, str] = {}
+    kinds = {name: at(svc, "subComponentType", what=f"service {name}") for name, svc in services.items()}
     for pool in pools:
-        typed = sorted(name for name, svc in services.items() if (svc or {}).get("subComponentType") == pool)
+        typed = sorted(str(name) for name, kind in kinds.items() if kind == pool)
         if len(typed) > 1:
             errors.append(
                 DuplicateSubComponentError(
@@ -56,7 +116,7 @@ def find_services(
             errors.append(
                 SubComponentNotFoundError(
                     f"{pool}: no service has subComponentType {pool!r} and none is named "
-                    f"{fallback_names.get(pool)!r} (services: {', '.join(sorted(services)) or 'none'}); set "
+                    f"{fallback_names.get(pool)!r} (services: {', '.join(sorted(map(str, services))) or 'none'}); set "
                     f"subComponentType: {pool} on the worker service or --{pool}-component-name"
                 )
             )
@@ -67,8 +127,14 @@ def _arguments(container: Mapping[str, Any]) -> list[str]:
     """A container's command and args as one token list (a single shell string is split)."""
     tokens: list[str] = []
     for key in ("command", "args"):
-        for item in container.get(key) or []:
-            tokens.extend(shlex.split(item) if isinstance(item, str) and " " in item.strip() else [str(item)])
+        for item in list_at(container, key, what="the worker container"):
+            if isinstance(item, str) and " " in item.strip():
+                try:
+                    tokens.extend(shlex.split(item))
+                    continue
+                except ValueError:  # an unbalanced quote: the string as one token
+                    pass
+            tokens.append(str(item))
     return tokens
 
 
@@ -85,7 +151,7 @@ def model_name_from_args(tokens: Sequence[str]) -> str | None:
 def gpu_count(resources: Mapping[str, Any] | None, keys: Sequence[str] = ("gpu", "nvidia.com/gpu")) -> int | None:
     """GPUs per engine: ``limits`` first, then ``requests`` (Dynamo's order)."""
     for section in ("limits", "requests"):
-        values = (resources or {}).get(section) or {}
+        values = obj_at(resources, section, what="resources")
         for key in keys:
             if values.get(key) not in (None, ""):
                 try:
@@ -95,15 +161,15 @@ def gpu_count(resources: Mapping[str, Any] | None, keys: Sequence[str] = ("gpu",
     return None
 
 
-def service_info(pool: str, name: str, spec: Mapping[str, Any]) -> ServiceInfo:
-    main = ((spec.get("extraPodSpec") or {}).get("mainContainer")) or {}
-    replicas = spec.get("replicas")
+def service_info(pool: str, name: str, spec: Any) -> ServiceInfo:
+    what = f"service {name}"
+    main = obj_at(spec, "extraPodSpec", "mainContainer", what=what)
     return ServiceInfo(
         pool=pool,
         name=name,
         model_name=model_name_from_args(_arguments(main)),
-        gpus=gpu_count(spec.get("resources")),
-        replicas=int(replicas) if replicas is not None else None,
+        gpus=gpu_count(obj_at(spec, "resources", what=what)),
+        replicas=count_at(spec, "replicas", what=what),
     )
 
 
@@ -153,15 +219,13 @@ def check_models_and_gpus(
 
 def dgd_ready_condition(dgd: Mapping[str, Any]) -> tuple[bool, str]:
     """Whether the DGD's ``Ready`` condition is True, and its reason/message when not."""
-    for cond in (dgd.get("status") or {}).get("conditions") or []:
-        if cond.get("type") == "Ready":
+    for cond in list_at(dgd, "status", "conditions", what="DynamoGraphDeployment"):
+        if at(cond, "type", what="DynamoGraphDeployment status.conditions") == "Ready":
             if str(cond.get("status")) == "True":
                 return True, ""
-            return False, cond.get("message") or cond.get("reason") or "Ready is False"
+            return False, str(cond.get("message") or cond.get("reason") or "Ready is False")
     return False, "no Ready condition yet"
 
 
 def service_ready_replicas(dgd: Mapping[str, Any], service: str) -> int | None:
-    status = ((dgd.get("status") or {}).get("services") or {}).get(service) or {}
-    value = status.get("readyReplicas")
-    return int(value) if value is not None else None
+    return count_at(dgd, "status", "services", service, "readyReplicas", what="DynamoGraphDeployment")

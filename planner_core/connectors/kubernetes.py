@@ -19,7 +19,9 @@ are retried with exponential backoff; a 403 names the verb and resource the Role
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -33,16 +35,21 @@ from planner_core.connectors.base import (
     ConnectorError,
     DeploymentNotFoundError,
     DeploymentValidationError,
+    MalformedObjectError,
     PermissionDeniedError,
     component_targets,
 )
 from planner_core.connectors.dgd import (
     ServiceInfo,
+    at,
     check_models_and_gpus,
+    count_at,
     dgd_ready_condition,
     find_services,
     gpu_count,
+    list_at,
     model_name_from_args,
+    obj_at,
     service_info,
     service_ready_replicas,
 )
@@ -112,7 +119,8 @@ def load_api_client() -> Any:
         config.load_incluster_config(client_configuration=configuration)
     except config.ConfigException:
         try:
-            config.load_kube_config(client_configuration=configuration)
+            # KUBECONFIG as it is now (the client reads it once, at import)
+            config.load_kube_config(config_file=os.environ.get("KUBECONFIG"), client_configuration=configuration)
         except (config.ConfigException, OSError) as exc:
             raise ConnectorError(
                 f"no Kubernetes credentials: not in a pod with a service account and no usable kubeconfig "
@@ -253,7 +261,9 @@ class KubernetesConnector:
                     self.namespace,
                     DGD_PLURAL,
                     self.dgd_name,
-                )
+                    _preload_content=False,
+                ),
+                f"DynamoGraphDeployment {self.dgd_name!r}",
             )
         except ApiException as exc:
             if exc.status == 404:
@@ -276,16 +286,19 @@ class KubernetesConnector:
                 DGD_VERSION,
                 self.namespace,
                 ADAPTER_PLURAL,
+                _preload_content=False,
             )
         except ApiException as exc:
             if exc.status == 404:  # an operator without the adapter CRD
                 return {}
             raise ClusterApiError(f"list dynamographdeploymentscalingadapters: {_status_message(exc)}") from None
+        what = "DynamoGraphDeploymentScalingAdapter list"
         out = {}
-        for item in self._as_dict(listing).get("items") or []:
-            ref = (item.get("spec") or {}).get("dgdRef") or {}
-            if ref.get("name") == self.dgd_name and ref.get("serviceName"):
-                out[ref["serviceName"]] = item["metadata"]["name"]
+        for item in list_at(self._as_dict(listing, what), "items", what=what):
+            ref = obj_at(item, "spec", "dgdRef", what=what)
+            service, name = ref.get("serviceName"), at(item, "metadata", "name", what=what)
+            if ref.get("name") == self.dgd_name and isinstance(service, str) and service and isinstance(name, str):
+                out[service] = name
         return out
 
     def _scale_api(self, kind: str) -> tuple[Callable[..., Any], Callable[..., Any]]:
@@ -299,7 +312,15 @@ class KubernetesConnector:
 
             def patch(name: str, body: Any, **kw: Any) -> Any:
                 return self.custom.patch_namespaced_custom_object_scale(
-                    DGD_GROUP, DGD_VERSION, self.namespace, ADAPTER_PLURAL, name, body, _content_type=MERGE_PATCH, **kw
+                    DGD_GROUP,
+                    DGD_VERSION,
+                    self.namespace,
+                    ADAPTER_PLURAL,
+                    name,
+                    body,
+                    _content_type=MERGE_PATCH,
+                    _preload_content=False,
+                    **kw,
                 )
 
             return read, patch
@@ -307,13 +328,13 @@ class KubernetesConnector:
             return (
                 lambda name, **kw: self.apps.read_namespaced_deployment_scale(name, self.namespace, **kw),
                 lambda name, body, **kw: self.apps.patch_namespaced_deployment_scale(
-                    name, self.namespace, body, _content_type=MERGE_PATCH, **kw
+                    name, self.namespace, body, _content_type=MERGE_PATCH, _preload_content=False, **kw
                 ),
             )
         return (
             lambda name, **kw: self.apps.read_namespaced_stateful_set_scale(name, self.namespace, **kw),
             lambda name, body, **kw: self.apps.patch_namespaced_stateful_set_scale(
-                name, self.namespace, body, _content_type=MERGE_PATCH, **kw
+                name, self.namespace, body, _content_type=MERGE_PATCH, _preload_content=False, **kw
             ),
         )
 
@@ -322,8 +343,19 @@ class KubernetesConnector:
             return ADAPTER_SCALE_GET, ADAPTER_SCALE_PATCH
         return WORKLOAD_SCALE_GET[kind], WORKLOAD_SCALE_PATCH[kind]
 
-    def _as_dict(self, obj: Any) -> dict[str, Any]:
-        return obj if isinstance(obj, dict) else dict(self.api_client.sanitize_for_serialization(obj))
+    def _as_dict(self, obj: Any, what: str) -> dict[str, Any]:
+        """The JSON object of an answer. Reads ask for the raw body (``_preload_content=False``):
+        the client's typed models would raise their own validation errors on a malformed object."""
+        if hasattr(obj, "data") and not isinstance(obj, dict):
+            try:
+                obj = json.loads(obj.data)
+            except ValueError:
+                raise MalformedObjectError(f"{what}: the API server's answer is not JSON") from None
+        elif not isinstance(obj, dict):
+            obj = self.api_client.sanitize_for_serialization(obj)
+        if not isinstance(obj, dict):
+            raise MalformedObjectError(f"{what}: the API server answered {type(obj).__name__}, expected an object")
+        return obj
 
     def _set_scale(self, kind: str, name: str, replicas: int) -> bool:
         """Set a scale subresource; True when it changed. 409 -> read again and retry."""
@@ -334,13 +366,13 @@ class KubernetesConnector:
         target = f"{'dynamographdeploymentscalingadapter' if kind == 'adapter' else kind}/{name}/scale"
         for _ in range(self.retry.conflict_attempts):
             try:
-                scale = self._as_dict(self._call(get_perm, target, read, name))
+                scale = self._as_dict(self._call(get_perm, target, read, name, _preload_content=False), target)
             except ApiException as exc:
                 raise ClusterApiError(f"get {target}: HTTP {exc.status}: {_status_message(exc)}") from None
-            if (scale.get("spec") or {}).get("replicas") == replicas:
+            if count_at(scale, "spec", "replicas", what=target) == replicas:
                 return False
             body = {
-                "metadata": {"resourceVersion": scale["metadata"].get("resourceVersion")},
+                "metadata": {"resourceVersion": at(scale, "metadata", "resourceVersion", what=target)},
                 "spec": {"replicas": replicas},
             }
             try:
@@ -362,14 +394,16 @@ class KubernetesConnector:
         target = f"dynamographdeployment/{self.dgd_name}"
         for _ in range(self.retry.conflict_attempts):
             dgd = self._get_dgd()
-            services = (dgd.get("spec") or {}).get("services") or {}
+            services = obj_at(dgd, "spec", "services", what=target)
             changes = {
-                svc: {"replicas": n} for svc, n in replicas.items() if (services.get(svc) or {}).get("replicas") != n
+                svc: {"replicas": n}
+                for svc, n in replicas.items()
+                if count_at(services, svc, "replicas", what=target) != n
             }
             if not changes:
                 return False
             body = {
-                "metadata": {"resourceVersion": dgd["metadata"].get("resourceVersion")},
+                "metadata": {"resourceVersion": at(dgd, "metadata", "resourceVersion", what=target)},
                 "spec": {"services": changes},
             }
             try:
@@ -384,6 +418,7 @@ class KubernetesConnector:
                     self.dgd_name,
                     body,
                     _content_type=MERGE_PATCH,
+                    _preload_content=False,
                 )
                 return True
             except ApiException as exc:
@@ -400,7 +435,10 @@ class KubernetesConnector:
 
         read = self.apps.read_namespaced_deployment if kind == "deployment" else self.apps.read_namespaced_stateful_set
         try:
-            return self._as_dict(self._call(WORKLOAD_GET[kind], f"{kind}/{name}", read, name, self.namespace))
+            return self._as_dict(
+                self._call(WORKLOAD_GET[kind], f"{kind}/{name}", read, name, self.namespace, _preload_content=False),
+                f"{kind}/{name}",
+            )
         except ApiException as exc:
             if exc.status == 404:
                 raise DeploymentNotFoundError(
@@ -421,7 +459,7 @@ class KubernetesConnector:
         else:
             where = f"DynamoGraphDeployment {self.dgd_name!r}"
             dgd = self._get_dgd()
-            services = (dgd.get("spec") or {}).get("services") or {}
+            services = obj_at(dgd, "spec", "services", what=where)
             names = self.config.component_names()
             found = find_services(services, self.pools, names._asdict(), errors)
             infos = [service_info(pool, svc, services[svc]) for pool, svc in found.items()]
@@ -450,26 +488,26 @@ class KubernetesConnector:
         if self.workloads:
             for pool, (kind, wname) in self.workloads.items():
                 read, _ = self._scale_api(kind)
-                scale = self._as_dict(self._call(WORKLOAD_SCALE_GET[kind], f"{kind}/{wname}/scale", read, wname))
-                values[pool] = (scale.get("spec") or {}).get("replicas")
+                target = f"{kind}/{wname}/scale"
+                scale = self._as_dict(
+                    self._call(WORKLOAD_SCALE_GET[kind], target, read, wname, _preload_content=False), target
+                )
+                values[pool] = count_at(scale, "spec", "replicas", what=target)
             return Replicas(values["prefill"], values["decode"])
         services = self._service_names()
         adapters = self._adapters()
-        spec = (self._get_dgd().get("spec") or {}).get("services") or {}
+        what = f"DynamoGraphDeployment {self.dgd_name!r}"
+        spec = obj_at(self._get_dgd(), "spec", "services", what=what)
         for pool, svc in services.items():
             if svc in adapters:
                 read, _ = self._scale_api("adapter")
+                target = f"dynamographdeploymentscalingadapter/{adapters[svc]}/scale"
                 scale = self._as_dict(
-                    self._call(
-                        ADAPTER_SCALE_GET,
-                        f"dynamographdeploymentscalingadapter/{adapters[svc]}/scale",
-                        read,
-                        adapters[svc],
-                    )
+                    self._call(ADAPTER_SCALE_GET, target, read, adapters[svc], _preload_content=False), target
                 )
-                values[pool] = (scale.get("spec") or {}).get("replicas")
+                values[pool] = count_at(scale, "spec", "replicas", what=target)
             else:
-                values[pool] = (spec.get(svc) or {}).get("replicas")
+                values[pool] = count_at(spec, svc, "replicas", what=what)
         return Replicas(values["prefill"], values["decode"])
 
     def _readiness(self) -> tuple[Replicas, list[str]]:
@@ -479,17 +517,20 @@ class KubernetesConnector:
         if self.workloads:
             for pool, (kind, wname) in self.workloads.items():
                 obj = self._read_workload(kind, wname)
-                spec_n = int((obj.get("spec") or {}).get("replicas") or 0)
-                status = obj.get("status") or {}
-                n_workload_ready = int(status.get("readyReplicas") or 0)
-                updated = int(status.get("updatedReplicas") or status.get("currentReplicas") or 0)
+                what = f"{kind}/{wname}"
+                spec_n = count_at(obj, "spec", "replicas", what=what) or 0
+                status = obj_at(obj, "status", what=what)
+                n_workload_ready = count_at(status, "readyReplicas", what=what) or 0
+                updated = count_at(status, "updatedReplicas", what=what)
+                updated = updated or count_at(status, "currentReplicas", what=what) or 0
                 ready[pool] = n_workload_ready
+                running = count_at(status, "replicas", what=what) or 0
                 if n_workload_ready < spec_n or updated < spec_n:
                     reasons.append(f"{pool}: {n_workload_ready} of {spec_n} ready")
-                elif int(status.get("replicas") or 0) > spec_n:
-                    reasons.append(f"{pool}: {int(status['replicas']) - spec_n} terminating")
-                generation = (obj.get("metadata") or {}).get("generation")
-                if generation is not None and int(status.get("observedGeneration") or 0) < int(generation):
+                elif running > spec_n:
+                    reasons.append(f"{pool}: {running - spec_n} terminating")
+                generation = count_at(obj, "metadata", "generation", what=what)
+                if generation is not None and (count_at(status, "observedGeneration", what=what) or 0) < generation:
                     reasons.append(f"{pool}: change not yet observed by its controller")
             return Replicas(ready["prefill"], ready["decode"]), reasons
         services = self._service_names()
@@ -497,11 +538,11 @@ class KubernetesConnector:
         ok, why = dgd_ready_condition(dgd)
         if not ok:
             reasons.append(f"DynamoGraphDeployment not Ready: {why}")
-        spec = (dgd.get("spec") or {}).get("services") or {}
+        spec = obj_at(dgd, "spec", "services", what=f"DynamoGraphDeployment {self.dgd_name!r}")
         for pool, svc in services.items():
             n_ready = ready[pool] = service_ready_replicas(dgd, svc)
-            wanted = (spec.get(svc) or {}).get("replicas")
-            if wanted is not None and (n_ready or 0) < int(wanted):
+            wanted = count_at(spec, svc, "replicas", what=f"DynamoGraphDeployment {self.dgd_name!r}")
+            if wanted is not None and (n_ready or 0) < wanted:
                 reasons.append(f"{pool}: {n_ready or 0} of {wanted} ready")
         return Replicas(ready["prefill"], ready["decode"]), reasons
 
@@ -553,14 +594,14 @@ class KubernetesConnector:
 
 def _workload_info(pool: str, name: str, obj: Mapping[str, Any]) -> ServiceInfo:
     """Model name and GPUs of a plain workload's first container (the engine)."""
-    containers = (((obj.get("spec") or {}).get("template") or {}).get("spec") or {}).get("containers") or []
-    main = containers[0] if containers else {}
-    tokens = [str(t) for t in (main.get("command") or []) + (main.get("args") or [])]
-    replicas = (obj.get("spec") or {}).get("replicas")
+    containers = list_at(obj, "spec", "template", "spec", "containers", what=name)
+    main = obj_at(containers[0] if containers else None, what=f"{name} spec.template.spec.containers[0]")
+    command = list_at(main, "command", what=name) + list_at(main, "args", what=name)
+    tokens = [str(t) for t in command]
     return ServiceInfo(
         pool=pool,
         name=name,
         model_name=model_name_from_args(tokens),
-        gpus=gpu_count(main.get("resources"), keys=("nvidia.com/gpu", "gpu")),
-        replicas=int(replicas) if replicas is not None else None,
+        gpus=gpu_count(obj_at(main, "resources", what=name), keys=("nvidia.com/gpu", "gpu")),
+        replicas=count_at(obj, "spec", "replicas", what=name),
     )

@@ -47,7 +47,12 @@ QUALITY = {
     "partial": "the request count is present but some means are missing (error says which and why)",
     "no_data": "Prometheus answered but has no usable request-count series for this model and namespace",
     "error": "Prometheus could not be asked (connection refused, timeout, HTTP error, malformed answer)",
+    "stale": "Prometheus holds no current sample of the request counter (the frontend is no longer scraped) "
+    "or its newest sample is older than the stale-data guard allows (planner_core.safety)",
 }
+
+
+MAX_UNIX_S = 253_402_300_800.0  # 10000-01-01
 
 
 class PrometheusQueryError(Exception):
@@ -79,7 +84,10 @@ def _number(raw: Any, what: str) -> float:
 def _point(raw: Any) -> tuple[float, float]:
     if not isinstance(raw, list | tuple) or len(raw) != 2:
         raise PrometheusQueryError(f"malformed answer: a sample must be [timestamp, value], got {raw!r:.80}")
-    return _number(raw[0], "timestamp"), _number(raw[1], "value")
+    at = _number(raw[0], "timestamp")
+    if not math.isfinite(at):  # values may be NaN or Inf (they say why a value is missing), times not
+        raise PrometheusQueryError(f"malformed answer: a sample's timestamp is {raw[0]!r:.40}")
+    return at, _number(raw[1], "value")
 
 
 def parse_response(body: str | bytes) -> list[Series]:
@@ -462,7 +470,7 @@ class PrometheusSource:
         queued = None
         try:
             found = self.api.query(promql.series_query(promql.QUEUED_REQUESTS, self.model_name, self.namespace), end_s)
-            if len(found) == 1 and math.isfinite(found[0].points[-1][1]):
+            if len(found) == 1 and found[0].points and math.isfinite(found[0].points[-1][1]):
                 queued = found[0].points[-1][1]
         except PrometheusQueryError:
             pass  # optional; the window's other values stand
@@ -515,7 +523,8 @@ class PrometheusSource:
         scraped (target down or gone; Prometheus marks its series stale), so the window's tail
         is missing."""
         found = self.api.query(promql.series_query(metric, self.model_name, self.namespace, newest_sample=True), None)
-        stamps = [s.points[-1][1] for s in found if s.points and math.isfinite(s.points[-1][1])]
+        # a time before 1970 or after 9999 is no sample time (datetime cannot even hold the latter)
+        stamps = [s.points[-1][1] for s in found if s.points and 0 <= s.points[-1][1] < MAX_UNIX_S]
         if not stamps:
             return None, (
                 f"stale metrics: Prometheus holds no current sample of {metric} for {self._where()} "

@@ -570,7 +570,7 @@ def run_mocker_policy(
         )
     else:
         cycle_config, predictor, predictor_name = closed_loop_setup(workload, config, policy, startup_s)
-        initial = first_interval_replicas(workload, profile, cycle_config)
+        initial = first_interval_replicas(workload, profile, cycle_config, startup_s)
         connector = MockerConnector(initial)
         clock = SimulatedClock(workload.start)
         deployment_id = None
@@ -715,7 +715,9 @@ def run_dynamo16(
     n_intervals = max(1, math.ceil(workload.duration_s / interval))
     # Like our closed-loop policies it starts from its own sizing of the first interval's actual
     # load (Dynamo's arithmetic), as if it had been running on this traffic before the trace began.
-    initial = first_interval_replicas(workload, inputs.profile, config.model_copy(update={"policy": Policy.DYNAMO}))
+    initial = first_interval_replicas(
+        workload, inputs.profile, config.model_copy(update={"policy": Policy.DYNAMO}), startup_s
+    )
     report = run_trace_replay(
         [str(inputs.trace)],
         prefill_engine_args=inputs.args("prefill", startup_s),

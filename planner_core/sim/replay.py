@@ -329,20 +329,34 @@ def _simulator(
     )
 
 
-def first_interval_replicas(workload: Workload, profile: Profile, config: PlannerConfig) -> Replicas:
-    """What the policy itself would run for the first interval's actual load: the replay
-    starts as if the planner had been running on this traffic before the trace began."""
+def first_interval_replicas(
+    workload: Workload, profile: Profile, config: PlannerConfig, startup_s: float = 0.0
+) -> Replicas:
+    """What the policy itself would run for the trace's first intervals: the replay starts as if
+    the planner had been running on this traffic before the trace began, so it starts sized for
+    the intervals its first decision cannot change (the first, and those until a worker it adds
+    is ready after ``startup_s``): the highest count and means of each, as ``clairvoyant`` sizes.
+
+    Without this, a trace whose window opens on a ramp (Azure conv: 1,900 requests in its first
+    minute at x10, 2,650 in its second) scores the replay's cold start, the same for every
+    policy, rather than its planning: a planner that had been running would have been sized
+    for the load around the start."""
     interval = float(config.adjustment_interval_s)
-    first = workload.arrival_s < interval
-    if not np.any(first):
+    ahead = 1 + math.ceil(max(startup_s, 0.0) / interval)
+    num_req, isl, osl, patterns = 0.0, math.nan, math.nan, []
+    for k in range(ahead):
+        lo, hi = np.searchsorted(workload.arrival_s, [k * interval, (k + 1) * interval])
+        if hi > lo:
+            num_req = max(num_req, float(hi - lo))
+            isl = float(np.fmax(isl, workload.isl[lo:hi].mean()))
+            osl = float(np.fmax(osl, workload.osl[lo:hi].mean()))
+            counts = arrival_counts(workload.arrival_s, k * interval, (k + 1) * interval, config.arrival_resolution_s)
+            if counts:
+                patterns.append(counts)
+    if num_req == 0.0:
         return Replicas(config.min_endpoint, config.min_endpoint)
-    counts = arrival_counts(workload.arrival_s, 0.0, interval, config.arrival_resolution_s)
     observed = LoadForecast(
-        float(first.sum()),
-        float(workload.isl[first].mean()),
-        float(workload.osl[first].mean()),
-        burst_patterns=(counts,) if counts else (),
-        burst_window_s=config.arrival_resolution_s,
+        num_req, isl, osl, burst_patterns=tuple(patterns), burst_window_s=config.arrival_resolution_s
     )
     return size(observed, profile, config).targets
 
@@ -524,9 +538,11 @@ def replay_closed_loop(
     ``frontend``: see :func:`run_policy`."""
     interval = float(config.adjustment_interval_s)
     n_intervals = len(timeline["start_s"])
-    sim = _simulator(
-        workload, profile, config, first_interval_replicas(workload, profile, config), startup_s, kv_admission
-    )
+    initial = first_interval_replicas(workload, profile, config, startup_s)
+    sim = _simulator(workload, profile, config, initial, startup_s, kv_admission)
+    stabilizer = PlanningCycle.default_stabilizer(config)
+    if stabilizer is not None:  # what the planner running before the trace last recommended
+        stabilizer.remember([(workload.start, initial.prefill, initial.decode)])
     clock = SimulatedClock(workload.start)
     deployment_id = None
     if store is not None:
@@ -547,7 +563,7 @@ def replay_closed_loop(
         predictor=predictor,
         store=store,
         deployment_id=deployment_id,
-        stabilizer=PlanningCycle.default_stabilizer(config),
+        stabilizer=stabilizer,
         trigger="replay",
     )
     running = sim.replicas()

@@ -9,6 +9,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from planner_core.redaction import redact_url
 from planner_core.store.errors import StoreError
 
 DEFAULT_URL = "sqlite:///planner.db"
@@ -45,12 +46,15 @@ def make_engine(url: str | None = None, **kwargs: Any) -> Engine:
     resolved = resolve_url(url)
     try:
         parsed = make_url(resolved)
-    except ArgumentError as exc:
-        raise StoreError(f"bad database URL {resolved!r}: {exc}") from None
+    except (ArgumentError, ValueError) as exc:  # ValueError: a port that is not a number
+        raise _bad_url(resolved, exc) from None
     backend = parsed.get_backend_name()
     if backend == "sqlite":
         connect_args = {"timeout": LOCK_WAIT_MS / 1000}
-        engine = create_engine(resolved, connect_args=connect_args, **kwargs)
+        try:
+            engine = create_engine(resolved, connect_args=connect_args, **kwargs)
+        except ArgumentError as exc:  # sqlite://relative (two slashes)
+            raise _bad_url(resolved, exc) from None
         database = parsed.database
         if database not in (None, "", ":memory:") and not str(database).startswith("file:"):
 
@@ -70,7 +74,12 @@ def make_engine(url: str | None = None, **kwargs: Any) -> Engine:
 
         return engine
     if backend == "postgresql":
-        engine = create_engine(resolved, pool_pre_ping=True, **kwargs)
+        try:
+            for host in (parsed.host or "").split(","):
+                host.encode("idna")  # a name the resolver would fail on, at every connect
+            engine = create_engine(resolved, pool_pre_ping=True, **kwargs)
+        except (ArgumentError, ValueError, TypeError) as exc:
+            raise _bad_url(resolved, exc) from None
 
         @event.listens_for(engine, "connect")
         def _pg_lock_timeout(dbapi_conn: Any, _record: Any) -> None:
@@ -80,4 +89,15 @@ def make_engine(url: str | None = None, **kwargs: Any) -> Engine:
             dbapi_conn.commit()
 
         return engine
-    raise StoreError(f"unsupported database {backend!r} in {resolved!r}: use sqlite:/// or postgresql://")
+    raise StoreError(
+        f"--db-url / {ENV_URL}: unsupported database {backend!r} in {redact_url(resolved)!r}; "
+        "use sqlite:///PATH or postgresql://USER@HOST/DB"
+    )
+
+
+def _bad_url(url: str, exc: Exception) -> StoreError:
+    reason = " ".join(str(exc).split())  # SQLAlchemy's own text spans lines
+    return StoreError(
+        f"--db-url / {ENV_URL}: bad database URL {redact_url(url)!r} ({reason}); "
+        "give sqlite:///PATH or postgresql://USER@HOST:PORT/DB"
+    )
