@@ -30,7 +30,6 @@ import argparse
 import json
 import multiprocessing
 import resource
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -80,12 +79,29 @@ def _oracle_part(part: tuple[int, int]) -> list[Replicas]:
     )
 
 
-def _run(policy: str) -> tuple[ReplayResult, float, int]:
+# Task order in the pool: the longest first (unlisted ones after these).
+_LONGEST = {
+    ("m-mid", "dynamo"): 0,
+    ("deepseek-r1", "static-best"): 1,
+    ("deepseek-r1", "dynamo"): 2,
+    ("m-mid", "static-best"): 3,
+    ("deepseek-r1", "dynamo-tuned"): 4,
+    ("m-mid", "dynamo-tuned"): 5,
+}
+
+
+def _run_task(task: tuple[str, str]) -> tuple[ReplayResult, float, int]:
+    """One (trace, policy) of the pool; the trace's workload and oracle plan were prepared (and
+    inherited through the fork)."""
+    trace, policy = task
+    prepared = _RUN["prepared"][trace]
+    return _run(policy, prepared["workload"], prepared["plan"])
+
+
+def _run(policy: str, workload: Workload, plan: list[Replicas]) -> tuple[ReplayResult, float, int]:
     """One policy's day (static-best and dynamo-tuned: their search in hindsight); with its wall
     seconds and the number of day-long replays it took."""
-    workload: Workload = _RUN["workload"]
     config: PlannerConfig = _RUN["config"]
-    plan: list[Replicas] = _RUN["plan"]
     profile: Profile = _RUN["profile"]
     started = time.perf_counter()
     if policy == "static-best":
@@ -160,79 +176,78 @@ def main() -> None:
     context = multiprocessing.get_context("fork")
     bench_started = time.perf_counter()
     runs = []
-    for trace in args.traces.split(","):
-        scale = scales[trace]
+    traces = [t.strip() for t in args.traces.split(",") if t.strip()]
+    prepared: dict[str, dict[str, Any]] = {}
+    for trace in traces:
         t0 = time.perf_counter()
-        workload = load_workload(TRACES[trace], load_scale=scale, seed=args.seed, duration_s=args.duration_s)
+        workload = load_workload(TRACES[trace], load_scale=scales[trace], seed=args.seed, duration_s=args.duration_s)
         load_s = time.perf_counter() - t0
         n_intervals = max(1, -(-int(workload.duration_s) // int(config.adjustment_interval_s)))
-        _RUN.update(workload=workload, config=config, profile=profile, plan=[])
+        _RUN.update(workload=workload, config=config, profile=profile)
         t0 = time.perf_counter()
         step = -(-n_intervals // args.jobs)
         parts = [(i, min(step, n_intervals - i)) for i in range(0, n_intervals, step)]
         with context.Pool(args.jobs) as pool:
             plan = [r for chunk in pool.map(_oracle_part, parts) for r in chunk]
-        oracle_s = time.perf_counter() - t0
-        _RUN["plan"] = plan
-        t0 = time.perf_counter()
-        # the longest first, so the pool ends together
-        order = sorted(
-            policies,
-            key=lambda p: (
-                ["static-best", "dynamo-tuned", "dynamo"].index(p)
-                if p in ("static-best", "dynamo-tuned", "dynamo")
-                else 3
-            ),
-        )
-        with context.Pool(args.jobs) as pool:
-            done = dict(zip(order, pool.map(_run, order, chunksize=1), strict=True))
-        policies_s = time.perf_counter() - t0
-        results = [done[p][0] for p in policies]
-        by = {p: done[p][0] for p in policies}
+        prepared[trace] = {
+            "workload": workload,
+            "plan": plan,
+            "load_s": load_s,
+            "oracle_plan_s": time.perf_counter() - t0,
+        }
+    _RUN["prepared"] = prepared
+    # One pool over every trace's policies, the longest first, so that the workers end together
+    # (dynamo's ARIMA on m-mid and static-best's search are the long ones).
+    tasks = sorted(((t, p) for t in traces for p in policies), key=lambda tp: _LONGEST.get(tp, 9))
+    t0 = time.perf_counter()
+    with context.Pool(args.jobs) as pool:
+        done = dict(zip(tasks, pool.map(_run_task, tasks, chunksize=1), strict=True))
+    policies_s = time.perf_counter() - t0
+    for trace in traces:
+        workload, plan = prepared[trace]["workload"], prepared[trace]["plan"]
+        results = [done[(trace, p)][0] for p in policies]
+        by = {p: done[(trace, p)][0] for p in policies}
         peak_p = max((r.prefill or 0) for r in plan)
         peak_d = max((r.decode or 0) for r in plan)
         print(
-            f"\n== servegen {trace}, one day from midnight ({workload.duration_s / 3600:.1f} h), scale {scale:g}: "
-            f"{len(workload):,} requests, mean ISL {workload.isl.mean():.0f}, OSL {workload.osl.mean():.0f}; "
-            f"oracle peak {peak_p} prefill + {peak_d} decode engines"
+            f"\n== servegen {trace}, one day from midnight ({workload.duration_s / 3600:.1f} h), "
+            f"scale {scales[trace]:g}: {len(workload):,} requests, mean ISL {workload.isl.mean():.0f}, "
+            f"OSL {workload.osl.mean():.0f}; oracle peak {peak_p} prefill + {peak_d} decode engines"
         )
         print(format_table(results))
         for p in policies:
-            result, wall, n = done[p]
+            result, wall, n = done[(trace, p)]
             extra = f" ({n} day-long replays, picked {result.setting})" if n > 1 else ""
             print(f"  {p}: {wall:.0f} s{extra}")
         checks = day_targets(by)
         if checks:
             print("targets: " + ", ".join(f"{k} {'met' if v else 'MISSED'}" for k, v in checks.items()))
-        own, child = _peak_rss_mib()
-        print(
-            f"wall: load {load_s:.1f} s, oracle {oracle_s:.1f} s, policies {policies_s:.1f} s "
-            f"({args.jobs} processes); peak RSS {own:.0f} MiB (this process), {child:.0f} MiB (largest worker)"
-        )
+        print(f"wall: load {prepared[trace]['load_s']:.1f} s, oracle plan {prepared[trace]['oracle_plan_s']:.1f} s")
         runs.append(
             {
                 "trace": trace,
-                "scale": scale,
+                "scale": scales[trace],
                 "duration_s": workload.duration_s,
                 "requests": len(workload),
                 "oracle_peak": {"prefill": peak_p, "decode": peak_d},
-                "results": [{k: v for k, v in r.summary().items()} for r in results],
+                "results": [r.summary() for r in results],
                 "wall_s": {
-                    "load": load_s,
-                    "oracle": oracle_s,
-                    "policies": policies_s,
-                    **{p: done[p][1] for p in policies},
+                    "load": prepared[trace]["load_s"],
+                    "oracle_plan": prepared[trace]["oracle_plan_s"],
+                    **{p: done[(trace, p)][1] for p in policies},
                 },
-                "day_long_replays": {p: done[p][2] for p in policies},
+                "day_long_replays": {p: done[(trace, p)][2] for p in policies},
                 "targets": checks,
             }
         )
     total_s = time.perf_counter() - bench_started
     own, child = _peak_rss_mib()
+    cpu = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu_s = sum(r.ru_utime + r.ru_stime for r in cpu)
     print(
-        f"\ntotal wall {total_s:.0f} s ({total_s / 60:.1f} min; budget 15 min), peak RSS {own:.0f} MiB "
-        f"(this process) + {child:.0f} MiB (largest of {args.jobs} workers)",
-        file=sys.stderr,
+        f"\ntotal wall {total_s:.0f} s ({total_s / 60:.1f} min; budget 15 min), policies {policies_s:.0f} s in "
+        f"{args.jobs} processes, CPU {cpu_s:.0f} s; peak RSS {own:.0f} MiB (this process), "
+        f"{child:.0f} MiB (largest worker)"
     )
     print(
         json.dumps(
@@ -240,6 +255,8 @@ def main() -> None:
                 "benchmark": "day",
                 "jobs": args.jobs,
                 "total_wall_s": total_s,
+                "policies_wall_s": policies_s,
+                "cpu_s": cpu_s,
                 "peak_rss_mib": {"main": own, "largest_worker": child},
                 "runs": runs,
             },
