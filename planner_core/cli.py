@@ -17,7 +17,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from planner_core.commands import UsageError
 from planner_core.config import ConfigError
-from planner_core.connectors.base import ConnectorError
+from planner_core.connectors.base import ConnectorError, DeploymentValidationError
 from planner_core.logs import LOGGER, log_to_dir
 from planner_core.profiles import ProfileError
 from planner_core.redaction import redact_argv, redact_text
@@ -65,7 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             logging.getLogger(LOGGER).info("sla-planner %s", " ".join(redact_argv(given)))
         return int(args.func(args) or 0)
     except (ConfigError, ConnectorError, ProfileError, TraceError, StoreError, UsageError, ReplayError) as exc:
-        print(f"sla-planner {args.command}: error: {exc}", file=sys.stderr)
+        print(f"sla-planner {args.command}: error: {_one_line(exc)}", file=sys.stderr)
         return 2
     except SQLAlchemyError as exc:  # a file that is no database, a read-only one, a server gone
         reason = " ".join(redact_text(str(getattr(exc, "orig", None) or exc)).split())  # one line
@@ -75,6 +75,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
+
+
+def _one_line(exc: Exception) -> str:
+    """The message as printed: a control character from a value (a path holding a carriage return)
+    escaped, so that it cannot break the error line. Messages that list problems keep their lines."""
+    text = str(exc)
+    keep = "\n" if isinstance(exc, DeploymentValidationError) else ""
+    return "".join(c if c.isprintable() or c in keep else repr(c)[1:-1] for c in text)
 
 
 __all__ = ["COMMAND_MODULES", "UsageError", "build_parser", "main"]

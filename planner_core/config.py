@@ -101,6 +101,10 @@ WORKLOAD_KINDS = ("deployment", "statefulset")
 LOAD_PREDICTORS = ("constant", "arima", "kalman", "prophet", "seasonal", "holt_winters", "auto")
 
 
+# Arrival counts per interval the metrics source reads (one per --arrival-resolution-s step).
+MAX_ARRIVAL_STEPS = 100_000
+
+
 class ConfigError(ValueError):
     """A setting is missing or out of range. The message names the field and the fix."""
 
@@ -296,6 +300,12 @@ class PlannerConfig(BaseModel):
                 f"raise --max-gpu-budget to at least {needed}, lower --min-endpoint or the engines' GPUs"
             )
         steps = self.adjustment_interval_s / self.arrival_resolution_s
+        if not steps <= MAX_ARRIVAL_STEPS:  # (also inf: a resolution of 1e-320 s)
+            raise ValueError(
+                f"arrival_resolution_s: {self.arrival_resolution_s:g} s (--arrival-resolution-s) in an interval of "
+                f"{self.adjustment_interval_s} s (--adjustment-interval) is more than {MAX_ARRIVAL_STEPS:,} counts; "
+                "give the frontend's scrape interval (such as 5) and a shorter interval"
+            )
         if abs(steps - round(steps)) > 1e-9:
             raise ValueError(
                 f"arrival_resolution_s (--arrival-resolution-s): {self.arrival_resolution_s:g} s does not divide "

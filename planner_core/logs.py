@@ -24,9 +24,10 @@ def log_to_dir(log_dir: str | Path) -> Path:
         directory.mkdir(parents=True, exist_ok=True)
         path = (directory / LOG_FILE).resolve()
         handler = logging.FileHandler(path, encoding="utf-8")
-    except OSError as exc:
+    except (OSError, ValueError) as exc:  # ValueError: a NUL character in the path
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         raise ConfigError(
-            f"log_dir (--log-dir): cannot write a log file in {str(directory)!r}: {exc.strerror or exc}; "
+            f"log_dir (--log-dir): cannot write a log file in {str(directory)!r}: {reason}; "
             "give a writable directory"
         ) from None
     logger = logging.getLogger(LOGGER)

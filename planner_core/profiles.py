@@ -556,6 +556,8 @@ _CACHE: dict[str, Profile] = {}
 
 def load_profile(directory: str | Path) -> Profile:
     """Load (once per process) the profiling results in ``directory``."""
+    if "\x00" in str(directory):  # no path holds one; os calls raise ValueError on it
+        raise ProfileError(f"profile directory {str(directory)!r} contains a NUL character; {HOW_TO_PRODUCE}")
     path = Path(directory).expanduser().resolve()
     key = str(path)
     if key in _CACHE:

@@ -130,6 +130,10 @@ def _first_line(path: Path) -> str:
         raise TraceError(f"{path}: is a directory, expected a trace file") from None
     except UnicodeDecodeError:
         raise TraceError(f"{path}: not a text file (expected CSV or JSONL)") from None
+    except ValueError:  # a NUL character in the path
+        raise TraceError(f"{str(path)!r}: not a valid path (it contains a NUL character)") from None
+    except OSError as exc:
+        raise TraceError(f"{path}: cannot be read ({exc.strerror or exc})") from None
     raise TraceError(f"{path}: empty file, expected a trace")
 
 

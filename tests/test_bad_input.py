@@ -102,6 +102,7 @@ FLAG_NAMES = [f.flag for f in FLAGS if PlannerConfig.model_fields[f.field].annot
 
 
 @given(flags=st.lists(st.tuples(st.sampled_from(FLAG_NAMES), RAW_VALUE), max_size=5))
+@example(flags=[("--arrival-resolution-s", "1e-320")])  # was OverflowError: interval / 1e-320 is inf
 def test_every_planner_flag_parses_or_names_itself(flags):
     parser = argparse.ArgumentParser(exit_on_error=False)
     add_config_arguments(parser)
@@ -128,6 +129,8 @@ NUM_REQ = st.one_of(st.floats(min_value=-1e3, max_value=1e6).map(repr), NUMBERS.
 
 
 @given(num_req=NUM_REQ, flags=st.lists(st.tuples(st.sampled_from(SIZE_FLAGS), RAW_VALUE), max_size=3))
+@example(num_req="0.0", flags=[("--profile-results-dir", "5\x00")])  # was ValueError: embedded null byte
+@example(num_req="0.0", flags=[("--profile-results-dir", "\r")])  # the path's \r broke the error line
 def test_size_command_answers_or_prints_one_error_line(num_req, flags):
     argv = ["size", "--num-req", num_req, "--json", *[p for f, v in flags for p in (f, v)]]
     code, out, err = _run_cli(argv)
@@ -244,6 +247,7 @@ def monkeypatch_module():
     reason=st.text(max_size=8),
 )
 @example(settings={"decode_engine_num_gpu": 8}, overrides={}, reason="")  # the message names max_gpu_budget
+@example(settings={"adjustment_interval_s": 1165353835}, overrides={}, reason="")  # 233M arrival counts
 def test_flow_parameters_are_refused_naming_the_field(settings, overrides, reason):
     """What Prefect does with a run's parameters (``validate_parameters``, then the flow body's
     own checks): a valid run or an error that names the parameter's field."""

@@ -216,3 +216,30 @@ def test_dynamo_tuned_sizing(num_req, factors, prefill, decode, cap_binds):
     assert tuned.decode_replicas == (decode if decode is not None else dynamo.decode_replicas)
     assert (tuned.decode_replicas > dynamo.decode_replicas) == cap_binds
     assert tuned.details["decode_replicas_for_max_num_seqs"] <= tuned.decode_replicas
+
+
+def test_frontier_table_compares_at_matched_attainment():
+    from planner_core.sim.frontier import FrontierReport
+
+    report = FrontierReport(
+        points={
+            "default": pts((5.0, 0.95), (6.0, 0.97)),
+            "static-best": pts((4.0, 0.96), (8.0, 0.999)),
+            "dynamo-tuned": pts((3.0, 0.90)),
+        },
+        singles=[FrontierPoint("dynamo", 2.0, 0.01)],
+        oracle=FrontierPoint("oracle", 3.0, 0.999),
+        lower_bound_gpu_hours=2.5,
+        lower_bound_attainment=0.99,
+        targets=[0.99, 0.96],
+    )
+    m = report.matched
+    assert [str(x) for x in m["default"]] == ["not reached", "5.50"]
+    assert [str(x) for x in m["static-best"]] == ["8.00", "4.00"]
+    assert [x.how for x in m["dynamo-tuned"]] == ["not_reached", "not_reached"]
+    table = report.table()
+    assert "at 96.00%: default needs 1.38x static-best's GPU-hours" in table
+    assert "below 2.50 GPU-h" in table
+    summary = report.summary()
+    assert summary["gpu_hours_at_target"]["default"] == [None, pytest.approx(5.5)]
+    json.dumps(summary)  # the bench's JSON line

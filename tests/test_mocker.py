@@ -256,3 +256,31 @@ def test_replay_policy_is_not_the_config_policy(capsys) -> None:  # type: ignore
 
     assert cli.main(["replay", "--policy", "static", "--no-store", "--duration-s", "60", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["policy"] == "static"
+
+
+def test_hindsight_baselines_run_on_the_mocker(profile, conv) -> None:  # type: ignore[no-untyped-def]
+    """static holds the replicas it is given; dynamo-tuned runs its grid point and reports it."""
+    _need_mocker()
+    from functools import partial
+
+    from planner_core.sim.baselines import pick_in_hindsight, sweep_dynamo_tuned
+    from planner_core.sim.mocker import mocker_inputs
+
+    config = make_config(adjustment_interval_s=30, max_gpu_budget=32, load_predictor="constant")
+    workload = poisson_workload(30.0, 90.0, conv.isl, conv.osl, seed=4)
+    plan = compute_oracle(workload, profile, config)
+    with mocker_inputs(workload, profile) as inputs:
+        run = partial(run_mocker_policy, workload, oracle_plan=plan, profile=profile, inputs=inputs, startup_s=10.0)
+        static = run(config, "static", fixed=Replicas(2, 3))
+        assert set(static.timeline["prefill_target"]) == {2} and set(static.timeline["decode_target"]) == {3}
+        assert static.gpu_hours == pytest.approx(5 * (workload.duration_s + 1) / 3600, rel=0.2)
+        grid = sweep_dynamo_tuned(
+            lambda cfg, policy, fixed: run(cfg, policy, fixed=fixed),
+            config,
+            prefill_factors=(0.5, 1.0),
+            decode_factors=(1.0,),
+        )
+    assert [r.setting for r in grid] == ["prefill x0.5, decode x1", "prefill x1, decode x1"]
+    assert all(r.policy == "dynamo-tuned" and r.predictor == "constant" and r.unfinished == 0 for r in grid)
+    assert grid[0].prefill_gpu_hours >= grid[1].prefill_gpu_hours  # half the throughput assumed: more engines
+    assert pick_in_hindsight(grid, 0.99).setting in {r.setting for r in grid}

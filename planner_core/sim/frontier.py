@@ -126,14 +126,17 @@ class FrontierReport:
         lines = ["  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)) for r in [head, *rows]]
         matched = self.matched
         for i, target in enumerate(self.targets):
-            ours = matched["default"][i].gpu_hours if "default" in matched else None
-            if ours is None:
+            ours = matched["default"][i] if "default" in matched else None
+            if ours is None or ours.gpu_hours is None:
                 continue
-            ratios = [
-                f"{ours / theirs:.2f}x {policy}'s"
-                for policy, m in matched.items()
-                if policy != "default" and (theirs := m[i].gpu_hours)
-            ]
+            ratios = []
+            for policy, m in matched.items():
+                theirs = m[i]
+                if policy == "default" or not theirs.gpu_hours or (ours.how == theirs.how == "at_most"):
+                    continue
+                # an upper bound on either side bounds the ratio
+                bound = ">= " if theirs.how == "at_most" else "<= " if ours.how == "at_most" else ""
+                ratios.append(f"{bound}{ours.gpu_hours / theirs.gpu_hours:.2f}x {policy}'s")
             if ratios:
                 lines.append(f"at {target:.2%}: default needs {', '.join(ratios)} GPU-hours")
         if self.lower_bound_gpu_hours is not None:

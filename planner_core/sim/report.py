@@ -88,15 +88,20 @@ def plot_frontier(frontier: FrontierReport, path: Path, title: str = "") -> Path
     """SLA attainment (feasible share) against GPU-hours: each knob policy's points and frontier
     (the points no other setting beats; the others faint), the one-point policies, the oracle,
     the target attainments and the lower bound on GPU-hours at the config's attainment."""
-    fig, ax = plt.subplots(figsize=(8, 5))
+    fig, ax = plt.subplots(figsize=(9.5, 5))
     markers = iter("osD^v<>p*h")
     shown_x: list[float] = []
+    colours = iter(f"C{i}" for i in range(100))  # one per policy, knob or not
     for policy, points in frontier.points.items():
         marker = next(markers, "o")
         front = pareto(points)
         shown_x += [p.gpu_hours for p in front]
         line = ax.plot(
-            [p.gpu_hours for p in front], [_missed_pct(p.attainment) for p in front], marker=marker, label=policy
+            [p.gpu_hours for p in front],
+            [_missed_pct(p.attainment) for p in front],
+            marker=marker,
+            label=policy,
+            color=next(colours),
         )[0]
         others = [p for p in points if p not in front]
         ax.scatter(
@@ -109,7 +114,14 @@ def plot_frontier(frontier: FrontierReport, path: Path, title: str = "") -> Path
         )
     for p in frontier.singles:
         shown_x.append(p.gpu_hours)
-        ax.scatter([p.gpu_hours], [_missed_pct(p.attainment)], marker=next(markers, "x"), s=50, label=p.setting)
+        ax.scatter(
+            [p.gpu_hours],
+            [_missed_pct(p.attainment)],
+            marker=next(markers, "x"),
+            s=50,
+            label=p.setting,
+            color=next(colours),
+        )
     if frontier.oracle is not None:
         o = frontier.oracle
         shown_x.append(o.gpu_hours)
@@ -133,7 +145,7 @@ def plot_frontier(frontier: FrontierReport, path: Path, title: str = "") -> Path
     ax.set_xlabel("GPU-hours")
     ax.set_ylabel("SLA met, feasible requests (log scale of the share missed)")
     ax.set_title(title or "SLA attainment against GPU-hours", fontsize=10)
-    ax.legend(loc="lower right", fontsize=8)
+    ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=8)
     ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
