@@ -458,48 +458,96 @@ def read_binned(path: str | Path, interval_s: float) -> BinnedSeries:
 # ---------------------------------------------------------------------------------------------
 
 
+def expected_requests(curve: RateCurve, start_s: float | None = None, end_s: float | None = None) -> float:
+    """The curve's expected request count over ``[start_s, end_s)`` (default: all of it)."""
+    ends = curve.window_start_s + curve.window_s
+    lo = float(curve.window_start_s[0]) if start_s is None else float(start_s)
+    hi = float(ends[-1]) if end_s is None else float(end_s)
+    overlap = np.clip(np.minimum(ends, hi) - np.maximum(curve.window_start_s, lo), 0.0, None)
+    return float(np.sum(curve.rate_rps * overlap))
+
+
 def requests_from_rate_curve(
     curve: RateCurve,
     lengths: Trace,
     seed: int,
     start_s: float | None = None,
     end_s: float | None = None,
+    *,
+    rate_scale: float = 1.0,
+    match_mean_lengths: bool = False,
 ) -> Trace:
-    """Poisson arrivals at the curve's rate over ``[start_s, end_s)`` (default: the whole
-    curve), with (ISL, OSL) pairs drawn with replacement from a real per-request trace.
+    """Poisson arrivals at the curve's rate times ``rate_scale`` over ``[start_s, end_s)``
+    (default: the whole curve), with (ISL, OSL) pairs drawn with replacement from a real
+    per-request trace.
+
+    ``rate_scale`` multiplies the rate: the superposition of independent Poisson streams, so
+    ``rate_scale=K`` is exactly ``K`` independent users of the curve's kind (and a fraction
+    thins it). With ``match_mean_lengths`` the drawn ISL and OSL of each window are multiplied
+    by one factor per window and column, so that their expected mean is the window's
+    ``mean_isl`` / ``mean_osl`` (ServeGen's estimate; the lengths trace keeps the shape of the
+    distribution), rounded to whole tokens, at least 1; a window without an estimate takes the
+    curve's rate-weighted mean of the estimates (unscaled when the curve has none).
 
     ``arrival_s`` of the result counts from ``start_s`` (so it need not start at exactly 0);
     ``origin_s`` is ``start_s``. Deterministic for a given seed."""
     if len(lengths) == 0:
         raise TraceError(f"{lengths.source}: no requests to draw lengths from")
+    if not (math.isfinite(rate_scale) and rate_scale > 0):
+        raise ValueError(f"rate_scale must be a finite number > 0, got {rate_scale}")
     ends = curve.window_start_s + curve.window_s
     lo = float(curve.window_start_s[0]) if start_s is None else float(start_s)
     hi = float(ends[-1]) if end_s is None else float(end_s)
     if hi <= lo:
         raise ValueError(f"end_s ({hi}) must be after start_s ({lo})")
-    overlap = np.clip(np.minimum(ends, hi) - np.maximum(curve.window_start_s, lo), 0.0, None)
-    expected = float(np.sum(curve.rate_rps * overlap))
+    expected = expected_requests(curve, lo, hi) * rate_scale
     if not expected <= MAX_GENERATED_REQUESTS:
         raise TraceError(
             f"{curve.source}: the rate curve asks for about {expected:,.0f} requests, more than the "
-            f"{MAX_GENERATED_REQUESTS:,} a replay draws; replay a shorter stretch (--duration-s)"
+            f"{MAX_GENERATED_REQUESTS:,} a replay draws; replay a shorter stretch (--duration-s) or a lower load"
         )
+    factors = (
+        [_mean_factors(curve.mean_isl, curve, lengths.isl), _mean_factors(curve.mean_osl, curve, lengths.osl)]
+        if match_mean_lengths
+        else None
+    )
     rng = np.random.default_rng(seed)
     chunks: list[np.ndarray] = []
-    for w0, w1, rate in zip(curve.window_start_s, ends, curve.rate_rps, strict=True):
+    windows: list[np.ndarray] = []
+    for w, (w0, w1, rate) in enumerate(zip(curve.window_start_s, ends, curve.rate_rps, strict=True)):
         a, b = max(w0, lo), min(w1, hi)
         if b <= a or rate <= 0:
             continue
-        n = rng.poisson(rate * (b - a))
+        n = rng.poisson(rate * rate_scale * (b - a))
         if n:
             chunks.append(np.sort(rng.uniform(a, b, n)))
+            windows.append(np.full(n, w, dtype=np.int32))
     arrivals = np.concatenate(chunks) - lo if chunks else np.zeros(0)
     pick = rng.integers(0, len(lengths), arrivals.size)
+    isl, osl = lengths.isl[pick], lengths.osl[pick]
+    note = ""
+    if factors is not None and arrivals.size:
+        window = np.concatenate(windows)
+        isl = np.maximum(np.rint(isl * factors[0][window]), 1).astype(np.int64)
+        osl = np.maximum(np.rint(osl * factors[1][window]), 1).astype(np.int64)
+        note = ", rescaled to the curve's mean lengths per window"
     return Trace(
         arrivals,
-        lengths.isl[pick].copy(),
-        lengths.osl[pick].copy(),
-        source=f"{curve.source} (Poisson, seed {seed}) + lengths from {lengths.source}",
+        isl.copy(),
+        osl.copy(),
+        source=f"{curve.source} (Poisson, seed {seed}) + lengths from {lengths.source}{note}",
         format="generated",
         origin_s=lo,
     )
+
+
+def _mean_factors(target: np.ndarray, curve: RateCurve, drawn: np.ndarray) -> np.ndarray:
+    """Per window, the factor that takes the mean of ``drawn`` to ``target`` (NaN windows:
+    the rate-weighted mean of the known targets; all NaN: 1)."""
+    known = np.isfinite(target) & (target > 0)
+    weight = curve.rate_rps * curve.window_s * known
+    if not known.any() or weight.sum() <= 0:
+        return np.ones(target.size)
+    fill = float(np.sum(np.where(known, target, 0.0) * weight) / weight.sum())
+    mean = float(np.mean(drawn))
+    return np.where(known, target, fill) / mean if mean > 0 else np.ones(target.size)

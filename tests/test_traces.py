@@ -140,3 +140,18 @@ def test_broken_files(write, name, text, match):
 def test_missing_file(tmp_path):
     with pytest.raises(TraceError, match="no such file"):
         read_trace(tmp_path / "nope.csv")
+
+
+def test_rate_curve_scaled_and_lengths_matched_per_window(write):
+    c = read_rate_curve(write("s.csv", SERVEGEN))
+    lengths = read_trace(write("m.jsonl", MOONCAKE))  # ISL mean 130, OSL mean 13
+    base = requests_from_rate_curve(c, lengths, seed=5)
+    scaled = requests_from_rate_curve(c, lengths, seed=5, rate_scale=4.0, match_mean_lengths=True)
+    assert abs(len(scaled) - 4 * 2100) < 400 and abs(len(base) - 2100) < 200
+    window = np.floor(scaled.arrival_s / 600).astype(int)
+    for w, (isl, osl) in {0: (100, 10), 1: (200, 20), 3: (400, 40)}.items():
+        assert scaled.isl[window == w].mean() == pytest.approx(isl, rel=0.08)
+        assert scaled.osl[window == w].mean() == pytest.approx(osl, rel=0.08)
+    assert scaled.isl.dtype.kind == "i" and scaled.osl.min() >= 1
+    with pytest.raises(ValueError, match="rate_scale"):
+        requests_from_rate_curve(c, lengths, seed=5, rate_scale=0)

@@ -123,7 +123,8 @@ def register(subparsers: Any) -> None:
         type=float,
         default=None,
         help="multiply the arrival rate by copying each request, as independent users would send it "
-        "(shape kept; default 10 on the bundled trace, else 1)",
+        "(shape kept; a ServeGen rate curve's rate is multiplied before its Poisson draw; "
+        "default 10 on the bundled trace, else 1)",
     )
     parser.add_argument(
         "--copy-jitter-s",

@@ -1,6 +1,6 @@
 """Baselines chosen in hindsight, and each policy's cost-attainment frontier (docs/baselines.md).
 
-Everything here runs replays through a ``runner``: ``runner(config, policy, fixed=None) ->
+Everything here runs replays through a ``runner``: ``runner(config, policy, fixed) ->
 ReplayResult``, one replay of the same workload on either engine (:func:`replay_runner` for
 ours; ``functools.partial`` of :func:`planner_core.sim.mocker.run_mocker_policy` for the
 mocker). The runs are not written to the store. Attainment is the feasible share throughout.

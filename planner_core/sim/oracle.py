@@ -283,6 +283,11 @@ def oracle_replicas(
     edges = start_s + interval_s * np.arange(num_intervals + 1)
     bounds = np.searchsorted(arrival, edges, side="left")
     out: list[Replicas] = []
+    # The search starts from the previous interval's answer when there is one: load changes
+    # little from one interval to the next, so the gallop mostly checks n and n - 1 (the answer
+    # is the same, ok() being monotone; a day-long replay's oracle runs several times faster).
+    prev_p: int | None = None
+    prev_d: int | None = None
     for k in range(num_intervals):
         i0, i1 = int(bounds[k]), int(bounds[k + 1])
         if i1 <= i0:
@@ -301,8 +306,8 @@ def oracle_replicas(
                 misses = _prefill_misses(arr_l, isl_l, pc_l, n, ttft_s, allowed, pass_time, max_num_batched_tokens)
                 return misses <= allowed
 
-            p_guess = math.ceil(float(svc_k.sum()) / interval_s)
-            n_prefill = _smallest(p_ok, p_guess, lo, max_replicas)
+            p_guess = prev_p if prev_p is not None else math.ceil(float(svc_k.sum()) / interval_s)
+            n_prefill = prev_p = _smallest(p_ok, p_guess, lo, max_replicas)
         else:
             n_prefill = lo
         # decode
@@ -335,7 +340,7 @@ def oracle_replicas(
                     d_guess = max(d_guess, math.ceil(in_flight / max_num_seqs))
             else:
                 d_guess = lo
-            n_decode = _smallest(d_ok, d_guess, lo, max_replicas)
+            n_decode = prev_d = _smallest(d_ok, d_guess if prev_d is None else prev_d, lo, max_replicas)
         else:
             n_decode = lo
         out.append(Replicas(max(n_prefill, min_replicas), max(n_decode, min_replicas)))

@@ -164,10 +164,13 @@ def load_workload(
 
     Per-request traces (Azure CSV, Mooncake JSONL) are used as they are; a ServeGen aggregate
     rate curve becomes Poisson arrivals at its rate with (ISL, OSL) pairs drawn from the bundled
-    Azure conversation trace. ``speed_up`` compresses time (inter-arrival times divided by it);
+    Azure conversation trace and rescaled per window to the curve's mean lengths (ServeGen
+    publishes no per-request lengths here; see :func:`~planner_core.traces.requests_from_rate_curve`).
+    ``speed_up`` compresses time (inter-arrival times divided by it);
     ``duration_s`` then keeps only the first seconds of the replay; ``load_scale`` multiplies the
-    arrival rate while keeping the shape, each copy shifted within ``copy_jitter_s`` (see
-    :mod:`planner_core.sim.workload`).
+    arrival rate while keeping the shape: a per-request trace's requests are copied, each copy
+    shifted within ``copy_jitter_s`` (see :mod:`planner_core.sim.workload`); a rate curve's rate
+    is multiplied before the Poisson draw (independent users exactly; ``copy_jitter_s`` unused).
     """
     from planner_core.config import BUNDLED_TRACE
     from planner_core.sim.workload import load_scale as scale_load
@@ -175,6 +178,7 @@ def load_workload(
     from planner_core.traces import (
         TraceError,
         detect_format,
+        expected_requests,
         read_rate_curve,
         read_trace,
         requests_from_rate_curve,
@@ -185,7 +189,22 @@ def load_workload(
         curve = read_rate_curve(path)
         start = float(curve.window_start_s[0])
         end = start + duration_s * speed_up if duration_s is not None else None
-        trace = requests_from_rate_curve(curve, read_trace(BUNDLED_TRACE), seed, start_s=start, end_s=end)
+        expected = expected_requests(curve, start, end) * load_scale
+        if max_requests is not None and expected > max_requests:
+            raise TraceError(
+                f"{path}: --load-scale {load_scale:g} would replay about {expected:,.0f} requests, "
+                f"more than the {max_requests:,} a replay holds in memory; lower --load-scale or --duration-s"
+            )
+        trace = requests_from_rate_curve(
+            curve,
+            read_trace(BUNDLED_TRACE),
+            seed,
+            start_s=start,
+            end_s=end,
+            rate_scale=load_scale,
+            match_mean_lengths=True,
+        )
+        load_scale = 1.0  # already in the rate
     else:
         trace = read_trace(path)
     arrival, isl, osl = trace.arrival_s, trace.isl, trace.osl
@@ -356,6 +375,7 @@ def run_policy(
     frontend: str = "direct",
     kv_admission: str = "paged",
     fixed: Replicas | None = None,
+    dynamo_refit_every: int = 1,
 ) -> ReplayResult:
     """Replay ``workload`` under one policy and score it: ``oracle`` and ``static`` open loop
     (:func:`replay_open_loop`), the planners closed loop (:func:`replay_closed_loop`).
@@ -365,7 +385,10 @@ def run_policy(
     ``--arrival-resolution-s`` and the Prometheus source's queries (same decisions, slower).
     ``kv_admission``: the simulated decode engines' KV admission, ``paged`` or ``reserve``
     (:class:`~planner_core.sim.cluster.ClusterSimulator`). ``fixed``: the replicas ``static``
-    holds (default :func:`static_replicas`)."""
+    holds (default :func:`static_replicas`). ``dynamo_refit_every``: the ``dynamo`` policy's
+    ARIMA order search every this many intervals (1, Dynamo's own, by default; a day-long
+    replay takes 25, as our ``arima`` predictor does, since one search per interval costs about
+    two seconds: the parameters are still re-filtered on the newest window every interval)."""
     if policy not in POLICIES:
         raise ValueError(f"policy: unknown {policy!r}; choose from {', '.join(POLICIES)}")
     profile = profile or load_profile(config.profile_dir())
@@ -385,7 +408,7 @@ def run_policy(
             workload, profile, config, policy, plan, timeline, startup_s, progress, kv_admission, fixed
         )
     else:
-        config, predictor, predictor_name = closed_loop_setup(workload, config, policy, startup_s)
+        config, predictor, predictor_name = closed_loop_setup(workload, config, policy, startup_s, dynamo_refit_every)
         sim, actions = replay_closed_loop(
             workload,
             profile,
@@ -468,7 +491,7 @@ def replay_deployment_name(trace_name: str, policy: str) -> str:
 
 
 def closed_loop_setup(
-    workload: Workload, config: PlannerConfig, policy: str, startup_s: float
+    workload: Workload, config: PlannerConfig, policy: str, startup_s: float, dynamo_refit_every: int = 1
 ) -> tuple[PlannerConfig, Any, str]:
     """The config, load predictor and predictor name a closed-loop policy (``default``,
     ``dynamo``, ``dynamo-tuned``, ``clairvoyant``) runs the production cycle with, on either replay engine."""
@@ -486,8 +509,11 @@ def closed_loop_setup(
     if policy == "clairvoyant":
         return config, ClairvoyantPredictor(workload, float(config.adjustment_interval_s), startup_s), "clairvoyant"
     # Simulated time: a background ARIMA search would finish long before the next interval, so
-    # run it inline (deterministic). The dynamo baseline refits at every prediction, as Dynamo does.
-    predictor = LoadPredictor(config, synchronous_refit=True, **({"refit_every": 1} if policy == "dynamo" else {}))
+    # run it inline (deterministic). The dynamo baseline refits at every prediction, as Dynamo does
+    # (unless ``dynamo_refit_every`` says otherwise).
+    predictor = LoadPredictor(
+        config, synchronous_refit=True, **({"refit_every": dynamo_refit_every} if policy == "dynamo" else {})
+    )
     return config, predictor, config.load_predictor
 
 
