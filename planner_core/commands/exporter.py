@@ -47,13 +47,10 @@ def register(subparsers: Any) -> None:
 def backfill(args: argparse.Namespace) -> int:
     from planner_core.commands import UsageError
     from planner_core.commands.db import open_existing_store
+    from planner_core.commands.history import since_arg
     from planner_core.metrics.backfill import write_openmetrics
-    from planner_core.store.history import parse_since
 
-    try:
-        since = parse_since(args.since) if args.since else None
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
+    since = since_arg(args.since)
     store = open_existing_store(args.db_url)
     try:
         if args.backfill == "-":

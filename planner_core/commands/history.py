@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from datetime import datetime
 from typing import Any
 
 from planner_core.commands.db import add_db_url_argument, open_existing_store
@@ -32,15 +33,22 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(func=run)
 
 
+def since_arg(text: str | None) -> datetime | None:
+    """``--since`` (a duration back from now, or an ISO time) as a time; a bad value is a usage error."""
+    from planner_core.commands import UsageError
+
+    try:
+        return parse_since(text) if text else None
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
 def run(args: argparse.Namespace) -> int:
     from planner_core.commands import UsageError
 
     if args.limit <= 0:
         raise UsageError(f"--limit: must be a positive number of cycles, got {args.limit}; for example 50")
-    try:
-        since = parse_since(args.since) if args.since else None
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
+    since = since_arg(args.since)
     store = open_existing_store(args.db_url)
     try:
         rows = store.latest_cycles(args.deployment, since, args.limit, include_simulated=args.include_simulated)
