@@ -59,6 +59,7 @@ from planner_core.sim.replay import (
     closed_loop_setup,
     compute_oracle,
     first_interval_replicas,
+    replay_cycle,
     replay_deployment_name,
     score_requests,
     scored_result,
@@ -573,27 +574,15 @@ def run_mocker_policy(
         initial = first_interval_replicas(workload, profile, cycle_config, startup_s)
         connector = MockerConnector(initial)
         clock = SimulatedClock(workload.start)
-        deployment_id = None
-        if store is not None:
-            deployment_id = store.ensure_deployment(
-                deployment_name or replay_deployment_name(f"mocker-{workload.name}", policy),
-                cycle_config.namespace,
-                cycle_config.model_name,
-                cycle_config.backend.value,
-                cycle_config.mode.value,
-                simulated=True,
-            )
-        cycle = PlanningCycle(
-            config=cycle_config,
-            profile=profile,
+        cycle = replay_cycle(
+            profile,
+            cycle_config,
             metrics=frontend,
             connector=connector,
             clock=clock,
             predictor=predictor,
             store=store,
-            deployment_id=deployment_id,
-            stabilizer=PlanningCycle.default_stabilizer(cycle_config),
-            trigger="replay",
+            deployment_name=deployment_name or replay_deployment_name(f"mocker-{workload.name}", policy),
         )
         scaling = CycleScalingPolicy(cycle, clock, frontend, connector, interval, n_intervals)
     scaling.progress = progress

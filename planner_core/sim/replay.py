@@ -517,6 +517,49 @@ def closed_loop_setup(
     return config, predictor, config.load_predictor
 
 
+def replay_cycle(
+    profile: Profile,
+    config: PlannerConfig,
+    *,
+    metrics: MetricsSource,
+    connector: Any,
+    clock: SimulatedClock,
+    predictor: Any,
+    store: Any,
+    deployment_name: str,
+    remembered: Replicas | None = None,
+) -> PlanningCycle:
+    """The production :class:`PlanningCycle` a closed-loop replay runs, on either engine: its
+    simulated deployment ``deployment_name`` in ``store`` when given, and a stabiliser that
+    remembers ``remembered`` (the replicas the replay starts with) at the clock's start as the
+    last recommendation of the planner running before the trace."""
+    deployment_id = None
+    if store is not None:
+        deployment_id = store.ensure_deployment(
+            deployment_name,
+            config.namespace,
+            config.model_name,
+            config.backend.value,
+            config.mode.value,
+            simulated=True,
+        )
+    stabilizer = PlanningCycle.default_stabilizer(config)
+    if stabilizer is not None and remembered is not None:
+        stabilizer.remember([(clock.now(), remembered.prefill, remembered.decode)])
+    return PlanningCycle(
+        config=config,
+        profile=profile,
+        metrics=metrics,
+        connector=connector,
+        clock=clock,
+        predictor=predictor,
+        store=store,
+        deployment_id=deployment_id,
+        stabilizer=stabilizer,
+        trigger="replay",
+    )
+
+
 def replay_closed_loop(
     workload: Workload,
     profile: Profile,
@@ -540,31 +583,17 @@ def replay_closed_loop(
     n_intervals = len(timeline["start_s"])
     initial = first_interval_replicas(workload, profile, config, startup_s)
     sim = _simulator(workload, profile, config, initial, startup_s, kv_admission)
-    stabilizer = PlanningCycle.default_stabilizer(config)
-    if stabilizer is not None:  # what the planner running before the trace last recommended
-        stabilizer.remember([(workload.start, initial.prefill, initial.decode)])
     clock = SimulatedClock(workload.start)
-    deployment_id = None
-    if store is not None:
-        deployment_id = store.ensure_deployment(
-            deployment_name or replay_deployment_name(workload.name, policy),
-            config.namespace,
-            config.model_name,
-            config.backend.value,
-            config.mode.value,
-            simulated=True,
-        )
-    cycle = PlanningCycle(
-        config=config,
-        profile=profile,
+    cycle = replay_cycle(
+        profile,
+        config,
         metrics=replay_frontend(frontend, sim, workload, config),
         connector=SimulatedClusterConnector(sim),
         clock=clock,
         predictor=predictor,
         store=store,
-        deployment_id=deployment_id,
-        stabilizer=stabilizer,
-        trigger="replay",
+        deployment_name=deployment_name or replay_deployment_name(workload.name, policy),
+        remembered=initial,
     )
     running = sim.replicas()
     _record(timeline, 0, prefill_target=running["prefill"]["target"], decode_target=running["decode"]["target"])
