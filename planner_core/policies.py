@@ -327,7 +327,7 @@ class DefaultPolicy:
         wait_budget_s = config.ttft_ms / 1000.0 - own_pass_s * inputs.prefill_correction
         # Every planned prompt's engine time, feasible or not: what the pool must keep up with.
         # A long prompt is prefilled alone in chunks, so it takes its unloaded prefill time.
-        planned_all = inputs.planned_num_req if feasible.infeasible > 0 else planned
+        planned_all = inputs.planned_num_req
         per_observed = planned_all / feasible.observed if feasible.observed > 0 else 0.0
         long_prompts = [
             (n * per_observed, curves.ttft_ms(isl) / 1000.0 * inputs.prefill_correction)
