@@ -72,6 +72,9 @@ def test_twenty_simultaneous_replans_apply_one_decision_per_lock_holder(postgres
     world.clock.set(end)
     connector = RecordingConnector(world.connector)
     ports = Ports(metrics=world.frontend, connector=connector, clock=world.clock)
+    # every pin differs from the running count, so whichever run takes the lock first applies a
+    # change (a pin equal to it would record "unchanged", decided by thread scheduling)
+    first_pin = world.replicas().decode + 1
     barrier = threading.Barrier(RUNS)
     results: dict[int, Any] = {}
     errors: list[BaseException] = []
@@ -85,8 +88,8 @@ def test_twenty_simultaneous_replans_apply_one_decision_per_lock_holder(postgres
                     store,
                     trigger="manual",
                     ports=ports,
-                    pinned=Replicas(None, i + 1),
-                    reason=f"operator {i}: decode to {i + 1}",
+                    pinned=Replicas(None, first_pin + i),
+                    reason=f"operator {i}: decode to {first_pin + i}",
                 )
                 barrier.wait(timeout=60)
                 results[i] = cycle.run(window_end=end, lock_wait_s=REPLAN_LOCK_WAIT_S)
