@@ -14,7 +14,8 @@ data; :func:`planner_core.traces.requests_from_rate_curve`). SLA 500 ms / 50 ms,
 The oracle runs first (its intervals split over ``--jobs`` processes), then every policy in a
 pool of ``--jobs`` processes (forked: they share the workload). ``static-best`` is the cheapest
 fixed pair reaching 99 % of feasible requests, searched in hindsight
-(:class:`planner_core.sim.baselines.StaticSearch`, every pair tried is one day-long replay);
+(:class:`planner_core.sim.baselines.StaticSearch`, every pair tried is one day-long replay,
+stopped once it has missed more than 1 % of the day's feasible requests);
 ``dynamo-tuned`` (18 day-long replays) is left out unless listed. ``dynamo`` searches its ARIMA
 order every 60 intervals (hourly) instead of every interval (seconds a search; the parameters are still
 re-filtered every interval).
