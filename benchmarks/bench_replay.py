@@ -47,7 +47,14 @@ from planner_core.sim.baselines import (
     replay_runner,
     run_compared,
 )
-from planner_core.sim.mocker import MockerEngine, MockerInputs, mocker_available, mocker_inputs, run_mocker_policy
+from planner_core.sim.mocker import (
+    ROUTER_MODES,
+    MockerEngine,
+    MockerInputs,
+    mocker_available,
+    mocker_inputs,
+    run_mocker_policy,
+)
 from planner_core.sim.replay import ReplayResult, Workload, compute_oracle, load_workload, run_policy
 from planner_core.sim.report import format_table, plot_frontier
 
@@ -74,6 +81,9 @@ def main() -> None:
         help="load scaling's copies arrive within this many seconds (default: the interval, 60; 1 = burst stress)",
     )
     parser.add_argument("--speed-up", type=float, default=1.0, help="time compression instead of (or with) copies")
+    parser.add_argument(
+        "--mocker-router", choices=ROUTER_MODES, default=MockerEngine.router_mode, help="the mocker's router"
+    )
     parser.add_argument("--frontier", action="store_true", help="compare at matched attainment (see above)")
     parser.add_argument("--plot-dir", type=Path, default=None, help="--frontier: write the frontier plots here")
     args = parser.parse_args()
@@ -127,7 +137,9 @@ def main() -> None:
             frontier = None
             if mocker:
                 engine = MockerEngine(
-                    max_num_seqs=config.max_num_seqs, max_num_batched_tokens=config.max_num_batched_tokens
+                    max_num_seqs=config.max_num_seqs,
+                    max_num_batched_tokens=config.max_num_batched_tokens,
+                    router_mode=args.mocker_router,
                 )
                 with mocker_inputs(workload, profile, engine) as inputs:
                     on_mocker = partial(mocker_run, workload, plan, profile, inputs)
@@ -137,6 +149,8 @@ def main() -> None:
             runs_s = time.perf_counter() - t0
             by = {r.policy: r for r in results}
             engine_note = f", {'mocker' if mocker else 'our'} engine, max_num_seqs {config.max_num_seqs}"
+            if mocker:
+                engine_note += f", router {args.mocker_router}"
             print(f"\n== azure {trace} x{scale:g} (copies within {jitter_s:g} s, speed-up {args.speed_up:g}): "
                   f"{len(workload):,} requests "
                   f"(trace load {load_s:.1f} s, oracle {oracle_s:.1f} s{engine_note})")
@@ -168,6 +182,8 @@ def main() -> None:
                    "results": [r.summary() for r in results], "oracle_s": oracle_s,
                    "lower_bound_gpu_hours_at_99pct": bound_gpu_h}
             row["engine"] = args.engine
+            if mocker:
+                row["mocker_router"] = args.mocker_router
             row["replays_s"] = runs_s
             if frontier is not None:
                 row["frontier"] = frontier.summary()
