@@ -197,7 +197,7 @@ def issue_checks(rows: list[dict], series: str = "num_req") -> dict:
         lo, hi = binomial_band(n, 0.9)
         cover = float(auto["upper_coverage"])
         cands = candidate_forecasts(case, series)
-        dyn_cols = np.column_stack([dyn[k]["forecast"] for k in DYNAMO_PREDICTORS])
+        dyn_cols = np.column_stack([dyn[k]["forecast"] for k in DYNAMO_PREDICTORS if k in dyn])
         hind, _ = hindsight_blend(auto["actual"], np.column_stack([cands, dyn_cols]))
         logs.append(np.log(ratio))
         hind_logs.append(np.log(hind / dyn[best]["smape"]))

@@ -26,12 +26,6 @@ PRIOR_CHANGES = 2
 STATE_VERSION = 1
 
 
-def conformal_rank(n: int, quantile: float) -> int:
-    """Split-conformal rank: the ``ceil((n + 1) q)``-th smallest of ``n`` past scores bounds a
-    new exchangeable score with probability at least ``q`` (capped at the largest)."""
-    return min(max(math.ceil((n + 1) * quantile - 1e-9), 1), n)
-
-
 def upper_offset(
     resid: list[float],
     recent: list[float],
@@ -42,23 +36,24 @@ def upper_offset(
 ) -> float:
     """How far above the forecast (fit space) the upper quantile lies.
 
-    With ``MIN_RESIDUALS`` or more one-step residuals: their split-conformal quantile (the
-    ``ceil((n + 1) q)``-th smallest; an interpolated quantile of a 100-residual window
-    under-covers by a point or two, more on short windows). Before that (cold start, and
+    With ``MIN_RESIDUALS`` or more one-step residuals: their empirical quantile (an online
+    split-conformal bound: only residuals of past forecasts, the last ``RESIDUAL_WINDOW``).
+    The finite-sample rank ``ceil((n + 1) q)`` covered 0.5-3 points more on the shared traces
+    but cost 0.11-0.15 GPU-h (2-3 %) on the default replay at the same attainment, so the
+    interpolated quantile stays. Before that (cold start, and
     ``prophet``, which is fitted lazily and has no one-step residuals): a normal quantile of
     the spread of one-step changes of the recent values, pooled with a prior of
     ``PRIOR_CHANGES`` changes of ``PRIOR_RELATIVE_CHANGE`` of the last value, or the model's own
     spread if larger. Without the prior, one or two similar first samples give a near-zero
     spread, and the first intervals after a deployment are sized for no noise at all."""
     if len(resid) >= MIN_RESIDUALS:
-        ordered = sorted(resid)
-        return max(ordered[conformal_rank(len(ordered), quantile) - 1], 0.0)
+        return max(float(np.quantile(np.asarray(resid), quantile)), 0.0)
     z = float(NormalDist().inv_cdf(quantile))
     prior_sq = 0.0
     if last is not None:
         prior_sq = (to_fit(last * (1.0 + PRIOR_RELATIVE_CHANGE)) - to_fit(last)) ** 2
     diffs = np.diff(np.asarray(recent, dtype=float)) if len(recent) >= 2 else np.zeros(0)
-    pooled = math.sqrt((PRIOR_CHANGES * prior_sq + float(np.sum(diffs**2))) / (PRIOR_CHANGES + diffs.size))
+    pooled = math.sqrt((PRIOR_CHANGES * prior_sq + float(np.sum(diffs**2))) / max(PRIOR_CHANGES + diffs.size, 1))
     return max(z * max(pooled, model_spread or 0.0), 0.0)
 
 
