@@ -45,8 +45,14 @@ def test_serve_builds_every_prefect_yaml_deployment_with_its_schedule():
 
     doc = load_prefect_file(REPO / "prefect.yaml")
     deployments = {d.name: d for d in runner_deployments(doc)}
-    assert set(deployments) == {"llama-8b-disagg", "llama-8b-chat", "replan", "refit", "replay", "replay-history"}
+    assert set(deployments) == {
+        "llama-8b-disagg", "llama-8b-disagg-queue", "llama-8b-chat", "replan", "refit", "replay", "replay-history"
+    }  # fmt: skip
     plan = deployments["llama-8b-disagg"]
+    # the queue checks run with the plan's own settings, on the same schedule
+    queue = deployments["llama-8b-disagg-queue"]
+    assert queue.parameters == plan.parameters
+    assert [s.schedule.interval.total_seconds() for s in queue.schedules] == [60.0]
     assert plan.concurrency_limit == 1
     assert [s.schedule.interval.total_seconds() for s in plan.schedules] == [60.0]
     assert plan.parameters["settings"]["adjustment_interval_s"] == 60

@@ -124,7 +124,10 @@ def test_the_check_scales_before_the_next_cycle_and_is_recorded(tmp_path):
                 )
             ).all()
             queue_observations = conn.execute(
-                text("SELECT count(*) FROM observations o JOIN planner_runs r ON r.id = o.run_id WHERE r.trigger = 'queue'")
+                text(
+                    "SELECT count(*) FROM observations o JOIN planner_runs r ON r.id = o.run_id "
+                    "WHERE r.trigger = 'queue'"
+                )
             ).scalar_one()
     checks = [r for r in rows if r.trigger == "queue"]
     assert checks, rows
