@@ -20,7 +20,9 @@ order every 60 intervals (hourly) instead of every interval (seconds a search; t
 re-filtered every interval).
 
 Prints a table per trace, the issue-15 targets for the day-long traces (``default`` >= 99 % of
-feasible requests, or within 1 point of ``clairvoyant``; GPU-hours <= 0.75 x ``static-best``'s),
+feasible requests, or within 1 point of ``clairvoyant``; GPU-hours <= 0.75 x ``static-best``'s;
+a scale whose busiest interval needs 8 or more GPUs per pool by the oracle's plan, which the
+default scales do not reach: docs/baselines.md, "Day-long traces"),
 the wall time and peak memory, and one JSON line at the end.
 """
 
@@ -47,13 +49,18 @@ TRACES = {
     "deepseek-r1": SHARED / "reason_deepseek-r1_aggregate.csv",
     "m-mid": SHARED / "language_m-mid_aggregate.csv",
 }
-# Scales that fit the 15-minute budget on the shared 2-core machine (README, "Day-long traces");
-# the peak needs 8 or more GPUs per pool only at about deepseek-r1=12 and m-mid=0.4 (16.6 and 46
-# million requests a day).
+# Scales that fit the 15-minute budget on the shared 2-core machine. Issue 15 asks for a peak of
+# 8 or more GPUs in each pool; the oracle needs that only from about deepseek-r1=10 and
+# m-mid=0.25 (13.8 and 28.9 million requests a day), where the oracle's plan and one replay of
+# each trace alone take about an hour of CPU (the budget is 30 CPU-minutes) and an m-mid replay
+# more memory than the machine has: docs/baselines.md, "Day-long traces", has the numbers.
+# The table prints the oracle's peak per pool and the check.
 DEFAULT_SCALES = {"deepseek-r1": 1.0, "m-mid": 0.02}
 DAY_S = 86_400.0
 DYNAMO_REFIT_EVERY = 60
 DAY_TARGET_VS_STATIC_BEST = 0.75
+# issue 15: the day is replayed at a scale whose busiest interval needs this many GPUs in each pool
+PEAK_GPUS_PER_POOL = 8
 
 # Set in the parent before the pool forks; the workers read them (copy-on-write, not pickled).
 _RUN: dict[str, Any] = {}
@@ -135,24 +142,27 @@ def parse_scales(text: str) -> dict[str, float]:
     return scales
 
 
-def day_targets(by: dict[str, ReplayResult]) -> dict[str, bool]:
-    """Issue 15's targets for a day-long trace, for the policies that ran."""
+def day_targets(by: dict[str, ReplayResult], peak_gpus: tuple[int, int] | None = None) -> dict[str, bool]:
+    """Issue 15's targets for a day-long trace, for the policies that ran; ``peak_gpus``: the
+    oracle's busiest interval per pool in GPUs (prefill, decode), checked against the scale the
+    issue asks for."""
     checks: dict[str, bool] = {}
     d = by.get("default")
-    if d is None:
-        return checks
-    att = d.feasible_sla_attainment
-    if "clairvoyant" in by:
-        clair = by["clairvoyant"].feasible_sla_attainment
-        checks["feasible>=99% (or within 1 pt of clairvoyant below 99%)"] = att >= 0.99 or (
-            clair < 0.99 and att >= clair - 0.01
-        )
-    else:
-        checks["feasible>=99%"] = att >= 0.99
-    if "static-best" in by:
-        checks[f"gpu_hours<={DAY_TARGET_VS_STATIC_BEST}x_static-best"] = (
-            d.gpu_hours <= DAY_TARGET_VS_STATIC_BEST * by["static-best"].gpu_hours
-        )
+    if d is not None:
+        att = d.feasible_sla_attainment
+        if "clairvoyant" in by:
+            clair = by["clairvoyant"].feasible_sla_attainment
+            checks["feasible>=99% (or within 1 pt of clairvoyant below 99%)"] = att >= 0.99 or (
+                clair < 0.99 and att >= clair - 0.01
+            )
+        else:
+            checks["feasible>=99%"] = att >= 0.99
+        if "static-best" in by:
+            checks[f"gpu_hours<={DAY_TARGET_VS_STATIC_BEST}x_static-best"] = (
+                d.gpu_hours <= DAY_TARGET_VS_STATIC_BEST * by["static-best"].gpu_hours
+            )
+    if peak_gpus is not None:
+        checks[f"oracle_peak>={PEAK_GPUS_PER_POOL}_gpus_per_pool"] = min(peak_gpus) >= PEAK_GPUS_PER_POOL
     return checks
 
 
@@ -207,19 +217,20 @@ def main() -> None:
         workload, plan = prepared[trace]["workload"], prepared[trace]["plan"]
         results = [done[(trace, p)][0] for p in policies]
         by = {p: done[(trace, p)][0] for p in policies}
-        peak_p = max((r.prefill or 0) for r in plan)
-        peak_d = max((r.decode or 0) for r in plan)
+        peak_p = max((r.prefill or 0) for r in plan) * config.prefill_engine_num_gpu
+        peak_d = max((r.decode or 0) for r in plan) * config.decode_engine_num_gpu
         print(
             f"\n== servegen {trace}, one day from midnight ({workload.duration_s / 3600:.1f} h), "
             f"scale {scales[trace]:g}: {len(workload):,} requests, mean ISL {workload.isl.mean():.0f}, "
-            f"OSL {workload.osl.mean():.0f}; oracle peak {peak_p} prefill + {peak_d} decode engines"
+            f"OSL {workload.osl.mean():.0f}; the oracle's busiest interval needs {peak_p} prefill and "
+            f"{peak_d} decode GPUs"
         )
         print(format_table(results))
         for p in policies:
             result, wall, n = done[(trace, p)]
             extra = f" ({n} day-long replays, picked {result.setting})" if n > 1 else ""
             print(f"  {p}: {wall:.0f} s{extra}")
-        checks = day_targets(by)
+        checks = day_targets(by, (peak_p, peak_d))
         if checks:
             print("targets: " + ", ".join(f"{k} {'met' if v else 'MISSED'}" for k, v in checks.items()))
         print(f"wall: load {prepared[trace]['load_s']:.1f} s, oracle plan {prepared[trace]['oracle_plan_s']:.1f} s")
@@ -229,7 +240,7 @@ def main() -> None:
                 "scale": scales[trace],
                 "duration_s": workload.duration_s,
                 "requests": len(workload),
-                "oracle_peak": {"prefill": peak_p, "decode": peak_d},
+                "oracle_peak_gpus": {"prefill": peak_p, "decode": peak_d},
                 "results": [r.summary() for r in results],
                 "wall_s": {
                     "load": prepared[trace]["load_s"],

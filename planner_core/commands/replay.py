@@ -43,6 +43,7 @@ REPLAY_FLAGS = (
     "no_correction",
     "scale_down_stabilization_s",
     "scale_down_max_percent",
+    "queue_check_interval_s",
     "idle_cooldown_s",
     "sla_attainment",
     "decode_target_utilization",

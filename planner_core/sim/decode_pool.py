@@ -195,16 +195,20 @@ class DecodePool:
             return None
         cap = self.max_num_seqs
         if self.paged:
-            w = workers[0]
-            best = self.kv_in_use(w, t) if w.n < cap else math.inf
-            for candidate in workers[1:]:
-                if candidate.n >= cap:
+            # kv_in_use inlined (the same arithmetic): this loop over every worker is the
+            # simulator's hottest path when a pool runs tens of engines
+            found = None
+            best = math.inf
+            for candidate in workers:
+                n = candidate.n
+                if n >= cap:
                     continue
-                load = self.kv_in_use(candidate, t)
+                load = candidate.kv_base + n * (candidate.tok + (t - candidate.t_last) / candidate.itl_s) if n else 0.0
                 if load < best:
-                    w, best = candidate, load
-            if w.n >= cap:
+                    found, best = candidate, load
+            if found is None:
                 return None
+            w = found
             if w.n and best + self.kv0[r] + PAGED_HEADROOM_TOKENS > self.max_kv:
                 return None
         else:
