@@ -25,6 +25,7 @@ from planner_core.config import BUNDLED_TRACE, make_config
 from planner_core.profiles import load_profile
 from planner_core.records import Replicas
 from planner_core.sim.mocker import (
+    ROUTER_MODES,
     MockerEngine,
     fixed_capacity_per_s,
     mocker_available,
@@ -45,6 +46,9 @@ def main() -> int:
     parser.add_argument("--loads", default="0.25,0.6,0.9", help="fractions of the cluster's capacity")
     parser.add_argument("--max-num-seqs", type=int, default=MockerEngine.max_num_seqs)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--router", choices=ROUTER_MODES, default=MockerEngine.router_mode, help="the mocker's router (docs/mocker.md)"
+    )
     args = parser.parse_args()
     if not mocker_available():
         print("Dynamo's mocker is not installed: pip install -e '.[mocker]'", file=sys.stderr)
@@ -54,7 +58,7 @@ def main() -> int:
     trace = read_trace(BUNDLED_TRACE)
     p, d = (int(x) for x in args.replicas.split(","))
     replicas = Replicas(p, d)
-    engine = MockerEngine(max_num_seqs=args.max_num_seqs)
+    engine = MockerEngine(max_num_seqs=args.max_num_seqs, router_mode=args.router)
     capacities = fixed_capacity_per_s(profile, trace.isl, trace.osl, replicas, engine)
     capacity = capacities["cluster"]
     rows: list[dict[str, Any]] = []

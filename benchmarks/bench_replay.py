@@ -47,12 +47,27 @@ from planner_core.sim.baselines import (
     replay_runner,
     run_compared,
 )
-from planner_core.sim.mocker import MockerEngine, MockerInputs, mocker_available, mocker_inputs, run_mocker_policy
+from planner_core.sim.mocker import (
+    ROUTER_MODES,
+    MockerEngine,
+    MockerInputs,
+    mocker_available,
+    mocker_inputs,
+    run_mocker_policy,
+)
 from planner_core.sim.replay import ReplayResult, Workload, compute_oracle, load_workload, run_policy
 from planner_core.sim.report import format_table, plot_frontier
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "traces" / "azure_llm_2023"
-TRACES = {"code": SHARED / "AzureLLMInferenceTrace_code.csv", "conv": SHARED / "AzureLLMInferenceTrace_conv.csv"}
+TRACES = {
+    "code": SHARED / "AzureLLMInferenceTrace_code.csv",
+    "conv": SHARED / "AzureLLMInferenceTrace_conv.csv",
+    "mooncake": SHARED.parent / "mooncake_fast25" / "synthetic_trace.jsonl",
+}
+# A trace's own load scales, where --scales' defaults do not fit it: the Mooncake synthetic trace
+# (FAST'25, 3,993 requests over 17.6 min, 40 % of prompts beyond the profile) at x8 keeps about
+# 20-40 prefill engines busy, as the Azure traces at x10-x30 do.
+OWN_SCALES = {"mooncake": "8"}
 
 
 def main() -> None:
@@ -74,12 +89,16 @@ def main() -> None:
         help="load scaling's copies arrive within this many seconds (default: the interval, 60; 1 = burst stress)",
     )
     parser.add_argument("--speed-up", type=float, default=1.0, help="time compression instead of (or with) copies")
+    parser.add_argument(
+        "--mocker-router", choices=ROUTER_MODES, default=MockerEngine.router_mode, help="the mocker's router"
+    )
     parser.add_argument("--frontier", action="store_true", help="compare at matched attainment (see above)")
     parser.add_argument("--plot-dir", type=Path, default=None, help="--frontier: write the frontier plots here")
     args = parser.parse_args()
     mocker = args.engine == "mocker"
     if mocker and not mocker_available():
         parser.error("--engine mocker: install the optional extra: pip install -e '.[mocker]'")
+    args.scales_given = args.scales is not None
     args.scales = args.scales or ("10" if mocker or args.frontier else "10,30")
     if args.frontier:
         args.resolutions = ""
@@ -107,7 +126,10 @@ def main() -> None:
     profile = load_profile(config.profile_dir())
     summary = []
     for trace in args.traces.split(","):
-        for scale in (float(s) for s in args.scales.split(",")):
+        if trace not in TRACES:
+            parser.error(f"--traces: unknown trace {trace!r}; choose from {', '.join(TRACES)}")
+        scales = args.scales if args.scales_given or trace not in OWN_SCALES else OWN_SCALES[trace]
+        for scale in (float(s) for s in scales.split(",")):
             t0 = time.perf_counter()
             jitter_s = args.copy_jitter_s if args.copy_jitter_s is not None else float(config.adjustment_interval_s)
             workload = load_workload(
@@ -127,7 +149,9 @@ def main() -> None:
             frontier = None
             if mocker:
                 engine = MockerEngine(
-                    max_num_seqs=config.max_num_seqs, max_num_batched_tokens=config.max_num_batched_tokens
+                    max_num_seqs=config.max_num_seqs,
+                    max_num_batched_tokens=config.max_num_batched_tokens,
+                    router_mode=args.mocker_router,
                 )
                 with mocker_inputs(workload, profile, engine) as inputs:
                     on_mocker = partial(mocker_run, workload, plan, profile, inputs)
@@ -137,7 +161,9 @@ def main() -> None:
             runs_s = time.perf_counter() - t0
             by = {r.policy: r for r in results}
             engine_note = f", {'mocker' if mocker else 'our'} engine, max_num_seqs {config.max_num_seqs}"
-            print(f"\n== azure {trace} x{scale:g} (copies within {jitter_s:g} s, speed-up {args.speed_up:g}): "
+            if mocker:
+                engine_note += f", router {args.mocker_router}"
+            print(f"\n== {trace} x{scale:g} (copies within {jitter_s:g} s, speed-up {args.speed_up:g}): "
                   f"{len(workload):,} requests "
                   f"(trace load {load_s:.1f} s, oracle {oracle_s:.1f} s{engine_note})")
             print(format_table(results))
@@ -168,15 +194,24 @@ def main() -> None:
                    "results": [r.summary() for r in results], "oracle_s": oracle_s,
                    "lower_bound_gpu_hours_at_99pct": bound_gpu_h}
             row["engine"] = args.engine
+            if mocker:
+                row["mocker_router"] = args.mocker_router
             row["replays_s"] = runs_s
             if frontier is not None:
                 row["frontier"] = frontier.summary()
-            if "default" in by and not mocker and not args.frontier:
+            if "default" in by and not args.frontier:
                 d = by["default"]
-                checks = {
-                    "attainment>=0.99": d.sla_attainment >= 0.99,
-                    "gpu_hours<=1.15x_oracle": d.gpu_hours <= 1.15 * d.oracle_gpu_hours,
-                }
+                # issue 15: over the feasible requests, 99 %, or within 1 point of clairvoyant
+                # where clairvoyant itself is below 99 %
+                floor = 0.99
+                if "clairvoyant" in by:
+                    floor = min(floor, by["clairvoyant"].feasible_sla_attainment - 0.01)
+                checks = {f"feasible>={floor:.2%}": d.feasible_sla_attainment >= floor}
+                if mocker:
+                    row["targets"] = checks
+                    print("targets: " + ", ".join(f"{k} {'met' if v else 'MISSED'}" for k, v in checks.items()))
+            if "default" in by and not mocker and not args.frontier:
+                checks["gpu_hours<=1.15x_oracle"] = d.gpu_hours <= 1.15 * d.oracle_gpu_hours
                 if "dynamo" in by:
                     checks["beats_dynamo_attainment"] = d.sla_attainment > by["dynamo"].sla_attainment
                     checks["gpu_hours<=dynamo"] = d.gpu_hours <= by["dynamo"].gpu_hours

@@ -196,6 +196,16 @@ class PlannerConfig(BaseModel):
         "replicas (at least 1 replica); 100 = no bound",
     )
 
+    # Between cycles, a burst that starts just after one would wait for the next cycle and a
+    # start-up after it: the check adds prefill engines as soon as the queue misses the TTFT
+    # budget (planner_core/surge.py). Azure code x10: 94.8 % -> see docs/simulator.md.
+    queue_check_interval_s: float = Field(
+        5.0,
+        ge=0,
+        description="default policy: seconds between queue checks that add prefill engines when prompts wait "
+        "past the TTFT budget (Dynamo 1.6's load loop runs every 5 s); 0 = off",
+    )
+
     # Load prediction.
     load_predictor: str = Field("arima", description="one of " + ", ".join(LOAD_PREDICTORS))
     load_predictor_log1p: bool = Field(False, description="fit predictors in log1p space")
@@ -537,6 +547,7 @@ FLAGS: tuple[_Flag, ...] = (
     _Flag("--scale-down-stabilization", "scale_down_stabilization_s"),
     _Flag("--scale-down-max-percent", "scale_down_max_percent"),
     _Flag("--idle-cooldown", "idle_cooldown_s"),
+    _Flag("--queue-check-interval", "queue_check_interval_s"),
     _Flag("--sla-attainment", "sla_attainment"),
     _Flag("--decode-target-utilization", "decode_target_utilization"),
     _Flag("--prefill-throughput-factor", "prefill_throughput_factor"),

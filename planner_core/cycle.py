@@ -46,6 +46,7 @@ from planner_core.safety import bound_scale_down, guard_stale, with_metrics_age
 from planner_core.sizing import compute_corrections, fit_budget, size_pools
 from planner_core.stabilizer import Stabilizer
 from planner_core.state import BURST_MEMORY, BurstPattern, CycleState, StateQuery
+from planner_core.surge import queue_check, queue_check_window_s, queue_decision
 
 log = logging.getLogger("sla_planner.cycle")
 
@@ -326,6 +327,9 @@ class PlanningCycle:
     predictor_factory: Callable[[dict[str, dict[str, Any]] | None], LoadPredictorPort] | None = None
     step: StepRunner = call_step
     state: CycleState | None = None  # None: load it from the store (or start empty) on the first run
+    # the last cycle's mean prompt length: what a queue check weighs the queue with when its
+    # few seconds of data hold no finished prompt
+    _last_isl: float | None = field(default=None, init=False, repr=False)
 
     @classmethod
     def default_stabilizer(cls, config: PlannerConfig) -> Stabilizer | None:
@@ -382,6 +386,106 @@ class PlanningCycle:
             store.finish_run(run_id, result.status, self.clock.now(), result.error)
         return result
 
+    def check_queue(self, now: datetime | None = None) -> CycleResult | None:
+        """The queue check between cycles (:mod:`planner_core.surge`): read the frontend's last
+        few seconds and, when prompts wait past the TTFT budget, add prefill engines at once.
+
+        Returns None when the check did not scale (nothing is written then: a check runs every
+        few seconds). When it scales, it is recorded like a cycle, trigger ``queue``: the run, the
+        decision with the check's inputs and numbers (no observation row: those are whole
+        intervals), the action and its outcome, audit first; and the target joins the stabiliser's
+        memory, so the next cycle keeps it for the scale-down window. Under the deployment's
+        cycle lock: skipped while a cycle holds it."""
+        if policy_for(self.config.policy).queue_check_interval_s(self.config) <= 0:
+            return None
+        end = now or self.clock.now()
+        window_s = queue_check_window_s(self.config)
+        start = end - timedelta(seconds=window_s)
+        try:
+            observation = guard_stale(self.metrics.observe(start, end), window_s)
+        except Exception as exc:  # a failed read only skips this check; the cycle reports the source
+            log.debug("queue check: metrics unavailable: %s", exc)
+            return None
+        if observation.quality == "error":
+            return None
+        targets, ready = self.connector.current_replicas(), self.connector.ready_replicas()
+        if targets.prefill is None:
+            return None
+        isl = observation.isl if observation.isl is not None and observation.isl > 0 else self._last_isl
+        check = queue_check(
+            queued_requests=observation.queued_requests,
+            num_req=observation.num_req,
+            window_s=window_s,
+            isl=isl,
+            ready_prefill=ready.prefill if ready.prefill is not None else targets.prefill,
+            target_prefill=targets.prefill,
+            target_decode=targets.decode,
+            profile=self.profile,
+            config=self.config,
+        )
+        if check.prefill_replicas is None:
+            return None
+        decision = queue_decision(check, self.config, targets.decode, observation.num_req, window_s)
+        result = CycleResult(status="ok", window_start=start, window_end=end, observation=observation)
+        result.decision = decision
+        try:
+            with self._lock(0.0):
+                self._apply_queue_decision(result, end)
+        except CycleLockHeld:
+            return None
+        return result
+
+    def _apply_queue_decision(self, result: CycleResult, now: datetime) -> None:
+        store = self.store if self.deployment_id is not None else None
+        decision = result.decision
+        assert decision is not None
+        run_id = None
+        if store is not None and self.deployment_id is not None:
+            run_id = store.begin_run(self.deployment_id, "queue", self.config.model_dump(mode="json"), now)
+            result.run_id = run_id
+            # No observation row: the rows hold whole intervals, which the predictors, the idle
+            # time and the views read back. The check's inputs are on its decision instead.
+            result.decision_id = store.record_decision(run_id, decision, self.config.no_operation)
+        if self.config.no_operation:
+            result.status = "no_operation"
+        else:
+            if store is not None and result.decision_id is not None:
+                result.action_id = store.record_action_requested(
+                    result.decision_id, self.connector.name, decision.targets, now
+                )
+            try:
+                outcome = self.step(
+                    "scale",
+                    scale,
+                    self.connector,
+                    decision.targets,
+                    result.decision_id,
+                    now,
+                    self.config.rollout_behaviour(),
+                )
+            except Exception as exc:  # the outcome is recorded either way
+                log.exception("connector %s failed", self.connector.name)
+                outcome = ScalingOutcome(
+                    connector=self.connector.name,
+                    requested=decision.targets,
+                    outcome="error",
+                    requested_at=now,
+                    error=f"{type(exc).__name__}: {exc}",
+                )
+            result.outcome = outcome
+            if store is not None and result.action_id is not None:
+                store.record_action_outcome(result.action_id, outcome)
+            if outcome.outcome == "error":
+                result.status, result.error = "error", outcome.error
+            elif self.stabilizer is not None and outcome.outcome == "applied":
+                self.stabilizer.note(now, decision.prefill_replicas, decision.decode_replicas)
+                if self.state is not None:
+                    self.state.stabilizer_recent = self.stabilizer.recent
+        if store is not None and run_id is not None:
+            if self.state is not None and self.deployment_id is not None:
+                store.save_cycle_state(self.deployment_id, self.state, self.config.load_predictor, now)
+            store.finish_run(run_id, result.status, self.clock.now(), result.error)
+
     def _recover_from_crash(self, store: StorePort, deployment_id: int, now: datetime) -> list[str]:
         """Report scaling the database knows of but never saw finish, and close dead runs."""
         notes = [
@@ -434,6 +538,8 @@ class PlanningCycle:
         result.observation = observation
         if store is not None and run_id is not None:
             result.observation_id = store.record_observation(run_id, observation)
+        if observation.isl is not None and observation.isl > 0:
+            self._last_isl = observation.isl
 
         if observation.num_req == 0:
             state.idle_s += observation.interval_s

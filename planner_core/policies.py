@@ -116,6 +116,10 @@ class SizingPolicy(Protocol):
         """The per-cycle scale-down bound (:func:`planner_core.safety.bound_scale_down`); None = none."""
         ...
 
+    def queue_check_interval_s(self, config: PlannerConfig) -> float:
+        """Seconds between queue checks between cycles (:mod:`planner_core.surge`); 0 = none."""
+        ...
+
 
 def _finite_positive(value: float) -> bool:
     return value is not None and math.isfinite(value) and value > 0
@@ -223,6 +227,10 @@ class DynamoPolicy:
         # Dynamo applies every target at once; reproducing it means no bound.
         return None
 
+    def queue_check_interval_s(self, config: PlannerConfig) -> float:
+        # Dynamo's SLA planner (the 2025 one this policy reproduces) acts once an interval only.
+        return 0.0
+
 
 class DynamoTunedPolicy(DynamoPolicy):
     """Dynamo's arithmetic with a careful user's two knobs and the engine's sequence cap (see the
@@ -317,7 +325,9 @@ class DefaultPolicy:
         # prefill (seconds each), so they count in the pool's busy time; and their length must
         # not inflate the feasible prompts' service time (prefill time grows faster than ISL).
         feasible = inputs.feasible
-        planned = inputs.planned_num_req * (1.0 - feasible.infeasible_share)
+        # Prefill work is count x prompt length: plan for the upper quantile of that product.
+        planned_all, token_margin = prefill_planned_num_req(inputs)
+        planned = planned_all * (1.0 - feasible.infeasible_share)
         isl = feasible.feasible_isl if feasible.infeasible > 0 else inputs.isl
         curves = inputs.profile.prefill.curves
         thpt = curves.thpt_per_gpu(isl)
@@ -327,7 +337,6 @@ class DefaultPolicy:
         wait_budget_s = config.ttft_ms / 1000.0 - own_pass_s * inputs.prefill_correction
         # Every planned prompt's engine time, feasible or not: what the pool must keep up with.
         # A long prompt is prefilled alone in chunks, so it takes its unloaded prefill time.
-        planned_all = inputs.planned_num_req
         per_observed = planned_all / feasible.observed if feasible.observed > 0 else 0.0
         long_prompts = [
             (n * per_observed, curves.ttft_ms(isl) / 1000.0 * inputs.prefill_correction)
@@ -346,7 +355,7 @@ class DefaultPolicy:
             service_scv=service_scv,
         )
         replicas = queue.servers
-        details: dict[str, Any] = {}
+        details: dict[str, Any] = {"prefill_planned_num_req": planned_all, "prefill_token_margin": token_margin}
         burst_servers = _servers_for_burst_patterns(inputs.forecast, planned_all, mean_service_s, wait_budget_s, config)
         if burst_servers is not None:
             details.update(prefill_replicas_poisson=replicas, prefill_replicas_bursts=burst_servers)
@@ -454,6 +463,9 @@ class DefaultPolicy:
     def scale_down_max_percent(self, config: PlannerConfig) -> float | None:
         return config.scale_down_max_percent
 
+    def queue_check_interval_s(self, config: PlannerConfig) -> float:
+        return float(config.queue_check_interval_s)
+
 
 _POLICIES: dict[Policy, SizingPolicy] = {
     Policy.DYNAMO: DynamoPolicy(),
@@ -483,6 +495,26 @@ def prefill_service_s(curves: Any, isl: float, config: PlannerConfig) -> tuple[f
         return isl * curves.ttft_ms(full_pass) / 1000.0 / full_pass, own_s
     alone_s = curves.ttft_ms(isl) / 1000.0
     return alone_s, alone_s
+
+
+def prefill_planned_num_req(inputs: SizingInputs) -> tuple[float, float]:
+    """``(requests the prefill pool plans for, the margin over the planned count)``.
+
+    The pool's work is the request count times the mean prompt length, and both are forecast
+    with an error. Planning for the count's upper quantile alone ignores a prompt length that
+    swings between intervals (the Mooncake trace's per-minute mean ISL moves by 20-40 %); taking
+    both upper quantiles would compound them. The relative margins of independent errors add in
+    quadrature: the product's upper quantile is about ``count x ISL x (1 + sqrt(e_n^2 + e_isl^2))``,
+    where ``e`` is each upper quantile's excess over its mean (the count's excess includes the
+    rising-load rule). Returned as a count at the mean ISL."""
+    planned = inputs.planned_num_req
+    upper_isl = inputs.forecast.isl_upper
+    if not inputs.config.size_for_upper_quantile or is_missing(upper_isl) or inputs.num_req <= 0:
+        return planned, 1.0
+    e_n = max(0.0, planned / inputs.num_req - 1.0)
+    e_isl = max(0.0, float(upper_isl or 0.0) / inputs.isl - 1.0)
+    margin = (1.0 + math.hypot(e_n, e_isl)) / (1.0 + e_n)
+    return planned * margin, margin
 
 
 def _servers_for_burst_patterns(

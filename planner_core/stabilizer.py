@@ -62,6 +62,11 @@ class Stabilizer:
     def has_memory(self) -> bool:
         return bool(self._recent)
 
+    def note(self, now: datetime, prefill: int | None, decode: int | None) -> None:
+        """Remember a target applied outside a cycle (a queue check's), so that the next cycles
+        hold it for the window like any recent recommendation."""
+        self._recent.append((now, prefill, decode))
+
     def remember(self, targets: Iterable[tuple[datetime, int | None, int | None]]) -> None:
         """Prepend earlier ``(time, prefill, decode)`` recommendations (a restarted planner's
         memory, read back from the store), oldest first."""

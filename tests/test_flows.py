@@ -11,7 +11,7 @@ import pytest
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 from sqlalchemy import text
 
-from planner_core.config import PlannerConfig
+from planner_core.config import PlannerConfig, Policy
 from planner_core.runtime import Ports, using_ports
 from planner_core.store import Store
 from tests.flow_support import BrokenMetrics, SimWorld
@@ -221,3 +221,39 @@ def test_each_step_is_a_task_and_a_dropped_fetch_is_retried(prefect_harness, sql
     assert set(STEPS) <= set(names)
     assert names["observe"].name == "observe llama 2026-03-01 00:01:00"
     assert names["observe"].run_count == 2 and names["size"].run_count == 1
+
+
+def test_check_queue_scales_prefill_once_on_a_long_queue_and_records_it(prefect_harness, sqlite_url):
+    """The check-queue flow over a deployment whose one prefill engine is far behind: the first
+    check asks for more engines (a run with trigger ``queue``, its decision and applied action,
+    decode untouched); the later checks see those engines on their way and write nothing."""
+    from flows.queue import check_queue
+
+    settings = SETTINGS.model_copy(update={"queue_check_interval_s": 0.1})
+    world = SimWorld(settings, rate_per_s=120.0, duration_s=300.0)
+    world.clock.set(world.window_end(1, INTERVAL_S))  # two minutes of a queue building on 1 engine
+    with using_ports(world.ports):
+        state = _state(check_queue, deployment="llama", settings=settings, db_url=sqlite_url, duration_s=3.0)
+    assert state.is_completed(), state.message
+    out = state.result()
+    assert out["checks"] >= 2 and out["scaled"] == 1, out
+    rows = _rows(
+        sqlite_url,
+        "SELECT r.trigger, r.status, d.prefill_replicas, d.decode_replicas, d.reason, a.outcome "
+        "FROM planner_runs r JOIN decisions d ON d.run_id = r.id JOIN scaling_actions a ON a.decision_id = d.id",
+    )
+    (row,) = rows
+    assert (row["trigger"], row["status"], row["outcome"]) == ("queue", "ok", "applied")
+    assert row["prefill_replicas"] > 1 and row["decode_replicas"] == 1
+    assert "prompts waiting" in row["reason"]
+    assert world.replicas().prefill == row["prefill_replicas"]
+    assert _rows(sqlite_url, "SELECT count(*) AS n FROM observations")[0]["n"] == 0
+
+
+def test_check_queue_is_off_for_dynamos_policy(prefect_harness, sqlite_url):
+    from flows.queue import check_queue
+
+    settings = SETTINGS.model_copy(update={"policy": Policy.DYNAMO})
+    state = _state(check_queue, deployment="llama", settings=settings, db_url=sqlite_url, duration_s=1.0)
+    assert state.is_completed() and "off" in state.message
+    assert state.result() == {"checks": 0, "scaled": 0}

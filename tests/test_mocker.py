@@ -20,6 +20,7 @@ from planner_core.profiles import load_profile
 from planner_core.records import Replicas
 from planner_core.sim.mocker import (
     MockerConnector,
+    MockerEngine,
     MockerFrontend,
     fixed_capacity_per_s,
     mocker_available,
@@ -94,7 +95,7 @@ def test_mooncake_trace_has_unique_blocks_and_ms_timestamps(tmp_path: Path) -> N
     assert len(ids) == len(set(ids)), "no request shares a KV block with another: prefix caching off"
 
 
-def _snapshot(now_s: float, num_req: int, done: int, isl: float, osl: float, ttft: float, itl: float) -> dict:
+def _snapshot(now_s: float, done: int, isl: float, osl: float, ttft: float, itl: float, num_req: int = 0) -> dict:
     return {
         "now_ms": now_s * 1000.0,
         "active_prefill_count": 2,
@@ -113,12 +114,16 @@ def _snapshot(now_s: float, num_req: int, done: int, isl: float, osl: float, ttf
     }
 
 
-def test_frontend_sums_arrivals_per_second_and_weights_means_by_counts() -> None:
-    frontend = MockerFrontend(EPOCH)
-    frontend.record(_snapshot(1, 4, 1, 1000, 100, 50, 10))
-    frontend.record(_snapshot(2, 0, 3, 2000, 200, 90, 20))
-    frontend.record(_snapshot(3, 6, 0, 0, 0, 0, 0))  # nothing finished this second
-    frontend.record(_snapshot(4, 1, 1, 500, 50, 30, 5))
+def test_frontend_counts_arrivals_and_weights_means_by_counts() -> None:
+    # arrivals in [1, 4): none in the second to 2 s, six in the next, one in the last
+    arrival_s = np.array([0.5, 2.1, 2.2, 2.3, 2.4, 2.5, 2.6, 3.5, 4.5])
+    isl = np.full(arrival_s.size, 100.0)
+    frontend = MockerFrontend(EPOCH, arrival_s, isl)
+    # the mocker's own per-tick arrival counts are off at a burst; the frontend does not read them
+    frontend.record(_snapshot(1, 1, 1000, 100, 50, 10, num_req=4))
+    frontend.record(_snapshot(2, 3, 2000, 200, 90, 20, num_req=2))
+    frontend.record(_snapshot(3, 0, 0, 0, 0, 0, num_req=4))  # nothing finished this second
+    frontend.record(_snapshot(4, 1, 500, 50, 30, 5, num_req=1))
     obs = frontend.observe(EPOCH + timedelta(seconds=1), EPOCH + timedelta(seconds=4))
     assert obs.num_req == 7 and obs.arrival_counts == (0, 6, 1) and obs.arrival_window_s == 1.0
     assert obs.isl == pytest.approx((3 * 2000 + 500) / 4)
@@ -130,7 +135,30 @@ def test_frontend_sums_arrivals_per_second_and_weights_means_by_counts() -> None
     idle = frontend.observe(EPOCH + timedelta(seconds=10), EPOCH + timedelta(seconds=20))
     assert idle.num_req is None and idle.quality == "no_data", "no snapshot is no data, not zero traffic"
     partial = frontend.observe(EPOCH + timedelta(seconds=2), EPOCH + timedelta(seconds=6))
-    assert partial.quality == "partial" and partial.num_req == 7
+    assert partial.quality == "partial" and partial.num_req == 7, "up to the newest tick (4 s) only"
+
+
+def test_frontend_reads_the_counter_at_the_scrape_step_and_counts_prompts_per_bucket() -> None:
+    """Both engines' frontends read the request counter at ``arrival_resolution_s``: the burst
+    pattern the sizing plans from is the same on either engine."""
+    arrival_s = np.array([0.5, 1.5, 2.5, 3.5, 4.2])
+    isl = np.array([100.0, 200.0, 30_000.0, 400.0, 500.0])
+    frontend = MockerFrontend(EPOCH, arrival_s, isl, resolution_s=2.0)
+    for second in range(1, 7):
+        frontend.record(_snapshot(second, 0, 0, 0, 0, 0))
+    obs = frontend.observe(EPOCH, EPOCH + timedelta(seconds=4))
+    assert obs.arrival_counts == (2, 2) and obs.arrival_window_s == 2.0 and obs.num_req == 4
+    assert obs.isl_histogram is not None and obs.isl_histogram[-1][1] == 4, "the prompts accepted in [0, 4)"
+    cumulative = dict(obs.isl_histogram)
+    assert (cumulative[15_000.0], cumulative[31_000.0]) == (3, 4), "the 30,000-token prompt in its bucket"
+    with pytest.raises(ValueError, match="arrival_resolution_s"):
+        MockerFrontend(EPOCH, arrival_s, isl, resolution_s=0.0)
+
+
+def test_router_mode_is_checked() -> None:
+    assert MockerEngine().router_mode == "kv_router"
+    with pytest.raises(ValueError, match="router_mode: unknown 'least_loaded'; choose kv_router or round_robin"):
+        MockerEngine(router_mode="least_loaded")
 
 
 def test_connector_keeps_a_pool_it_is_not_asked_to_change() -> None:
@@ -237,6 +265,32 @@ def test_production_cycle_runs_in_the_mocker_loop(profile, conv, tmp_path: Path)
 
         cycles = conn.execute(text("select count(*) from planner_runs")).scalar_one()
     assert cycles == result.intervals, "every interval's cycle was persisted"
+
+
+def test_both_engines_plan_the_same_replicas_for_the_same_requests(profile) -> None:  # type: ignore[no-untyped-def]
+    """The planning cycle sees the same load on either engine and decides the same: the same
+    burst pattern (the counter read at the scrape step, 5 s: at 1 s this trace's bursts size
+    prefill for 5 engines, not 3), and the same stabiliser memory of the replicas the replay
+    starts with (the first window is quiet but the second is not: without that memory the first
+    decision scales down for the busy interval). Every request has the same lengths, so the
+    windows' mean ISL and OSL agree whichever requests each engine's frontend counts in them."""
+    _need_mocker()
+    from planner_core.sim.replay import run_policy
+
+    config = make_config(adjustment_interval_s=30, max_gpu_budget=64, load_predictor="constant")
+    rng = np.random.default_rng(7)
+    background = rng.uniform(0.0, 240.0, 2400)
+    bursts = [t + rng.uniform(0.0, 1.0, 120) for t in range(30, 90, 10)]  # 120 requests within 1 s
+    arrival_s = np.sort(np.concatenate([background, *bursts]))
+    workload = Workload(arrival_s, np.full(arrival_s.size, 1500.0), np.full(arrival_s.size, 150.0), "bursts")
+    plan = compute_oracle(workload, profile, config)
+    ours = run_policy(workload, config, "default", startup_s=10.0, oracle_plan=plan, profile=profile)
+    mocker = run_mocker_policy(workload, config, "default", startup_s=10.0, oracle_plan=plan, profile=profile)
+    for key in ("prefill_target", "decode_target"):
+        assert mocker.timeline[key] == ours.timeline[key], key
+    start = first_interval_replicas(workload, profile, config, 10.0)
+    assert ours.timeline["prefill_target"][:2] == [start.prefill] * 2, "the quiet first window scaled nothing down"
+    assert max(ours.timeline["prefill_target"]) == start.prefill, "5 s steps: the bursts need no more"
 
 
 def test_cli_says_which_engine_runs_dynamo16_and_how_to_get_the_mocker(capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]

@@ -343,7 +343,7 @@ def test_auto_follows_last_value_on_random_walk(config):
 
 def test_auto_second_level_selects_by_recent_error(config):
     # i.i.d. noise around a level: the last value is the worst forecaster, so level 2 moves its
-    # weight to the two blends (which lean on the means); the weights start uniform
+    # weight to the blends (which lean on the means); the weights start uniform
     p = make_predictor("auto", config)
     feed(p, [500.0])
     p.predict()
@@ -364,8 +364,74 @@ def test_auto_second_level_selects_by_recent_error(config):
     members = q.model.describe()["members"]
     assert sum(m["weight"] for m in members.values()) == pytest.approx(1.0)
     assert members["last"]["loss"] > max(members["hedge"]["loss"], members["topk"]["loss"])
-    # the anytime rate is cautious (eta ~0.15 with ~100 intervals remembered): the weight moves
-    # steadily, not all at once
-    assert members["last"]["weight"] < 0.25
-    assert members["last"]["weight"] < min(members["hedge"]["weight"], members["topk"]["weight"])
+    # AdaHedge's rate grows while the members keep the same order, so the weight leaves the
+    # last value for good
+    assert members["last"]["weight"] < 0.05
+    assert members["last"]["weight"] < max(members["hedge"]["weight"], members["topk"]["weight"])
     assert err["auto"] < 0.85 * err["constant"]
+
+
+# -- issue 15: the calibrated upper quantile and auto on trends ---------------------------------
+
+
+@pytest.mark.parametrize(
+    ("case", "noise"),
+    [
+        # (level, relative sd): Poisson-like counts, a noisier series, a level far from 1
+        ("counts", (240.0, 0.065)),
+        ("noisy", (1000.0, 0.2)),
+        ("tokens", (5000.0, 0.1)),
+    ],
+)
+@pytest.mark.parametrize("name", ["constant", "kalman", "auto"])
+def test_upper_quantile_coverage_lands_in_range(name, case, noise, config):
+    # i.i.d. Gaussian noise of known size around a level, counted from the first forecast on
+    # (the cold start included): the p90 must cover 85-95 % of 300 values; before the
+    # calibration the first intervals were sized for no noise (0-60 % covered there)
+    level, rel = noise
+    rng = np.random.default_rng(11)
+    vals = level * (1 + rel * rng.standard_normal(301))
+    p = make_predictor(name, config)
+    hits = []
+    for i, v in enumerate(vals):
+        if p.has_data:
+            hits.append(v <= p.predict().upper)
+        p.observe(float(v), (i + 1) * 60.0)
+    assert 0.85 <= np.mean(hits) <= 0.95
+    # and the first ten intervals, where only the prior and a few changes are known
+    assert np.mean(hits[:10]) >= 0.7
+
+
+def test_upper_quantile_cold_start_is_not_zero_width(config):
+    # one sample (or two equal ones) says nothing about the noise: the prior keeps p90 above it
+    for vals in ([200.0], [200.0, 200.0]):
+        p = feed(make_predictor("auto", config), vals, step=60.0)
+        f = p.predict()
+        # z90 x the pooled spread: two prior changes of 10 %, plus the observed (zero) changes
+        spread = 0.1 * math.sqrt(2 / (2 + len(vals) - 1))
+        assert f.upper == pytest.approx(f.value * (1 + 1.2815515655446004 * spread), rel=1e-6)
+
+
+@pytest.mark.parametrize(("slope", "noise"), [(10.0, 5.0), (5.0, 10.0), (-3.0, 5.0)])
+def test_auto_tracks_a_linear_trend_like_the_best_single_model(slope, noise, config):
+    # an hour of one-minute intervals on a noisy ramp, averaged over seeds: auto's sMAPE at most
+    # 3 % above the best of Dynamo's cheap models (constant, kalman; kalman is the trend
+    # follower). Before AdaHedge at level 2 it was 20-45 % above kalman here. Its own best
+    # candidate alone (a 50-point line) is still 8-12 % better: an hour is short for choosing.
+    def smape(p, y):
+        e = []
+        for i, v in enumerate(y):
+            if p.has_data:
+                f = p.predict().value
+                e.append(2 * abs(v - f) / (v + f))
+            p.observe(float(v), (i + 1) * 60.0)
+        return float(np.mean(e))
+
+    err: dict[str, list[float]] = {}
+    for seed in range(4):
+        rng = np.random.default_rng(seed)
+        y = 300 + slope * np.arange(60) + noise * rng.standard_normal(60)
+        for n in ("constant", "kalman", "auto"):
+            err.setdefault(n, []).append(smape(make_predictor(n, config), y))
+    mean = {n: float(np.mean(v)) for n, v in err.items()}
+    assert mean["auto"] <= 1.03 * min(mean["constant"], mean["kalman"]), mean

@@ -45,8 +45,14 @@ def test_serve_builds_every_prefect_yaml_deployment_with_its_schedule():
 
     doc = load_prefect_file(REPO / "prefect.yaml")
     deployments = {d.name: d for d in runner_deployments(doc)}
-    assert set(deployments) == {"llama-8b-disagg", "llama-8b-chat", "replan", "refit", "replay", "replay-history"}
+    assert set(deployments) == {
+        "llama-8b-disagg", "llama-8b-disagg-queue", "llama-8b-chat", "replan", "refit", "replay", "replay-history"
+    }  # fmt: skip
     plan = deployments["llama-8b-disagg"]
+    # the queue checks run with the plan's own settings, on the same schedule
+    queue = deployments["llama-8b-disagg-queue"]
+    assert queue.parameters == plan.parameters
+    assert [s.schedule.interval.total_seconds() for s in queue.schedules] == [60.0]
     assert plan.concurrency_limit == 1
     assert [s.schedule.interval.total_seconds() for s in plan.schedules] == [60.0]
     assert plan.parameters["settings"]["adjustment_interval_s"] == 60
@@ -127,3 +133,29 @@ def test_run_plans_every_interval_and_serves_its_metrics(sqlite_url, capsys):
 def test_run_refuses_a_bad_cycle_count(sqlite_url, capsys):
     assert main(["run", "--deployment", "llama", "--db-url", sqlite_url, "--cycles", "0"]) == 2
     assert "--cycles" in capsys.readouterr().err
+
+
+def test_run_checks_the_queue_between_cycles():
+    """``sla-planner run`` waits for the boundary checking the queue every few seconds
+    (here 0.2 s in a 1 s interval); a stop request ends the wait."""
+    import threading
+
+    from planner_core.commands.run_once import seconds_to_boundary, wait_checking_queue
+
+    class Cycle:
+        clock = LiveClock()
+        checks = 0
+
+        def check_queue(self):
+            Cycle.checks += 1
+            return None
+
+    stop = threading.Event()
+    expected = int(seconds_to_boundary(Cycle.clock.now().timestamp(), 1.0) / 0.2 - 1e-9)
+    assert wait_checking_queue(Cycle(), 1.0, 0.2, stop) is False
+    assert expected - 1 <= Cycle.checks <= expected + 1, (Cycle.checks, expected)
+    Cycle.checks = 0
+    assert wait_checking_queue(Cycle(), 1.0, 0.0, stop) is False
+    assert Cycle.checks == 0  # checks off: one wait for the boundary
+    stop.set()
+    assert wait_checking_queue(Cycle(), 1.0, 0.2, stop) is True

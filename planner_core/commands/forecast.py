@@ -70,7 +70,13 @@ def run(args: argparse.Namespace) -> int:
 
 
 def evaluate(
-    binned: BinnedSeries, predictor: str, *, series: str = "num_req", log1p: bool = False, **options: Any
+    binned: BinnedSeries,
+    predictor: str,
+    *,
+    series: str = "num_req",
+    log1p: bool = False,
+    keep_points: bool = False,
+    **options: Any,
 ) -> dict[str, Any]:
     """Online one-step evaluation of ``predictor`` on one series of ``binned``."""
     config = make_config(
@@ -78,10 +84,15 @@ def evaluate(
     )
     values = binned.series(series)
     ends = binned.end_timestamps()
-    return evaluate_values(values, ends, make_predictor(predictor, config, **options), binned.interval_s, series)
+    p = make_predictor(predictor, config, **options)
+    return evaluate_values(values, ends, p, binned.interval_s, series, keep_points=keep_points)
 
 
-def evaluate_values(values: np.ndarray, ends: np.ndarray, p: Any, interval_s: float, series: str) -> dict[str, Any]:
+def evaluate_values(
+    values: np.ndarray, ends: np.ndarray, p: Any, interval_s: float, series: str, *, keep_points: bool = False
+) -> dict[str, Any]:
+    """As :func:`evaluate`; ``keep_points`` adds the scored ``actual``, ``forecast`` and
+    ``upper`` values (numpy arrays, not JSON) for paired comparisons."""
     actual: list[float] = []
     pred: list[float] = []
     upper: list[float] = []
@@ -99,7 +110,9 @@ def evaluate_values(values: np.ndarray, ends: np.ndarray, p: Any, interval_s: fl
         t0 = time.perf_counter()
         p.observe(None if math.isnan(v) else float(v), float(t))
         observe_ms.append((time.perf_counter() - t0) * 1e3)
+    points = {"actual": np.asarray(actual), "forecast": np.asarray(pred), "upper": np.asarray(upper)}
     return {
+        **(points if keep_points else {}),
         "predictor": p.name,
         "series": series,
         "interval_s": interval_s,
@@ -117,6 +130,13 @@ def _pct(xs: list[float], q: float) -> float | None:
     return float(np.percentile(xs, q)) if xs else None
 
 
+def smape_terms(actual: np.ndarray, pred: np.ndarray) -> np.ndarray:
+    """Per-point sMAPE terms ``2|a - f| / (|a| + |f|)`` in [0, 2] (0 where both are 0)."""
+    err = np.abs(actual - pred)
+    den = np.abs(actual) + np.abs(pred)
+    return np.where(den > 0, 2 * err / np.where(den > 0, den, 1.0), 0.0)
+
+
 def scores(actual: np.ndarray, pred: np.ndarray, upper: np.ndarray | None = None) -> dict[str, Any]:
     """MAPE (actual 0 left out), sMAPE (both 0 counts as 0 error), MAE, in percent / units."""
     n = int(actual.size)
@@ -125,8 +145,7 @@ def scores(actual: np.ndarray, pred: np.ndarray, upper: np.ndarray | None = None
     err = np.abs(actual - pred)
     nz = actual != 0
     mape = float(np.mean(err[nz] / np.abs(actual[nz])) * 100) if nz.any() else None
-    den = np.abs(actual) + np.abs(pred)
-    terms = np.where(den > 0, 2 * err / np.where(den > 0, den, 1.0), 0.0)
+    terms = smape_terms(actual, pred)
     out = {
         "points": n,
         "mape": mape,
@@ -154,3 +173,20 @@ def format_result(r: dict[str, Any]) -> str:
         f"observe ms       p50 {num(r['observe_ms_p50'], '{:.3f}')}  p95 {num(r['observe_ms_p95'], '{:.3f}')}",
     ]
     return "\n".join(lines)
+
+
+def paired_smape_difference(actual: np.ndarray, pred_a: np.ndarray, pred_b: np.ndarray) -> tuple[float, float]:
+    """Mean of ``a``'s minus ``b``'s per-point sMAPE terms, and its standard error, in percent
+    (paired over the same points; positive means ``a`` is worse)."""
+    diff = (smape_terms(actual, pred_a) - smape_terms(actual, pred_b)) * 100.0
+    if diff.size < 2:
+        return float(diff.mean()) if diff.size else 0.0, math.inf
+    return float(diff.mean()), float(diff.std(ddof=1) / math.sqrt(diff.size))
+
+
+def binomial_band(n: int, quantile: float, z: float = 1.96) -> tuple[float, float]:
+    """The coverage range (fractions) a perfectly calibrated ``quantile`` forecast lands in
+    about 95 % of the time over ``n`` points (normal approximation): how much of a coverage miss
+    on a short trace is luck."""
+    half = z * math.sqrt(quantile * (1.0 - quantile) / max(n, 1))
+    return max(quantile - half, 0.0), min(quantile + half, 1.0)

@@ -16,7 +16,7 @@ from planner_core.config import BUNDLED_TRACE, PlannerConfig, add_config_argumen
 from planner_core.profiles import load_profile
 from planner_core.records import Replicas
 from planner_core.sim.baselines import frontier_report, run_compared
-from planner_core.sim.mocker import DYNAMO16_POLICIES, MOCKER_POLICIES, MockerEngine
+from planner_core.sim.mocker import DYNAMO16_POLICIES, MOCKER_POLICIES, ROUTER_MODES, MockerEngine
 from planner_core.sim.replay import POLICIES, ReplayResult, compute_oracle, load_workload, run_policy
 
 DYNAMO16 = "dynamo-1.6"  # shorthand for both of Dynamo 1.6.1's optimization targets
@@ -43,6 +43,7 @@ REPLAY_FLAGS = (
     "no_correction",
     "scale_down_stabilization_s",
     "scale_down_max_percent",
+    "queue_check_interval_s",
     "idle_cooldown_s",
     "sla_attainment",
     "decode_target_utilization",
@@ -102,6 +103,13 @@ def register(subparsers: Any) -> None:
         choices=("ours", "mocker"),
         default="ours",
         help="simulator to replay on: ours, or Dynamo 1.6.1's mocker (pip install -e '.[mocker]'; docs/mocker.md)",
+    )
+    parser.add_argument(
+        "--mocker-router",
+        choices=ROUTER_MODES,
+        default=MockerEngine.router_mode,
+        help="--engine mocker: its router: kv_router (Dynamo's KV router, what its router guide deploys disaggregated "
+        "serving with) or round_robin (the frontend's bare default); docs/mocker.md",
     )
     parser.add_argument(
         "--kv-admission",
@@ -222,7 +230,9 @@ def run(args: argparse.Namespace) -> int:
             from planner_core.sim.mocker import mocker_inputs, run_mocker_policy
 
             engine = MockerEngine(
-                max_num_seqs=config.max_num_seqs, max_num_batched_tokens=config.max_num_batched_tokens
+                max_num_seqs=config.max_num_seqs,
+                max_num_batched_tokens=config.max_num_batched_tokens,
+                router_mode=args.mocker_router,
             )
             runner = partial(run_mocker_policy, inputs=stack.enter_context(mocker_inputs(workload, profile, engine)))
             engine_kwargs = {}

@@ -21,6 +21,7 @@ from typing import Any
 
 from planner_core.commands.db import add_db_url_argument
 from planner_core.config import add_config_arguments, config_from_args
+from planner_core.policies import policy_for
 
 
 def _add_cycle_arguments(parser: argparse.ArgumentParser) -> None:
@@ -102,6 +103,20 @@ def seconds_to_boundary(now_s: float, interval_s: float) -> float:
     return interval_s - (now_s % interval_s)
 
 
+def wait_checking_queue(cycle: Any, interval_s: float, check_s: float, stop: threading.Event) -> bool:
+    """Wait for the next interval boundary, running the queue check (planner_core.surge) every
+    ``check_s`` seconds meanwhile (0 = no checks). True when ``stop`` was set."""
+    while True:
+        left = seconds_to_boundary(cycle.clock.now().timestamp(), interval_s)
+        if check_s <= 0 or left <= check_s:
+            return stop.wait(left)
+        if stop.wait(check_s):
+            return True
+        checked = cycle.check_queue()
+        if checked is not None and checked.decision is not None:
+            print(f"sla-planner run: {checked.decision.reason}", flush=True)
+
+
 def run_loop(args: argparse.Namespace) -> int:
     from planner_core.cli import UsageError
 
@@ -133,8 +148,9 @@ def _loop(args: argparse.Namespace, config: Any, stop: threading.Event) -> int:
         # One cycle object for the process: its predictor and memory stay warm between cycles,
         # and ARIMA order searches run in this process's background pool (no refit flow here).
         cycle = open_cycle(config, args.deployment, store, deferred_refit=False)
+        check_s = policy_for(config.policy).queue_check_interval_s(config)
         while not stop.is_set():
-            if stop.wait(seconds_to_boundary(cycle.clock.now().timestamp(), config.adjustment_interval_s)):
+            if wait_checking_queue(cycle, config.adjustment_interval_s, check_s, stop):
                 break
             started = time.perf_counter()
             result = cycle.run()

@@ -54,18 +54,20 @@ from planner_core.predictors.simple import (
     HoltWinters,
     Kalman,
     LastValue,
+    LinearTrend,
     SeasonalNaive,
     WindowStat,
 )
 
 DEFAULT_DECAY = 0.95  # loss half-life about 14 intervals
 DEFAULT_ETA = 3.0
-DEFAULT_PRIOR = 1.0  # head start of the last value: weight exp(-3) for the others at first
+DEFAULT_PRIOR = 1.0
 DEFAULT_TOP_K = 3
 DEFAULT_RANK_DECAY = 47.0 / 48.0  # ``topk`` ranks by the mean error over about 48 intervals
 DEFAULT_MIN_HISTORY = 3  # scored forecasts before ``topk`` ranks a candidate
 DEFAULT_SELECT_DECAY = 0.99  # level 2 remembers about 100 intervals
 MEMBERS = ("hedge", "topk", "last")  # the level-2 forecasters
+GAP_FLOOR = 1e-12  # below this the members have not disagreed yet
 
 
 def _identity(y: float) -> float:
@@ -76,6 +78,34 @@ def _smape_term(actual: float, pred: float) -> float:
     pred = max(pred, 0.0)
     den = abs(actual) + abs(pred)
     return 0.0 if den == 0 else 2.0 * abs(actual - pred) / den
+
+
+def _hedge_weights(losses: list[float], eta: float) -> list[float]:
+    """Exponential weights ``exp(-eta (L_j - min L))``, normalised; uniform over the leaders
+    when ``eta`` is infinite."""
+    best = min(losses)
+    if math.isinf(eta):
+        w = [1.0 if lo <= best else 0.0 for lo in losses]
+    else:
+        w = [math.exp(-eta * (lo - best)) for lo in losses]
+    tot = sum(w)
+    return [wi / tot for wi in w]
+
+
+def _mixability_gap(weights: list[float], losses: list[float], eta: float) -> float:
+    """AdaHedge's mixability gap of one round: the weights' mean loss minus the mix loss
+    ``-ln(sum w exp(-eta l)) / eta`` (the best loss among the weighted members when ``eta``
+    is infinite). Non-negative; large when the weighted members disagree."""
+    if not weights:
+        weights = [1.0 / len(losses)] * len(losses)
+    mean = sum(w * lo for w, lo in zip(weights, losses, strict=True))
+    if math.isinf(eta):
+        mix = min(lo for w, lo in zip(weights, losses, strict=True) if w > 0)
+    else:
+        lo_min = min(losses)
+        mixed = sum(w * math.exp(-eta * (lo - lo_min)) for w, lo in zip(weights, losses, strict=True))
+        mix = lo_min - math.log(mixed) / eta
+    return max(mean - mix, 0.0)
 
 
 def default_candidates(q_level: float, q_trend: float, r: float, min_points: int) -> list[Model]:
@@ -96,6 +126,8 @@ def default_candidates(q_level: float, q_trend: float, r: float, min_points: int
         WindowStat(20, "mean"),
         Ewma(0.8),
         Drift(0.25),
+        LinearTrend(20),
+        LinearTrend(50),
     ]
 
 
@@ -136,7 +168,7 @@ class AutoBlend(Model):
         self.rank_n = [0] * n
         # level 2: discounted sMAPE of each member, discounted count, last weights
         self.sel_loss = [0.0] * len(MEMBERS)
-        self.sel_t = 0.0
+        self.sel_gap = 0.0  # discounted AdaHedge mixability gap
         self.member_weights: list[float] = []
         self.pending: list[float | None] = [None] * n  # candidate forecasts (fit space)
         self.member_pending: list[float] | None = None  # member forecasts (fit space)
@@ -199,9 +231,9 @@ class AutoBlend(Model):
                 self.rank_n[i] += 1
         if self.member_pending is not None:
             sd = self.select_decay
-            for j, f in enumerate(self.member_pending):
-                self.sel_loss[j] = sd * self.sel_loss[j] + _smape_term(actual, self.inverse(f))
-            self.sel_t = sd * self.sel_t + 1.0
+            losses = [_smape_term(actual, self.inverse(f)) for f in self.member_pending]
+            self.sel_gap = sd * self.sel_gap + _mixability_gap(self.member_weights, losses, self._select_eta())
+            self.sel_loss = [sd * lo + e for lo, e in zip(self.sel_loss, losses, strict=True)]
 
     # -- forecasting -------------------------------------------------------------------------
     def _blend(self, fc: list[float | None]) -> float | None:
@@ -232,14 +264,14 @@ class AutoBlend(Model):
         values = [float(fc[i]) for i in chosen]  # type: ignore[arg-type]  # chosen from ``ok``: not None
         return sum(wi / tot * v for wi, v in zip(w, values, strict=True))
 
+    def _select_eta(self) -> float:
+        """AdaHedge's rate ln K / (discounted mixability gap); infinite (follow the leader)
+        while the members' losses have never disagreed."""
+        return math.log(len(MEMBERS)) / self.sel_gap if self.sel_gap > GAP_FLOOR else math.inf
+
     def _select(self, members: list[float]) -> float:
-        """Level 2: Hedge over the members with the anytime rate sqrt(8 ln K / t) / 2."""
-        k = len(members)
-        eta = math.sqrt(8.0 * math.log(k) / max(self.sel_t, 1.0)) / 2.0
-        best = min(self.sel_loss)
-        w = [math.exp(-eta * (s - best)) for s in self.sel_loss]
-        tot = sum(w)
-        self.member_weights = [wi / tot for wi in w]
+        """Level 2: AdaHedge over the members."""
+        self.member_weights = _hedge_weights(self.sel_loss, self._select_eta())
         return sum(wi * f for wi, f in zip(self.member_weights, members, strict=True))
 
     def forecast(self, t_next: float | None) -> float | None:
@@ -285,7 +317,7 @@ class AutoBlend(Model):
             "rank_n": list(self.rank_n),
             "members": list(MEMBERS),
             "sel_loss": list(self.sel_loss),
-            "sel_t": self.sel_t,
+            "sel_gap": self.sel_gap,
             "member_weights": list(self.member_weights),
             "pending": self.pending,
             "member_pending": self.member_pending,
@@ -311,7 +343,7 @@ class AutoBlend(Model):
         self.rank_w = [float(x) for x in state["rank_w"]]
         self.rank_n = [int(x) for x in state["rank_n"]]
         self.sel_loss = [float(x) for x in state["sel_loss"]]
-        self.sel_t = float(state["sel_t"])
+        self.sel_gap = float(state["sel_gap"])
         self.member_weights = [float(x) for x in state["member_weights"]]
         self.pending = list(state["pending"])
         mp = state["member_pending"]

@@ -389,3 +389,34 @@ class Drift(Model):
 
     def load_state(self, state: dict[str, Any]) -> None:
         self.buf = deque((float(v) for v in state["buf"]), maxlen=self.k + 1)
+
+
+class LinearTrend(Model):
+    """Least-squares line through the last ``k`` samples (by sample index), extrapolated one
+    step: a local linear trend, what Prophet fits on a window too short for its seasonalities,
+    at O(k) per forecast. Samples are assumed evenly spaced (the planner's interval)."""
+
+    def __init__(self, k: int = 30) -> None:
+        self.k = int(k)
+        self.name = f"trend{k}"
+        self.buf: deque[float] = deque(maxlen=self.k)
+
+    def update(self, y: float, t: float) -> None:
+        self.buf.append(y)
+
+    def forecast(self, t_next: float | None) -> float | None:
+        n = len(self.buf)
+        if n == 0:
+            return None
+        if n < 3:
+            return self.buf[-1]
+        y = np.fromiter(self.buf, float)
+        x = np.arange(n, dtype=float) - (n - 1) / 2.0  # centred: slope and mean are independent
+        slope = float(x @ (y - y.mean()) / (x @ x))
+        return float(y.mean() + slope * (n + 1) / 2.0)
+
+    def get_state(self) -> dict[str, Any]:
+        return {"buf": list(self.buf)}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        self.buf = deque((float(v) for v in state["buf"]), maxlen=self.k)

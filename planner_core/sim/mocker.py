@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -38,13 +39,16 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 import numpy as np
 
 from planner_core.config import PlannerConfig, Policy
 from planner_core.cycle import PlanningCycle
-from planner_core.feasibility import infeasible_mask
+from planner_core.feasibility import infeasible_mask, isl_histogram
+from planner_core.metrics import promql
+from planner_core.metrics.exporter import BUCKETS
+from planner_core.metrics.simulated import arrival_counts
 from planner_core.ports import DeploymentInfo, SimulatedClock
 from planner_core.profiles import Profile, load_profile
 from planner_core.records import Observation, Replicas, ScalingOutcome
@@ -71,13 +75,22 @@ MOCKER_POLICIES = (*POLICIES, *DYNAMO16_POLICIES)
 INSTALL_HINT = "install the optional extra: pip install -e '.[mocker]' (Dynamo 1.6.1's ai-dynamo-runtime)"
 DYNAMO16_INSTALL_HINT = "run scripts/install-dynamo-planner.sh (ai-dynamo 1.6.1 without its serving dependencies)"
 TICK_MS = ARRIVAL_COUNT_WINDOW_S * 1000.0
+ISL_BUCKETS = BUCKETS[promql.ISL]  # the frontend's own bucket bounds
 
 
 class MockerUnavailable(RuntimeError):
     """The optional mocker (or Dynamo 1.6.1's planner) is not installed; the message says how to install it."""
 
 
+def _quiet_dynamo_logs() -> None:
+    """Dynamo's KV router logs every worker it selects at INFO, two lines a request: a replay's
+    output flooded and its wall time up by about 40 %. Its logging reads ``DYN_LOG`` once, when
+    ``dynamo._core`` is first imported; an explicit ``DYN_LOG`` wins."""
+    os.environ.setdefault("DYN_LOG", "warn")
+
+
 def mocker_available() -> bool:
+    _quiet_dynamo_logs()
     try:
         import dynamo._core as core
     except ImportError:
@@ -86,6 +99,7 @@ def mocker_available() -> bool:
 
 
 def _core() -> Any:
+    _quiet_dynamo_logs()
     try:
         import dynamo._core as core
     except ImportError as exc:
@@ -93,14 +107,30 @@ def _core() -> Any:
     return core
 
 
+# The mocker's two routers (``run_mocker_trace_replay(router_mode=...)``): ``kv_router`` is Dynamo's
+# KV router, the frontend's ``--router-mode kv`` that Dynamo's router guide gives for disaggregated
+# serving in production (each request to the worker with the least projected load: queued prefill
+# tokens on prefill, active KV blocks on decode; with no prefix reuse, as here, no overlap term);
+# ``round_robin`` is the frontend's bare default (``--router-mode round-robin``), "the simplest
+# baseline" in that guide, and the mocker's own default. docs/mocker.md, "Routing".
+RouterMode = Literal["kv_router", "round_robin"]
+ROUTER_MODES: tuple[RouterMode, ...] = get_args(RouterMode)
+
+
 @dataclass(frozen=True)
 class MockerEngine:
-    """Engine settings handed to every mocker worker. The defaults are the mocker's own (vLLM's)."""
+    """Engine settings handed to every mocker worker. The defaults are the mocker's own (vLLM's),
+    except the router: Dynamo's KV router, what a disaggregated deployment runs (:data:`ROUTER_MODES`)."""
 
     block_size: int = 64
     max_num_seqs: int = 256
     max_num_batched_tokens: int = 8192
     enable_chunked_prefill: bool = True
+    router_mode: RouterMode = "kv_router"
+
+    def __post_init__(self) -> None:
+        if self.router_mode not in ROUTER_MODES:
+            raise ValueError(f"router_mode: unknown {self.router_mode!r}; choose {' or '.join(ROUTER_MODES)}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -234,7 +264,6 @@ def mocker_inputs(
 @dataclass
 class _Tick:
     end_s: float
-    num_req: int
     isl_sum: float
     osl_sum: float
     shape_count: int
@@ -246,17 +275,39 @@ class _Tick:
 
 
 class MockerFrontend:
-    """MetricsSource over the mocker's per-tick traffic records: what a frontend scraped every
-    second would report for a window.
+    """MetricsSource over the mocker's per-tick traffic records: what the frontend's metrics
+    say about a window, as our engine's :class:`~planner_core.metrics.simulated.SimulatedFrontend`
+    reports them.
 
-    The request count is the sum of the ticks' arrivals, and ``arrival_counts`` lists them (one
-    per second). ISL and OSL are means over the requests the mocker finished in the window
-    (its ``avg_isl``/``avg_osl`` weighted by ``shape_count``), TTFT and ITL likewise by their
-    counts. The request duration is not in the snapshot; it is estimated as
-    ``TTFT + ITL * (OSL - 1)``, what a frontend's ``request_duration_seconds`` would read."""
+    * The request count and ``arrival_counts`` (the started counter read every ``resolution_s``,
+      the config's ``arrival_resolution_s``: the scrape interval, the step our engine's frontend
+      reads it at) come from the trace's arrival times, as on our engine: the frontend counts a
+      request when it arrives. The mocker's per-tick ``num_req`` counts it when its event loop
+      gets to it, which at a burst is up to a second off (measured: 8 of a burst's 135 requests
+      at 30.0-31.0 s in the tick that ends at 30 s), and the planner sizes prefill from those
+      counts' bursts.
+    * The ISL histogram (the frontend's ``input_sequence_tokens`` buckets, what tells the sizing
+      how many prompts no replica count serves within the TTFT SLA) is not in the snapshot
+      either: the prompts accepted in the window (ours counts them at their first token).
+    * ISL and OSL are means over the requests the mocker finished in the window (its
+      ``avg_isl``/``avg_osl`` weighted by ``shape_count``), TTFT and ITL likewise by their counts.
+      The request duration is not in the snapshot; it is estimated as
+      ``TTFT + ITL * (OSL - 1)``, what a frontend's ``request_duration_seconds`` would read.
+    * A window no tick has reached is no data; one the ticks cover only in part is partial."""
 
-    def __init__(self, epoch: datetime) -> None:
+    def __init__(
+        self,
+        epoch: datetime,
+        arrival_s: np.ndarray,
+        isl: np.ndarray,
+        resolution_s: float = ARRIVAL_COUNT_WINDOW_S,
+    ) -> None:
+        if resolution_s <= 0:
+            raise ValueError(f"arrival_resolution_s: {resolution_s:g} s; it must be positive (--arrival-resolution-s)")
         self.epoch = epoch
+        self.arrival_s = np.asarray(arrival_s, dtype=float)
+        self.isl = np.asarray(isl, dtype=float)
+        self.resolution_s = float(resolution_s)
         self.ticks: list[_Tick] = []
 
     def record(self, snapshot: dict[str, Any]) -> None:
@@ -267,7 +318,6 @@ class MockerFrontend:
         self.ticks.append(
             _Tick(
                 end_s=float(snapshot["now_ms"]) / 1000.0,
-                num_req=int(traffic.get("num_req") or 0),
                 isl_sum=float(traffic.get("avg_isl") or 0.0) * shapes,
                 osl_sum=float(traffic.get("avg_osl") or 0.0) * shapes,
                 shape_count=shapes,
@@ -290,6 +340,7 @@ class MockerFrontend:
         ticks = self.window(start_s, end_s)
         if not ticks:
             return Observation(window_start, window_end, None, None, None, None, None, None, quality="no_data")
+        seen_s = ticks[-1].end_s  # the newest tick: the frontend has seen nothing later
         shapes = sum(t.shape_count for t in ticks)
         ttft_n = sum(t.ttft_count for t in ticks)
         itl_n = sum(t.itl_count for t in ticks)
@@ -300,11 +351,11 @@ class MockerFrontend:
         duration = None
         if ttft is not None and itl is not None and osl is not None:
             duration = (ttft + itl * max(osl - 1.0, 0.0)) / 1000.0
-        counts = tuple(t.num_req for t in ticks)
+        lo, hi = np.searchsorted(self.arrival_s, [start_s, seen_s])
         return Observation(
             window_start=window_start,
             window_end=window_end,
-            num_req=float(sum(counts)),
+            num_req=float(hi - lo),
             ttft_ms=ttft,
             itl_ms=itl,
             isl=isl,
@@ -312,9 +363,10 @@ class MockerFrontend:
             request_duration_s=duration,
             current=ticks[-1].active,
             quality="ok" if len(ticks) * ARRIVAL_COUNT_WINDOW_S >= end_s - start_s - 1e-9 else "partial",
-            arrival_counts=counts,
-            arrival_window_s=ARRIVAL_COUNT_WINDOW_S,
-            sample_time=self.epoch + timedelta(seconds=ticks[-1].end_s),  # the newest tick
+            arrival_counts=arrival_counts(self.arrival_s, start_s, seen_s, self.resolution_s),
+            arrival_window_s=self.resolution_s,
+            sample_time=self.epoch + timedelta(seconds=seen_s),
+            isl_histogram=isl_histogram(self.isl[lo:hi].tolist(), ISL_BUCKETS),
         )
 
 
@@ -553,7 +605,7 @@ def run_mocker_policy(
     if policy in DYNAMO16_POLICIES:
         return run_dynamo16(workload, config, policy, inputs, plan, startup_s=startup_s, started=started)
 
-    frontend = MockerFrontend(workload.start)
+    frontend = MockerFrontend(workload.start, workload.arrival_s, workload.isl, config.arrival_resolution_s)
     predictor_name: str | None = None
     worker_startup_s = startup_s
     scaling: _TickingPolicy
@@ -583,6 +635,7 @@ def run_mocker_policy(
             predictor=predictor,
             store=store,
             deployment_name=deployment_name or replay_deployment_name(f"mocker-{workload.name}", policy),
+            remembered=initial,
         )
         scaling = CycleScalingPolicy(cycle, clock, frontend, connector, interval, n_intervals)
     scaling.progress = progress
@@ -594,6 +647,7 @@ def run_mocker_policy(
         num_prefill_workers=int(initial_targets.prefill or 0),
         num_decode_workers=int(initial_targets.decode or 0),
         replay_mode="offline",
+        router_mode=inputs.engine.router_mode,
         trace_block_size=inputs.engine.block_size,
         sla_ttft_ms=config.ttft_ms,
         sla_itl_ms=config.itl_ms,
@@ -695,6 +749,7 @@ def run_dynamo16(
 ) -> ReplayResult:
     """``dynamo-1.6-sla`` / ``dynamo-1.6-throughput``: Dynamo 1.6.1's planner through its own
     replay entry point, on the same trace, engines and start-up as our policies."""
+    _quiet_dynamo_logs()
     try:
         from dynamo.replay import run_trace_replay
     except ImportError as exc:
@@ -713,6 +768,7 @@ def run_dynamo16(
         decode_engine_args=inputs.args("decode", startup_s),
         num_prefill_workers=int(initial.prefill or 0),
         num_decode_workers=int(initial.decode or 0),
+        router_mode=inputs.engine.router_mode,
         trace_block_size=inputs.engine.block_size,
         sla_ttft_ms=config.ttft_ms,
         sla_itl_ms=config.itl_ms,
@@ -831,6 +887,7 @@ def replay_fixed(
             num_prefill_workers=int(replicas.prefill or 0),
             num_decode_workers=int(replicas.decode or 0),
             replay_mode="offline",
+            router_mode=inputs.engine.router_mode,
             trace_block_size=inputs.engine.block_size,
             capture_per_request=True,
         )

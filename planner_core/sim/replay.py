@@ -47,6 +47,7 @@ from planner_core.metrics.simulated import (
     ARRIVAL_COUNT_WINDOW_S as ARRIVAL_COUNT_WINDOW_S,  # the mocker engine ticks at it
 )
 from planner_core.metrics.simulated import SimulatedFrontend, arrival_counts
+from planner_core.policies import policy_for
 from planner_core.ports import MetricsSource, SimulatedClock
 from planner_core.profiles import Profile, load_profile
 from planner_core.records import LoadForecast, Observation, Replicas
@@ -621,7 +622,14 @@ def replay_closed_loop(
     running = sim.replicas()
     _record(timeline, 0, prefill_target=running["prefill"]["target"], decode_target=running["decode"]["target"])
     actions = 0
+    check_s = policy_for(config.policy).queue_check_interval_s(config)
     for k in range(n_intervals):
+        # Between cycles, the queue checks (planner_core.surge) at their own period.
+        for t in queue_check_times(k * interval, (k + 1) * interval, check_s):
+            clock.set(workload.start + timedelta(seconds=t))
+            checked = cycle.check_queue()
+            if checked is not None and checked.outcome is not None and checked.outcome.outcome == "applied":
+                actions += 1
         clock.set(workload.start + timedelta(seconds=(k + 1) * interval))
         result: CycleResult = cycle.run()
         if result.status in ("skipped_locked", "error"):
@@ -647,6 +655,14 @@ def replay_closed_loop(
         if progress:
             progress(k + 1, n_intervals)
     return sim, actions
+
+
+def queue_check_times(start_s: float, end_s: float, period_s: float) -> list[float]:
+    """The queue checks strictly inside an interval (the cycle itself runs at its end)."""
+    if period_s <= 0:
+        return []
+    n = math.ceil((end_s - start_s) / period_s)
+    return [start_s + i * period_s for i in range(1, n) if start_s + i * period_s < end_s - 1e-9]
 
 
 def _result(
