@@ -254,3 +254,30 @@ def test_frontier_table_compares_at_matched_attainment():
     summary = report.summary()
     assert summary["gpu_hours_at_target"]["default"] == [None, pytest.approx(5.5)]
     json.dumps(summary)  # the bench's JSON line
+
+
+def test_static_best_stops_failing_pairs_early_and_picks_the_same_pair():
+    # checks every 60 intervals: every 5 minutes at a 5 s interval; at x10 the pairs with one or
+    # two prefill engines, or two decode engines, miss most requests from the first minutes
+    workload = load_workload(BUNDLED_TRACE, load_scale=10, seed=1, duration_s=600, copy_jitter_s=1.0)
+    config = make_config(adjustment_interval_s=5, max_gpu_budget=64, load_predictor="constant")
+    plan = compute_oracle(workload, PROFILE, config)
+    full = StaticSearch(replay_runner(workload, PROFILE, plan), config, plan)
+    cut = StaticSearch(replay_runner(workload, PROFILE, plan, stop_failing_static=True), config, plan)
+    target = config.sla_attainment
+
+    def same(a, b):
+        return {k: v for k, v in dataclasses.asdict(a).items() if k != "wall_s"} == {
+            k: v for k, v in dataclasses.asdict(b).items() if k != "wall_s"
+        }
+
+    assert same(full.best(target), cut.best(target))
+    assert set(full.tried) == set(cut.tried)
+    stopped = [pair for pair, r in cut.tried.items() if r.unfinished]
+    assert stopped, "no pair stopped early: the test no longer exercises stop_below"
+    for pair, r in cut.tried.items():
+        if pair in stopped:  # a stopped pair fails, as its full replay does, and scores no higher
+            assert r.feasible_sla_attainment < target and full.tried[pair].feasible_sla_attainment < target
+            assert r.feasible_sla_attainment <= full.tried[pair].feasible_sla_attainment
+        else:  # a pair replayed to the end is the same replay
+            assert same(r, full.tried[pair])

@@ -50,11 +50,21 @@ Runner = Callable[[PlannerConfig, str, Replicas | None], ReplayResult]
 
 
 def replay_runner(
-    workload: Workload, profile: Profile, oracle_plan: Sequence[Replicas], startup_s: float = 60.0, **kwargs: Any
+    workload: Workload,
+    profile: Profile,
+    oracle_plan: Sequence[Replicas],
+    startup_s: float = 60.0,
+    *,
+    stop_failing_static: bool = False,
+    **kwargs: Any,
 ) -> Runner:
-    """A :class:`Runner` on our engine (``kwargs``: ``kv_admission``, ``frontend``)."""
+    """A :class:`Runner` on our engine (``kwargs``: ``kv_admission``, ``frontend``).
+    ``stop_failing_static``: a ``static`` replay stops once it can no longer reach the config's
+    ``sla_attainment`` (:func:`run_policy`'s ``stop_below``); for a search at that one target
+    that shows only the pair it picks (a stopped replay's numbers are partial)."""
 
     def run(config: PlannerConfig, policy: str, fixed: Replicas | None = None) -> ReplayResult:
+        stop = config.sla_attainment if stop_failing_static and policy == "static" else None
         return run_policy(
             workload,
             config,
@@ -63,6 +73,7 @@ def replay_runner(
             oracle_plan=oracle_plan,
             profile=profile,
             fixed=fixed,
+            stop_below=stop,
             **kwargs,
         )
 

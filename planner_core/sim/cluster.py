@@ -687,6 +687,19 @@ class ClusterSimulator:
             self._fin_dur,
         )
 
+    def missed_by_now(self, ttft_ms: float, itl_ms: float, counted: NDArray[np.bool_]) -> int:
+        """Requests among ``counted`` (the caller's order) that miss the SLA whatever happens
+        after ``now_s``: their first token came more than ``ttft_ms`` after arrival, or has not
+        come and ``ttft_ms`` has passed, or they finished with a mean ITL above ``itl_ms``. The
+        same arithmetic as :meth:`results`, so a request counted here misses there."""
+        first = np.array(self._first)
+        waited_ms = (np.where(np.isnan(first), self.now_s, first) - self._arrival_np) * 1000.0
+        missed = (waited_ms > ttft_ms) | (np.array(self._itl) > itl_ms)
+        mask = np.asarray(counted, dtype=bool)
+        if self._order is not None:
+            mask = mask[self._order]
+        return int(np.count_nonzero(missed & mask))
+
     def results(self) -> RequestResults:
         """Per-request arrays in the caller's order; NaN where not reached by ``now_s``."""
         arrays = {

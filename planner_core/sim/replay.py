@@ -377,6 +377,7 @@ def run_policy(
     kv_admission: str = "paged",
     fixed: Replicas | None = None,
     dynamo_refit_every: int = 1,
+    stop_below: float | None = None,
 ) -> ReplayResult:
     """Replay ``workload`` under one policy and score it: ``oracle`` and ``static`` open loop
     (:func:`replay_open_loop`), the planners closed loop (:func:`replay_closed_loop`).
@@ -389,7 +390,12 @@ def run_policy(
     holds (default :func:`static_replicas`). ``dynamo_refit_every``: the ``dynamo`` policy's
     ARIMA order search every this many intervals (1, Dynamo's own, by default; a day-long
     replay takes 25, as our ``arima`` predictor does, since one search per interval costs about
-    two seconds: the parameters are still re-filtered on the newest window every interval)."""
+    two seconds: the parameters are still re-filtered on the newest window every interval).
+    ``stop_below`` (``static`` only): stop (checked every ``STOP_CHECK_INTERVALS`` intervals) once
+    the replay's feasible attainment can no longer reach this; the result then scores only what
+    ran (unfinished requests miss), so it is below ``stop_below`` as the full replay's would be,
+    and its other numbers are partial. For hindsight searches that only need to know that a pair
+    fails."""
     if policy not in POLICIES:
         raise ValueError(f"policy: unknown {policy!r}; choose from {', '.join(POLICIES)}")
     profile = profile or load_profile(config.profile_dir())
@@ -404,9 +410,10 @@ def run_policy(
     timeline["oracle_prefill"] = [plan[k].prefill if k < len(plan) else None for k in range(n_intervals)]
     timeline["oracle_decode"] = [plan[k].decode if k < len(plan) else None for k in range(n_intervals)]
     predictor_name: str | None = None
+    stopped = False
     if policy in OPEN_LOOP_POLICIES:
-        sim, actions = replay_open_loop(
-            workload, profile, config, policy, plan, timeline, startup_s, progress, kv_admission, fixed
+        sim, actions, stopped = replay_open_loop(
+            workload, profile, config, policy, plan, timeline, startup_s, progress, kv_admission, fixed, stop_below
         )
     else:
         config, predictor, predictor_name = closed_loop_setup(workload, config, policy, startup_s, dynamo_refit_every)
@@ -425,11 +432,15 @@ def run_policy(
             kv_admission,
         )
     # Let in-flight requests finish with the last replicas so every request is scored.
-    sim.advance_to(math.inf)
+    if not stopped:
+        sim.advance_to(math.inf)
     return _result(sim, config, policy, predictor_name, plan, actions, n_intervals, timeline, started)
 
 
 OPEN_LOOP_POLICIES = ("oracle", "static")
+# a static replay with a stop_below checks its misses this often (hourly at a 60 s interval): a
+# check turns the per-request lists into arrays, so every interval would cost more than it saves
+STOP_CHECK_INTERVALS = 60
 
 
 def replay_open_loop(
@@ -443,10 +454,12 @@ def replay_open_loop(
     progress: Callable[[int, int], None] | None = None,
     kv_admission: str = "paged",
     fixed: Replicas | None = None,
-) -> tuple[ClusterSimulator, int]:
+    stop_below: float | None = None,
+) -> tuple[ClusterSimulator, int, bool]:
     """Replicas fixed in advance, nothing observed: ``oracle`` sets each interval's ``plan`` at
     its start (ready at once), ``static`` runs ``fixed`` (default :func:`static_replicas`) all
-    along. Returns the simulator and the number of scaling actions."""
+    along. Returns the simulator, the number of scaling actions and whether it stopped early
+    (``stop_below``: see :func:`run_policy`)."""
     interval = float(config.adjustment_interval_s)
     n_intervals = len(timeline["start_s"])
     if policy == "oracle":
@@ -456,6 +469,11 @@ def replay_open_loop(
     else:
         held = fixed if fixed is not None else static_replicas(workload, profile, config)
         sim = _simulator(workload, profile, config, held, startup_s, kv_admission)
+    counted: np.ndarray | None = None
+    if stop_below is not None and policy == "static":
+        isl, osl = np.maximum(workload.isl, 0.0), np.maximum(workload.osl, 1.0)  # as the simulator clips them
+        counted = ~infeasible_mask(profile, isl, osl, config.ttft_ms, config.itl_ms)
+        feasible = int(np.count_nonzero(counted))
     actions = 0
     for k in range(n_intervals):
         if policy == "oracle" and k < len(plan):
@@ -477,7 +495,12 @@ def replay_open_loop(
         )
         if progress:
             progress(k + 1, n_intervals)
-    return sim, actions
+        if counted is not None and stop_below is not None and (k + 1) % STOP_CHECK_INTERVALS == 0 and feasible:
+            # the best the full replay can score: every feasible request not missed yet meets the SLA
+            missed = sim.missed_by_now(config.ttft_ms, config.itl_ms, counted)
+            if (feasible - missed) / feasible < stop_below:
+                return sim, actions, True
+    return sim, actions, False
 
 
 class ReplayError(RuntimeError):
