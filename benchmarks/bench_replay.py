@@ -41,7 +41,10 @@ from planner_core.profiles import Profile, load_profile
 from planner_core.records import Replicas
 from planner_core.sim.baselines import (
     HINDSIGHT,
+    TUNED_DECODE_FACTORS,
+    TUNED_PREFILL_FACTORS,
     Runner,
+    TunedGrid,
     frontier_report,
     lower_bound_gpu_hours,
     replay_runner,
@@ -92,9 +95,26 @@ def main() -> None:
     parser.add_argument(
         "--mocker-router", choices=ROUTER_MODES, default=MockerEngine.router_mode, help="the mocker's router"
     )
+    parser.add_argument(
+        "--tuned-grid",
+        default=None,
+        help="dynamo-tuned's grid as PREFILL_FACTORS/DECODE_FACTORS, e.g. 0.5,0.7,1/0.6,1 "
+        f"(default {','.join(map(str, TUNED_PREFILL_FACTORS))}/{','.join(map(str, TUNED_DECODE_FACTORS))}; "
+        "a smaller grid where each replay takes minutes, as on the mocker)",
+    )
     parser.add_argument("--frontier", action="store_true", help="compare at matched attainment (see above)")
     parser.add_argument("--plot-dir", type=Path, default=None, help="--frontier: write the frontier plots here")
     args = parser.parse_args()
+    tuned_grid: TunedGrid = (TUNED_PREFILL_FACTORS, TUNED_DECODE_FACTORS)
+    if args.tuned_grid is not None:
+        try:
+            prefill_part, decode_part = args.tuned_grid.split("/")
+            tuned_grid = (
+                tuple(float(x) for x in prefill_part.split(",")),
+                tuple(float(x) for x in decode_part.split(",")),
+            )
+        except ValueError:
+            parser.error(f"--tuned-grid: {args.tuned_grid!r} is not PREFILL_FACTORS/DECODE_FACTORS; e.g. 0.5,1/0.6,1")
     mocker = args.engine == "mocker"
     if mocker and not mocker_available():
         parser.error("--engine mocker: install the optional extra: pip install -e '.[mocker]'")
@@ -155,9 +175,11 @@ def main() -> None:
                 )
                 with mocker_inputs(workload, profile, engine) as inputs:
                     on_mocker = partial(mocker_run, workload, plan, profile, inputs)
-                    results, swept = compare(on_mocker, policies, config, plan, args.frontier)
+                    results, swept = compare(on_mocker, policies, config, plan, args.frontier, tuned_grid)
             else:
-                results, swept = compare(replay_runner(workload, profile, plan), policies, config, plan, args.frontier)
+                results, swept = compare(
+                    replay_runner(workload, profile, plan), policies, config, plan, args.frontier, tuned_grid
+                )
             runs_s = time.perf_counter() - t0
             by = {r.policy: r for r in results}
             engine_note = f", {'mocker' if mocker else 'our'} engine, max_num_seqs {config.max_num_seqs}"
@@ -257,12 +279,19 @@ def mocker_run(
 
 
 def compare(
-    run: Runner, policies: list[str], config: PlannerConfig, plan: list[Replicas], frontier: bool
+    run: Runner,
+    policies: list[str],
+    config: PlannerConfig,
+    plan: list[Replicas],
+    frontier: bool,
+    tuned_grid: TunedGrid = (TUNED_PREFILL_FACTORS, TUNED_DECODE_FACTORS),
 ) -> tuple[list[ReplayResult], dict[str, list[ReplayResult]]]:
     """Every policy's row (the hindsight baselines picked from their sweeps) and the sweeps."""
     if not frontier and not set(policies) & set(HINDSIGHT):
         return [run(config, p, None) for p in policies], {}
-    return run_compared(policies, lambda p: run(config, p, None), run, config, plan, frontier=frontier)
+    return run_compared(
+        policies, lambda p: run(config, p, None), run, config, plan, frontier=frontier, tuned_grid=tuned_grid
+    )
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ from planner_core.sim.baselines import (
     dynamo_tuned,
     pick_in_hindsight,
     replay_runner,
+    run_compared,
     tuned_setting,
 )
 from planner_core.sim.frontier import FrontierPoint, cheapest_staircase, gpu_hours_at, pareto
@@ -110,6 +111,16 @@ def short_replay():
     config = make_config(adjustment_interval_s=60, max_gpu_budget=64, load_predictor="constant")
     plan = compute_oracle(workload, PROFILE, config)
     return workload, config, plan, replay_runner(workload, PROFILE, plan)
+
+
+def test_compared_dynamo_tuned_runs_the_grid_it_is_given(short_replay):
+    """A smaller grid where each replay takes minutes (the mocker): only its points run."""
+    _, config, plan, run = short_replay
+    results, swept = run_compared(
+        ["dynamo-tuned"], lambda p: run(config, p, None), run, config, plan, tuned_grid=((0.5, 1.0), (1.0,))
+    )
+    assert [r.setting for r in swept["dynamo-tuned"]] == [tuned_setting(0.5, 1.0), tuned_setting(1.0, 1.0)]
+    assert results[0].setting in {tuned_setting(0.5, 1.0), tuned_setting(1.0, 1.0)}
 
 
 def test_dynamo_tuned_picks_a_grid_point_in_hindsight_and_reports_it(short_replay):

@@ -43,6 +43,8 @@ STATIC_TARGETS = (0.5, 0.8, 0.9, 0.95, 0.98, 0.99, 0.995, 0.999)
 STATIC_SEARCH_HEADROOM = 2
 
 
+# dynamo-tuned's grid: (prefill throughput factors, decode target factors)
+TunedGrid = tuple[Sequence[float], Sequence[float]]
 # One replay of the workload: (config, policy, the replicas `static` holds or None) -> result.
 Runner = Callable[[PlannerConfig, str, Replicas | None], ReplayResult]
 
@@ -213,6 +215,7 @@ def frontiers(
     oracle_plan: Sequence[Replicas],
     policies: Sequence[str] = ("default", "dynamo-tuned", "static-best"),
     progress: Progress | None = None,
+    tuned_grid: TunedGrid = (TUNED_PREFILL_FACTORS, TUNED_DECODE_FACTORS),
 ) -> dict[str, list[ReplayResult]]:
     """Every run of each policy's knob sweep, by policy (static-best: every pair tried while
     searching each of :data:`STATIC_TARGETS`)."""
@@ -223,7 +226,7 @@ def frontiers(
         if policy == "default":
             out[policy] = sweep_default(runner, config)
         elif policy == "dynamo-tuned":
-            out[policy] = sweep_dynamo_tuned(runner, config)
+            out[policy] = sweep_dynamo_tuned(runner, config, *tuned_grid)
         elif policy == "static-best":
             targets = sorted({*STATIC_TARGETS, config.sla_attainment})
             out[policy] = StaticSearch(runner, config, oracle_plan).tried_for(*targets)
@@ -242,6 +245,7 @@ def run_compared(
     frontier: bool = False,
     reuse_default: bool = True,
     progress: Progress | None = None,
+    tuned_grid: TunedGrid = (TUNED_PREFILL_FACTORS, TUNED_DECODE_FACTORS),
 ) -> tuple[list[ReplayResult], dict[str, list[ReplayResult]]]:
     """Every policy's result (``run_one`` for the plain ones; the hindsight baselines picked from
     their sweeps for ``config.sla_attainment``) and, by policy, the sweeps that ran: with
@@ -249,7 +253,9 @@ def run_compared(
     config's own level is the ``default`` row (the same replay; not when the row must be stored)."""
     swept: dict[str, list[ReplayResult]] = {}
     if frontier:
-        swept = frontiers(runner, config, oracle_plan, [p for p in KNOB_POLICIES if p in policies], progress)
+        swept = frontiers(
+            runner, config, oracle_plan, [p for p in KNOB_POLICIES if p in policies], progress, tuned_grid
+        )
     results = []
     for policy in policies:
         if policy in HINDSIGHT:
@@ -257,7 +263,7 @@ def run_compared(
                 if progress:
                     progress(policy)
                 swept[policy] = (
-                    sweep_dynamo_tuned(runner, config)
+                    sweep_dynamo_tuned(runner, config, *tuned_grid)
                     if policy == "dynamo-tuned"
                     else StaticSearch(runner, config, oracle_plan).tried_for(config.sla_attainment)
                 )
