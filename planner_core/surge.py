@@ -9,9 +9,10 @@ silence, then the two busiest minutes of the hour).
 The queue check runs every ``queue_check_interval_s`` (Dynamo 1.6's load loop runs every 5 s,
 one replica at a time). It reads the frontend over the last few seconds: the requests waiting
 for a first token (``dynamo_frontend_queued_requests``), the arrivals and the mean prompt
-length. When the queue alone holds a newly arriving prompt past its TTFT budget, it asks at
-once for the engines that keep up with the recent arrival rate and drain what will have queued
-by the time they are ready. It only ever adds prefill engines, within the GPU budget left by
+length. When the queue alone holds a newly arriving prompt past its TTFT budget, and the
+arrivals keep the ready prefill engines busy (the frontend's queue also holds prompts waiting for
+a decode engine, which more prefill engines would not help), it asks at once for the engines that
+keep up with the recent arrival rate and drain what will have queued by the time they are ready. It only ever adds prefill engines, within the GPU budget left by
 the decode pool, and never touches decode: the next cycle sizes both pools again (with the
 scale-down stabilisation window holding what the check added, like any recent target).
 
@@ -29,6 +30,10 @@ from planner_core.config import PlannerConfig
 from planner_core.profiles import Profile
 from planner_core.queueing import servers_for_wait_tail
 from planner_core.records import Decision
+
+# A prefill queue is the pool's when the arrivals keep at least this share of its ready engines
+# busy: a burst inside the check window runs above its mean, so a little below saturation counts.
+BUSY_SHARE = 0.8
 
 
 @dataclass(frozen=True)
@@ -92,6 +97,18 @@ def queue_check(
             None, f"queue of {queued_requests:,.0f} drains in {wait_s * 1000:.0f} ms, within the TTFT budget", details
         )
     rate = max(0.0, num_req or 0.0) / window_s if window_s > 0 else 0.0
+    offered = rate * service_s  # engines the window's arrivals keep busy
+    details.update(queue_arrival_rate_per_s=rate, queue_offered_load=offered)
+    if offered < BUSY_SHARE * ready_prefill:
+        # The frontend's queue also holds prompts already prefilled and waiting for a decode
+        # engine; while the arrivals leave ready prefill engines idle, the queue is not theirs
+        # and more of them would only feed the decode queue (the deepseek-r1 day: decode-bound).
+        return QueueCheck(
+            None,
+            f"queue of {queued_requests:,.0f} waits {wait_s * 1000:.0f} ms, but the arrivals keep only "
+            f"{offered:.1f} of {ready_prefill} ready prefill engines busy (< {BUSY_SHARE:.0%}): not a prefill queue",
+            details,
+        )
     horizon_s = float(config.adjustment_interval_s)
     # Until the new engines are ready the queue grows by what the engines asked for cannot serve.
     growth = max(0.0, rate - target_prefill / service_s) * horizon_s
@@ -105,7 +122,6 @@ def queue_check(
     cap = min(budget_left, config.prefill_max_replicas if config.prefill_max_replicas is not None else budget_left)
     target = min(needed, cap)
     details.update(
-        queue_arrival_rate_per_s=rate,
         queue_backlog_at_ready=backlog,
         queue_replicas_keep_up=keep_up,
         queue_replicas_drain=drain,

@@ -49,7 +49,10 @@ def check(**over):
         # 5 prompts on 2 engines drain in ~60 ms: within the budget
         ({"queued_requests": 5.0}, "within the TTFT budget"),
         # a long queue, but 40 engines are already on their way
-        ({"queued_requests": 200.0, "target_prefill": 40}, "already cover it"),
+        ({"queued_requests": 200.0, "num_req": 600.0, "target_prefill": 40}, "already cover it"),
+        # a long queue while the arrivals leave the ready prefill engines mostly idle: the prompts
+        # wait for decode, and more prefill engines would not help them
+        ({"queued_requests": 200.0, "num_req": 100.0}, "not a prefill queue"),
         # a long queue, and the decode pool holds every GPU of the budget
         ({"queued_requests": 200.0, "num_req": 600.0, "target_decode": 62}, "no GPU budget left"),
     ],
