@@ -12,9 +12,10 @@ for a first token (``dynamo_frontend_queued_requests``), the arrivals and the me
 length. When the queue alone holds a newly arriving prompt past its TTFT budget, and the
 arrivals keep the ready prefill engines busy (the frontend's queue also holds prompts waiting for
 a decode engine, which more prefill engines would not help), it asks at once for the engines that
-keep up with the recent arrival rate and drain what will have queued by the time they are ready. It only ever adds prefill engines, within the GPU budget left by
-the decode pool, and never touches decode: the next cycle sizes both pools again (with the
-scale-down stabilisation window holding what the check added, like any recent target).
+keep up with the recent arrival rate and drain what will have queued by the time they are ready.
+It only ever adds prefill engines, within the GPU budget left by the decode pool, and never
+touches decode: the next cycle sizes both pools again (with the scale-down stabilisation window
+holding what the check added, like any recent target).
 
 Pure: :func:`queue_check` takes numbers and returns a :class:`QueueCheck` with every
 intermediate number, so the rule is table-tested apart from the loop that calls it.
