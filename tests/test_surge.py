@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import math
-from datetime import datetime
+from datetime import UTC, datetime
 
 import numpy as np
 import pytest
 from sqlalchemy import text
 
 from planner_core.config import make_config
+from planner_core.cycle import PlanningCycle
+from planner_core.ports import SimulatedClock
 from planner_core.profiles import load_profile
+from planner_core.records import Observation, Replicas, ScalingOutcome
 from planner_core.sim.replay import Workload, queue_check_times, run_policy
 from planner_core.store import Store
 from planner_core.surge import queue_check, queue_check_window_s
@@ -146,3 +149,93 @@ def test_the_check_scales_before_the_next_cycle_and_is_recorded(tmp_path):
     assert queue_observations == 0  # observation rows stay whole intervals
     # earlier engines, fewer late prompts
     assert on.sla_attainment > off.sla_attainment + 0.02, (on.sla_attainment, off.sla_attainment)
+
+
+class _Connector:
+    """Two prefill and one decode engine, all ready; records what it is asked for."""
+
+    name = "recording"
+
+    def __init__(self) -> None:
+        self.applied: list[Replicas] = []
+
+    def current_replicas(self) -> Replicas:
+        return Replicas(2, 1)
+
+    def ready_replicas(self) -> Replicas:
+        return Replicas(2, 1)
+
+    def rolling_out(self):
+        return None
+
+    def apply(self, targets, decision_id, requested_at):
+        self.applied.append(targets)
+        return ScalingOutcome(connector=self.name, requested=targets, outcome="applied", requested_at=requested_at)
+
+
+class _Metrics:
+    """A frontend read over the check's window: ``queued`` waiting, 600 arrivals, 2,000-token prompts;
+    ``fail`` raises as an unreachable Prometheus would."""
+
+    def __init__(self, queued: float | None, fail: bool = False) -> None:
+        self.queued, self.fail = queued, fail
+
+    def observe(self, window_start, window_end):
+        if self.fail:
+            raise ConnectionError("Prometheus at http://127.0.0.1:1 refused the connection")
+        return Observation(
+            window_start, window_end, 600.0, 900.0, 20.0, 2000.0, 100.0, 2.0, queued_requests=self.queued,
+            sample_time=window_end,
+        )
+
+
+def _cycle(store, metrics, connector):
+    dep = store.ensure_deployment("q", "dynamo", None, "vllm", "disagg")
+    return PlanningCycle(
+        config=CONFIG,
+        profile=PROFILE,
+        metrics=metrics,
+        connector=connector,
+        clock=SimulatedClock(datetime(2026, 1, 1, 0, 1, 30, tzinfo=UTC)),
+        predictor=None,
+        store=store,
+        deployment_id=dep,
+        stabilizer=PlanningCycle.default_stabilizer(CONFIG),
+    )
+
+
+@pytest.mark.parametrize(
+    ("metrics", "why"),
+    [
+        (_Metrics(None), "the frontend exports no queue"),
+        (_Metrics(5.0), "a short queue"),
+        (_Metrics(500.0, fail=True), "the frontend cannot be read"),
+    ],
+)
+def test_a_check_that_does_not_scale_writes_nothing(sqlite_url, metrics, why):
+    connector = _Connector()
+    with Store(sqlite_url) as store:
+        assert _cycle(store, metrics, connector).check_queue() is None, why
+        with store.engine.connect() as conn:
+            assert conn.execute(text("SELECT count(*) FROM planner_runs")).scalar_one() == 0
+    assert connector.applied == []
+
+
+def test_a_check_that_scales_is_audited_and_remembered(sqlite_url):
+    connector = _Connector()
+    with Store(sqlite_url) as store:
+        cycle = _cycle(store, _Metrics(500.0), connector)
+        result = cycle.check_queue()
+        assert result is not None and result.outcome is not None and result.outcome.outcome == "applied"
+        (targets,) = connector.applied
+        assert targets.prefill > 2 and targets.decode == 1
+        with store.engine.connect() as conn:
+            run = conn.execute(text("SELECT id, trigger, status FROM planner_runs")).one()
+            decision = conn.execute(
+                text("SELECT prefill_replicas, prefill_replicas_after_cap, decode_replicas FROM decisions")
+            ).one()
+            action = conn.execute(text("SELECT outcome FROM scaling_actions")).scalar_one()
+        assert (run.trigger, run.status, action) == ("queue", "ok", "applied")
+        assert decision.prefill_replicas == decision.prefill_replicas_after_cap == targets.prefill
+        # the stabiliser holds the check's target for the scale-down window
+        assert cycle.stabilizer is not None and cycle.stabilizer.recent[-1][1] == targets.prefill
