@@ -449,35 +449,8 @@ class PlanningCycle:
         if self.config.no_operation:
             result.status = "no_operation"
         else:
-            if store is not None and result.decision_id is not None:
-                result.action_id = store.record_action_requested(
-                    result.decision_id, self.connector.name, decision.targets, now
-                )
-            try:
-                outcome = self.step(
-                    "scale",
-                    scale,
-                    self.connector,
-                    decision.targets,
-                    result.decision_id,
-                    now,
-                    self.config.rollout_behaviour(),
-                )
-            except Exception as exc:  # the outcome is recorded either way
-                log.exception("connector %s failed", self.connector.name)
-                outcome = ScalingOutcome(
-                    connector=self.connector.name,
-                    requested=decision.targets,
-                    outcome="error",
-                    requested_at=now,
-                    error=f"{type(exc).__name__}: {exc}",
-                )
-            result.outcome = outcome
-            if store is not None and result.action_id is not None:
-                store.record_action_outcome(result.action_id, outcome)
-            if outcome.outcome == "error":
-                result.status, result.error = "error", outcome.error
-            elif self.stabilizer is not None and outcome.outcome == "applied":
+            outcome = self._scale_recorded(result, store, decision, now)
+            if self.stabilizer is not None and outcome.outcome == "applied":
                 self.stabilizer.note(now, decision.prefill_replicas, decision.decode_replicas)
                 if self.state is not None:
                     self.state.stabilizer_recent = self.stabilizer.recent
@@ -566,41 +539,47 @@ class PlanningCycle:
         elif dry_run:
             result.status = "no_operation"
         else:
-            action_id = (
-                store.record_action_requested(decision_id, self.connector.name, decision.targets, now)
-                if store is not None and decision_id is not None
-                else None
-            )
-            result.action_id = action_id
-            try:
-                outcome = step(
-                    "scale",
-                    scale,
-                    self.connector,
-                    decision.targets,
-                    decision_id,
-                    now,
-                    self.config.rollout_behaviour(),
-                )
-            except Exception as exc:  # the outcome is recorded either way
-                log.exception("connector %s failed", self.connector.name)
-                outcome = ScalingOutcome(
-                    connector=self.connector.name,
-                    requested=decision.targets,
-                    outcome="error",
-                    requested_at=now,
-                    error=f"{type(exc).__name__}: {exc}",
-                )
-            result.outcome = outcome
-            if store is not None and action_id is not None:
-                store.record_action_outcome(action_id, outcome)
-            if outcome.outcome == "skipped" and outcome.error:
-                result.notes.append(outcome.error)
-            if outcome.outcome == "error":
-                result.status = "error"
-                result.error = outcome.error
+            self._scale_recorded(result, store, decision, now)
 
         step("record", self._record_state, store, now)
+
+    def _scale_recorded(
+        self, result: CycleResult, store: StorePort | None, decision: Decision, now: datetime
+    ) -> ScalingOutcome:
+        """Audit first: the scaling request is recorded, then the connector is called (the
+        ``scale`` step), then its outcome is recorded, a failure included; the cycle and the
+        queue check both scale through here. Sets the result's action id, outcome and status."""
+        if store is not None and result.decision_id is not None:
+            result.action_id = store.record_action_requested(
+                result.decision_id, self.connector.name, decision.targets, now
+            )
+        try:
+            outcome = self.step(
+                "scale",
+                scale,
+                self.connector,
+                decision.targets,
+                result.decision_id,
+                now,
+                self.config.rollout_behaviour(),
+            )
+        except Exception as exc:  # the outcome is recorded either way
+            log.exception("connector %s failed", self.connector.name)
+            outcome = ScalingOutcome(
+                connector=self.connector.name,
+                requested=decision.targets,
+                outcome="error",
+                requested_at=now,
+                error=f"{type(exc).__name__}: {exc}",
+            )
+        result.outcome = outcome
+        if store is not None and result.action_id is not None:
+            store.record_action_outcome(result.action_id, outcome)
+        if outcome.outcome == "skipped" and outcome.error:
+            result.notes.append(outcome.error)
+        if outcome.outcome == "error":
+            result.status, result.error = "error", outcome.error
+        return outcome
 
     def _record_state(self, store: StorePort | None, now: datetime) -> None:
         """Keep what the next cycle needs: in memory, and in the store when there is one."""
