@@ -85,6 +85,31 @@ def size(
     return fit_budget(size_pools(forecast, profile, config, corrections, current))
 
 
+def decision_settings(
+    config: PlannerConfig,
+    interval_s: float,
+    corrections: Corrections = NO_CORRECTION,
+    applied: tuple[float, float] = (1.0, 1.0),
+) -> dict[str, Any]:
+    """The fields of a :class:`Decision` that come from the settings it was made under (policy,
+    SLA, engine sizes, budget) and the correction factors, for everything that builds one."""
+    return dict(
+        policy=config.policy.value,
+        mode=config.mode.value,
+        interval_s=interval_s,
+        ttft_sla_ms=config.ttft_ms,
+        itl_sla_ms=config.itl_ms,
+        prefill_correction=corrections.prefill,
+        decode_correction=corrections.decode,
+        prefill_correction_applied=applied[0],
+        decode_correction_applied=applied[1],
+        prefill_engine_num_gpu=config.prefill_engine_num_gpu,
+        decode_engine_num_gpu=config.decode_engine_num_gpu,
+        min_endpoint=config.min_endpoint,
+        max_gpu_budget=config.max_gpu_budget,
+    )
+
+
 def size_pools(
     forecast: LoadForecast,
     profile: Profile,
@@ -96,21 +121,7 @@ def size_pools(
     the GPU budget (see :func:`fit_budget`). Pure: same inputs, same Decision."""
     policy = policy_for(config.policy)
     prefill_corr, decode_corr = policy.applied_corrections(corrections, config)
-    common: dict[str, Any] = dict(
-        policy=config.policy.value,
-        mode=config.mode.value,
-        interval_s=float(config.adjustment_interval_s),
-        ttft_sla_ms=config.ttft_ms,
-        itl_sla_ms=config.itl_ms,
-        prefill_correction=corrections.prefill,
-        decode_correction=corrections.decode,
-        prefill_correction_applied=prefill_corr,
-        decode_correction_applied=decode_corr,
-        prefill_engine_num_gpu=config.prefill_engine_num_gpu,
-        decode_engine_num_gpu=config.decode_engine_num_gpu,
-        min_endpoint=config.min_endpoint,
-        max_gpu_budget=config.max_gpu_budget,
-    )
+    common = decision_settings(config, float(config.adjustment_interval_s), corrections, (prefill_corr, decode_corr))
     plans_prefill = config.mode in (Mode.DISAGG, Mode.PREFILL)
     plans_decode = config.mode in (Mode.DISAGG, Mode.DECODE)
     if not forecast.is_usable():

@@ -31,6 +31,7 @@ from planner_core.config import PlannerConfig
 from planner_core.profiles import Profile
 from planner_core.queueing import servers_for_wait_tail
 from planner_core.records import Decision
+from planner_core.sizing import decision_settings
 
 # A prefill queue is the pool's when the arrivals keep at least this share of its ready engines
 # busy: a burst inside the check window runs above its mean, so a little below saturation counts.
@@ -154,20 +155,11 @@ def queue_decision(
     """The audit record of a check that scales: prefill to the check's count, decode as asked."""
     prefill = check.prefill_replicas
     return Decision(
-        policy=config.policy.value,
-        mode=config.mode.value,
         action="scale",
         reason=check.reason,
-        interval_s=window_s,
         num_req=num_req,
         isl=check.details.get("queue_isl"),
         osl=None,
-        ttft_sla_ms=config.ttft_ms,
-        itl_sla_ms=config.itl_ms,
-        prefill_correction=1.0,
-        decode_correction=1.0,
-        prefill_correction_applied=1.0,
-        decode_correction_applied=1.0,
         prefill_replicas_unconstrained=check.details.get("queue_replicas_needed"),
         # what a restarted stabiliser reads back as this target (store.recent_targets)
         prefill_replicas_after_cap=prefill,
@@ -176,9 +168,6 @@ def queue_decision(
         decode_replicas=decode_replicas,
         prefill_gpus=(prefill or 0) * config.prefill_engine_num_gpu,
         decode_gpus=(decode_replicas or 0) * config.decode_engine_num_gpu,
-        prefill_engine_num_gpu=config.prefill_engine_num_gpu,
-        decode_engine_num_gpu=config.decode_engine_num_gpu,
-        min_endpoint=config.min_endpoint,
-        max_gpu_budget=config.max_gpu_budget,
+        **decision_settings(config, window_s),
         details=dict(check.details),
     )
