@@ -184,6 +184,8 @@ def predict(
         forecast = replace(forecast, burst_patterns=patterns, burst_window_s=observation.arrival_window_s)
     if observation.isl_histogram:
         forecast = replace(forecast, isl_histogram=observation.isl_histogram)
+    if observation.inflight_requests is not None:
+        forecast = replace(forecast, inflight_requests=observation.inflight_requests)
     return forecast
 
 

@@ -32,6 +32,7 @@ pure arithmetic over the profile.
 from __future__ import annotations
 
 import math
+import statistics
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -430,6 +431,25 @@ class DefaultPolicy:
                 f"{seqs:.0f} per engine -> {for_cap}"
             )
             plan.replicas = for_cap
+        # The requests in flight now hold (or wait for) decode slots until they finish; the
+        # forecast's OSL comes from requests that *finished*, which trail a rise in output
+        # length by the long requests' whole decode (minutes on the deepseek-r1 day, where the
+        # pool then filled to max_num_seqs and every new request waited for admission).
+        inflight = inputs.forecast.inflight_requests
+        planned_inflight = inflight_upper_quantile(inflight, inputs.config.sla_attainment)
+        if inflight is not None and planned_inflight is not None:
+            for_inflight = math.ceil(planned_inflight / seqs)
+            details.update(
+                decode_inflight_requests=inflight,
+                decode_inflight_planned=planned_inflight,
+                decode_replicas_for_inflight=for_inflight,
+            )
+            if for_inflight > plan.replicas:
+                plan.reasons.append(
+                    f"{inflight:,.0f} requests in flight ({planned_inflight:,.0f} at the "
+                    f"{inputs.config.sla_attainment:.0%} quantile) / {seqs:.0f} per engine -> {for_inflight}"
+                )
+                plan.replicas = for_inflight
         plan.details = details
         return plan
 
@@ -477,6 +497,24 @@ _POLICIES: dict[Policy, SizingPolicy] = {
 def policy_for(policy: Policy | str) -> SizingPolicy:
     """The strategy of ``config.policy`` (or of a decision's ``policy`` string)."""
     return _POLICIES[Policy(policy)]
+
+
+def inflight_upper_quantile(inflight_requests: float | None, attainment: float) -> float | None:
+    """The requests in flight the decode pool plans for: the ``attainment`` quantile of the count
+    a moment later, given ``inflight_requests`` now (accepted, not finished); None when the count
+    is unknown (not exported, or not a finite non-negative number): the sizing then goes by the
+    forecast alone.
+
+    Requests arriving at random and staying a random time are in flight in a Poisson number
+    (an M/G/inf system), whose spread is its square root: ``n + z sqrt(n)``, ``z`` the normal
+    quantile of ``attainment``. On the deepseek-r1 day, planning the count itself met 98.91 % of
+    feasible requests, its 99 % quantile 99.18 % (for 0.5 % more GPU-hours). Those still waiting
+    for a first token count too: one waiting for a decode engine is a decode sequence, and a
+    prompt waiting for prefill is one a TTFT later."""
+    if inflight_requests is None or not math.isfinite(inflight_requests) or inflight_requests < 0:
+        return None
+    z = statistics.NormalDist().inv_cdf(attainment)
+    return inflight_requests + z * math.sqrt(inflight_requests)
 
 
 def prefill_service_s(curves: Any, isl: float, config: PlannerConfig) -> tuple[float, float]:

@@ -57,6 +57,11 @@ class Observation:
     # Requests accepted but still waiting for their first token at the window end, when the
     # frontend exports it (dynamo_frontend_queued_requests); stored (observations.queued_requests).
     queued_requests: float | None = None
+    # Requests accepted and not finished at the window end (waiting for prefill, for a decode
+    # engine, or decoding), when the frontend exports it (dynamo_frontend_inflight_requests):
+    # the decode pool's concurrency now, which the finished requests' OSL shows only minutes
+    # later when output lengths grow. Not stored.
+    inflight_requests: float | None = None
     # When the newest sample of the request counter was taken, on the source's clock; None =
     # the source cannot tell. The stale-data guard (planner_core.safety) compares it with
     # window_end.
@@ -112,6 +117,9 @@ class LoadForecast:
     # The last observed ISL histogram (``Observation.isl_histogram``): the sizing leaves the
     # share of prompts too long for the TTFT SLA out of the prefill pool. None = unknown.
     isl_histogram: tuple[tuple[float, float], ...] | None = None
+    # Requests in flight at the last observed window's end (``Observation.inflight_requests``):
+    # the default policy keeps enough decode engines for them. None = unknown.
+    inflight_requests: float | None = None
 
     def is_usable(self) -> bool:
         return not any(is_missing(v) for v in (self.num_req, self.isl, self.osl))

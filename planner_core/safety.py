@@ -68,6 +68,7 @@ def guard_stale(observation: Observation, interval_s: float) -> Observation:
         request_duration_s=None,
         arrival_counts=None,
         queued_requests=None,
+        inflight_requests=None,
         isl_histogram=None,
         quality="stale",
         error=why if not observation.error else f"{why}; {observation.error}",

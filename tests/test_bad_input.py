@@ -715,7 +715,7 @@ def test_prometheus_answers_become_observations_never_exceptions(answers, body, 
     assert obs.quality in QUALITY
     if obs.quality in ("error", "no_data"):
         assert obs.num_req is None and obs.error
-    for value in (obs.num_req, obs.ttft_ms, obs.itl_ms, obs.isl, obs.osl, obs.queued_requests):
+    for value in (obs.num_req, obs.ttft_ms, obs.itl_ms, obs.isl, obs.osl, obs.queued_requests, obs.inflight_requests):
         assert value is None or math.isfinite(value)
 
 

@@ -210,3 +210,37 @@ def test_simulated_frontend_reports_requests_waiting_for_a_first_token():
     log = EventLog([1.0, 2.0, 3.0, 4.0], [], [1.5, 3.5], [], [], [], [], [], [])
     # at 3.0: arrivals at 1 and 2 (3.0 belongs to the next window), one first token at 1.5
     assert [waiting_for_first_token(log, t) for t in (0.5, 3.0, 3.6, 10.0)] == [0, 1, 1, 2]
+
+
+def test_simulated_frontend_reports_requests_in_flight():
+    from planner_core.metrics.simulated import in_flight
+    from planner_core.sim.cluster import EventLog
+
+    log = EventLog([1.0, 2.0, 3.0, 4.0], [], [], [], [], [2.5, 3.5], [], [], [])
+    # at 3.0: arrivals at 1 and 2 (3.0 belongs to the next window), one finished at 2.5
+    assert [in_flight(log, t) for t in (0.5, 3.0, 3.6, 10.0)] == [0, 1, 1, 2]
+
+
+def test_inflight_through_the_exporter_equals_the_direct_frontends():
+    """The in-flight gauge reaches the planner the same on both paths: the simulated frontend
+    reads the event log, the exporter path scrapes dynamo_frontend_inflight_requests through the
+    Prometheus source's instant query."""
+    from datetime import UTC, datetime, timedelta
+
+    from planner_core.metrics.exporter import ExporterFrontend
+    from planner_core.metrics.simulated import SimulatedFrontend
+
+    arrival = np.arange(0, 180, 0.1)
+    isl, osl = np.full(arrival.size, 1000.0), np.full(arrival.size, 2000.0)
+    epoch = datetime(2026, 1, 1, tzinfo=UTC)
+
+    def sim():
+        return ClusterSimulator(PROFILE, arrival, isl, osl, initial=Replicas(2, 2), startup_s=0.0)
+
+    direct = SimulatedFrontend(sim(), epoch, arrival, 5.0)
+    through = ExporterFrontend(sim(), epoch, 5.0)
+    for k in range(3):
+        start, end = epoch + timedelta(seconds=60 * k), epoch + timedelta(seconds=60 * (k + 1))
+        a, b = direct.observe(start, end), through.observe(start, end)
+        assert a.inflight_requests is not None and a.inflight_requests == b.inflight_requests
+        assert a.inflight_requests > 0  # 10 req/s of 2,000 output tokens stay for many seconds

@@ -123,6 +123,8 @@ def test_source_matches_the_known_stream_within_5_percent(stack):
     assert obs.isl == pytest.approx(3000.0, rel=0.05) and obs.osl == pytest.approx(150.0, rel=0.05)
     assert len(obs.arrival_counts) == 20 and sum(obs.arrival_counts) == obs.num_req
     assert obs.queued_requests is not None and obs.queued_requests >= 0
+    # the in-flight gauge, read at the window end (the newest scrape at most one step earlier)
+    assert obs.inflight_requests is not None and obs.inflight_requests >= obs.queued_requests
 
 
 def test_source_honours_the_endpoint_setting(stack, monkeypatch):

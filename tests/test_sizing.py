@@ -477,3 +477,52 @@ def test_prompts_too_long_for_the_ttft_sla_set_no_target_but_count_in_the_busy_t
     decode_config = make_config(adjustment_interval_s=60, max_gpu_budget=256, mode="decode")
     decode_only = size(LoadForecast(6000, mean_isl, 150, isl_histogram=hist), PROFILE, decode_config)
     assert decode_only.prefill_infeasible_num_req is None
+
+
+@pytest.mark.parametrize(
+    ("inflight", "attainment", "planned"),
+    [
+        (400.0, 0.99, 400.0 + 2.326348 * 20.0),  # 446.53: sqrt(400) = 20, z(0.99) = 2.3263
+        (361.0, 0.99, 361.0 + 2.326348 * 19.0),  # 405.20
+        (361.0, 0.9, 361.0 + 1.281552 * 19.0),  # 385.35
+        (0.0, 0.99, 0.0),  # nothing in flight: nothing to plan for
+        (None, 0.99, None),  # not exported: the forecast alone
+        (math.nan, 0.99, None),
+        (-1.0, 0.99, None),
+    ],
+)
+def test_inflight_upper_quantile_by_hand(inflight, attainment, planned):
+    from planner_core.policies import inflight_upper_quantile
+
+    got = inflight_upper_quantile(inflight, attainment)
+    assert got == (None if planned is None else pytest.approx(planned, rel=1e-6))
+
+
+@pytest.mark.parametrize(
+    ("inflight", "decode", "for_inflight"),
+    [
+        # 30 req/min of 200 + 200 tokens need 1 decode engine by the forecast. 400 in flight at
+        # the 99 % quantile are 446.53; at 0.85 x 256 = 217.6 sequences an engine: 2.05 -> 3.
+        (400.0, 3, 3),
+        # 100 in flight: 123.26 / 217.6 = 0.57 -> 1, the forecast's count stands
+        (100.0, 1, 1),
+        # unknown: the forecast alone, no in-flight details
+        (None, 1, None),
+    ],
+)
+def test_decode_keeps_engines_for_the_requests_in_flight(inflight, decode, for_inflight):
+    """The forecast's OSL trails a rise in output length (it is the finished requests'); the
+    requests in flight at the window end are what the decode pool holds now."""
+    config = make_config(adjustment_interval_s=60)
+    d = size(LoadForecast(30, 200, 200, inflight_requests=inflight), PROFILE, config)
+    assert d.decode_replicas == decode
+    assert d.details.get("decode_replicas_for_inflight") == for_inflight
+    if inflight is None:
+        assert "decode_inflight_requests" not in d.details
+    else:
+        assert d.details["decode_inflight_requests"] == inflight
+        assert d.details["decode_inflight_planned"] == pytest.approx(inflight + 2.326348 * math.sqrt(inflight))
+        assert ("requests in flight" in d.reason) == (for_inflight > 1)
+    # Dynamo's arithmetic ignores it
+    dyn = size(LoadForecast(30, 200, 200, inflight_requests=inflight), PROFILE, make_config(policy="dynamo"))
+    assert "decode_replicas_for_inflight" not in dyn.details

@@ -158,9 +158,7 @@ class FrontendRecorder:
             labels=["model", "endpoint", "request_type", "status", "error_type"],
         )
         total.add_metric([self.model, ENDPOINT, REQUEST_TYPE, "success", ""], self.finished)
-        inflight = GaugeMetricFamily(
-            promql.PREFIX + "inflight_requests", "Number of inflight requests", labels=["model"]
-        )
+        inflight = GaugeMetricFamily(promql.INFLIGHT_REQUESTS, "Number of inflight requests", labels=["model"])
         inflight.add_metric(model, self.started - self.finished)
         queued = GaugeMetricFamily(
             promql.QUEUED_REQUESTS, "Number of requests in HTTP processing queue", labels=["model"]

@@ -467,13 +467,8 @@ class PrometheusSource:
             # No request reached this stage in the window: the mean is undefined, not missing.
             means[name] = total.total / count.total * scale if count.total > 0 else None
 
-        queued = None
-        try:
-            found = self.api.query(promql.series_query(promql.QUEUED_REQUESTS, self.model_name, self.namespace), end_s)
-            if len(found) == 1 and found[0].points and math.isfinite(found[0].points[-1][1]):
-                queued = found[0].points[-1][1]
-        except PrometheusQueryError:
-            pass  # optional; the window's other values stand
+        queued = self._gauge(promql.QUEUED_REQUESTS, end_s)
+        inflight = self._gauge(promql.INFLIGHT_REQUESTS, end_s)
 
         isl_histogram = self._isl_histogram(start_s, end_s)
         missing_means = [n for n in means if means[n] is None and any(note.startswith(n + ":") for note in notes)]
@@ -491,9 +486,21 @@ class PrometheusSource:
             arrival_counts=tuple(round(c) for c in requests_.increases),
             arrival_window_s=self.resolution_s,
             queued_requests=queued,
+            inflight_requests=inflight,
             sample_time=sample_time,
             isl_histogram=isl_histogram,
         )
+
+    def _gauge(self, name: str, at_s: float) -> float | None:
+        """An optional gauge of the frontend at ``at_s`` (queued, in-flight requests); None when it
+        is not exported or not one finite series: the window's other values stand without it."""
+        try:
+            found = self.api.query(promql.series_query(name, self.model_name, self.namespace), at_s)
+        except PrometheusQueryError:
+            return None
+        if len(found) == 1 and found[0].points and math.isfinite(found[0].points[-1][1]):
+            return found[0].points[-1][1]
+        return None
 
     def _isl_histogram(self, start_s: float, end_s: float) -> tuple[tuple[float, float], ...] | None:
         """The window's ISL histogram: each ``le`` bucket's counter at the end minus at the start

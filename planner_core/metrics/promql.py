@@ -29,6 +29,8 @@ ISL = PREFIX + "input_sequence_tokens"
 OSL = PREFIX + "output_sequence_tokens"
 # Requests between the HTTP handler and their first token (a gauge).
 QUEUED_REQUESTS = PREFIX + "queued_requests"
+# Requests accepted and not finished (a gauge).
+INFLIGHT_REQUESTS = PREFIX + "inflight_requests"
 
 MODEL_LABEL = "model"
 NAMESPACE_LABEL = "dynamo_namespace"  # added by the scrape (Dynamo's PodMonitor), not the frontend

@@ -80,6 +80,12 @@ def waiting_for_first_token(log: EventLog, at_s: float) -> int:
     return bisect_left(log.arrival_s, at_s) - bisect_left(log.first_token_s, at_s)
 
 
+def in_flight(log: EventLog, at_s: float) -> int:
+    """Requests arrived before ``at_s`` and not finished by then: what the frontend's
+    ``dynamo_frontend_inflight_requests`` gauge reads at that moment (started minus finished)."""
+    return bisect_left(log.arrival_s, at_s) - bisect_left(log.finish_s, at_s)
+
+
 def window_isl_histogram(log: EventLog, start_s: float, end_s: float) -> tuple[tuple[float, float], ...]:
     """The frontend's ISL histogram over the window (its own bucket bounds; ISL observed with
     the first token), as the bucket counters' increases would give it."""
@@ -127,4 +133,5 @@ class SimulatedFrontend:
             sample_time=window_end,  # the simulator is read at the window end, never late
             isl_histogram=window_isl_histogram(self.sim.event_log(), start_s, end_s),
             queued_requests=float(waiting_for_first_token(self.sim.event_log(), end_s)),
+            inflight_requests=float(in_flight(self.sim.event_log(), end_s)),
         )
