@@ -74,8 +74,8 @@ def watched_checks(start: Any, at_s: float | None, prefill: int, readings: list[
             return QueueCheck(prefill, f"hindsight: {prefill} prefill engines at {t_s:.0f} s", {})
         return rule(**kw)
 
-    cycle_module.PlanningCycle.check_queue = check_queue  # type: ignore[method-assign]
-    cycle_module.queue_check = queue_check  # type: ignore[assignment]
+    cycle_module.PlanningCycle.check_queue = check_queue  # type: ignore[method-assign,assignment]
+    cycle_module.queue_check = queue_check
     try:
         yield
     finally:
