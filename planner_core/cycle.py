@@ -424,6 +424,7 @@ class PlanningCycle:
             target_decode=targets.decode,
             profile=self.profile,
             config=self.config,
+            isl_histogram=observation.isl_histogram,
         )
         if check.prefill_replicas is None:
             return None

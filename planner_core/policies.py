@@ -329,31 +329,16 @@ class DefaultPolicy:
         # Prefill work is count x prompt length: plan for the upper quantile of that product.
         planned_all, token_margin = prefill_planned_num_req(inputs)
         planned = planned_all * (1.0 - feasible.infeasible_share)
-        isl = feasible.feasible_isl if feasible.infeasible > 0 else inputs.isl
         curves = inputs.profile.prefill.curves
+        mix = prefill_mix(curves, inputs.isl, feasible, config, inputs.prefill_correction)
+        isl = mix.feasible_isl
         thpt = curves.thpt_per_gpu(isl)
         demand = planned * isl / interval_s
-        service_s, own_pass_s = prefill_service_s(curves, isl, config)
-        service_s *= inputs.prefill_correction
-        wait_budget_s = config.ttft_ms / 1000.0 - own_pass_s * inputs.prefill_correction
-        # Every planned prompt's engine time, feasible or not: what the pool must keep up with.
-        # A long prompt is prefilled alone in chunks, so it takes its unloaded prefill time.
-        per_observed = planned_all / feasible.observed if feasible.observed > 0 else 0.0
-        long_prompts = [
-            (n * per_observed, curves.ttft_ms(isl) / 1000.0 * inputs.prefill_correction)
-            for n, isl in feasible.infeasible_parts
-        ]
-        infeasible_busy_s = sum(n * t for n, t in long_prompts)
-        infeasible_service_s = infeasible_busy_s / (planned_all - planned) if planned_all > planned else 0.0
-        busy_s = planned * service_s + infeasible_busy_s
-        mean_service_s = busy_s / planned_all if planned_all > 0 else service_s
-        # A few prompts holding engines for seconds make waits far longer than the mean service
-        # time suggests: the spread of service times (squared coefficient of variation) slows the tail.
-        second_moment = (planned * service_s**2 + sum(n * t * t for n, t in long_prompts)) / max(planned_all, 1e-12)
-        service_scv = second_moment / mean_service_s**2 - 1.0 if mean_service_s > 0 else 1.0
+        service_s, mean_service_s = mix.service_s, mix.mean_service_s
+        wait_budget_s = config.ttft_ms / 1000.0 - mix.own_pass_s
         queue = servers_for_wait_tail(
             planned_all / interval_s, mean_service_s, wait_budget_s, 1.0 - config.sla_attainment,
-            service_scv=service_scv,
+            service_scv=mix.service_scv,
         )
         replicas = queue.servers
         details: dict[str, Any] = {"prefill_planned_num_req": planned_all, "prefill_token_margin": token_margin}
@@ -366,12 +351,12 @@ class DefaultPolicy:
                 prefill_feasible_num_req=planned,
                 prefill_feasible_isl=isl,
                 prefill_infeasible_isl=feasible.infeasible_isl,
-                prefill_infeasible_service_ms=infeasible_service_s * 1000.0,
+                prefill_infeasible_service_ms=mix.infeasible_service_s * 1000.0,
             )
             reasons_infeasible = [
                 f"{feasible.infeasible_share:.1%} of prompts longer than {feasible.max_feasible_isl:,.0f} tokens "
                 f"cannot meet the TTFT SLA: no latency target for them, their "
-                f"{infeasible_service_s:,.1f} s of prefill each counted in the busy time"
+                f"{mix.infeasible_service_s:,.1f} s of prefill each counted in the busy time"
             ]
         else:
             reasons_infeasible = []
@@ -533,6 +518,54 @@ def prefill_service_s(curves: Any, isl: float, config: PlannerConfig) -> tuple[f
         return isl * curves.ttft_ms(full_pass) / 1000.0 / full_pass, own_s
     alone_s = curves.ttft_ms(isl) / 1000.0
     return alone_s, alone_s
+
+
+@dataclass(frozen=True)
+class PrefillMix:
+    """Engine time per prompt of a prefill pool's mix: prompts that can meet the TTFT SLA,
+    batched, and prompts too long for it, prefilled alone (:func:`prefill_mix`)."""
+
+    feasible_isl: float  # mean ISL of the prompts that can meet the TTFT SLA
+    service_s: float  # a feasible prompt's engine seconds on a busy engine
+    own_pass_s: float  # seconds until a feasible prompt's first token is computed
+    infeasible_service_s: float  # a long prompt's mean engine seconds (0 when there are none)
+    mean_service_s: float  # mean engine seconds over every prompt
+    service_scv: float  # squared coefficient of variation of the engine seconds
+
+
+def prefill_mix(
+    curves: Any, isl: float, feasible: FeasibleLoad, config: PlannerConfig, correction: float = 1.0
+) -> PrefillMix:
+    """The engine seconds per prompt of a load with mean prompt length ``isl`` of which
+    ``feasible`` (:func:`planner_core.feasibility.feasible_load`) says how many are too long for
+    the TTFT SLA; ``correction`` scales every engine time (the applied prefill correction).
+
+    Both the cycle's sizing and the queue check between cycles weigh prefill work with it. A
+    prompt too long to meet the SLA is prefilled alone in chunks and holds an engine for its
+    whole unloaded prefill time, which grows faster than its length: it is summed per
+    histogram bucket, not taken at the mean. A few such prompts make waits far longer than the
+    mean service time suggests, hence the spread (squared coefficient of variation)."""
+    feasible_isl = feasible.feasible_isl if feasible.infeasible > 0 else isl
+    service_s, own_pass_s = prefill_service_s(curves, feasible_isl, config)
+    service_s *= correction
+    # each histogram bucket of long prompts as (share of all prompts, engine seconds each)
+    long_prompts = (
+        [(n / feasible.observed, curves.ttft_ms(x) / 1000.0 * correction) for n, x in feasible.infeasible_parts]
+        if feasible.observed > 0
+        else []
+    )
+    short_share = 1.0 - feasible.infeasible_share
+    mean_s = short_share * service_s + sum(f * t for f, t in long_prompts)
+    second_moment = short_share * service_s**2 + sum(f * t * t for f, t in long_prompts)
+    long_share = feasible.infeasible_share
+    return PrefillMix(
+        feasible_isl=feasible_isl,
+        service_s=service_s,
+        own_pass_s=own_pass_s * correction,
+        infeasible_service_s=sum(f * t for f, t in long_prompts) / long_share if long_share > 0 else 0.0,
+        mean_service_s=mean_s,
+        service_scv=second_moment / mean_s**2 - 1.0 if mean_s > 0 else 1.0,
+    )
 
 
 def prefill_planned_num_req(inputs: SizingInputs) -> tuple[float, float]:

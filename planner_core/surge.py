@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from planner_core.config import PlannerConfig
+from planner_core.feasibility import IslHistogram, feasible_load, max_feasible_isl
+from planner_core.policies import prefill_mix
 from planner_core.profiles import Profile
 from planner_core.queueing import servers_for_wait_tail
 from planner_core.records import Decision
@@ -58,6 +60,7 @@ def queue_check(
     target_decode: int | None,
     profile: Profile,
     config: PlannerConfig,
+    isl_histogram: IslHistogram | None = None,
 ) -> QueueCheck:
     """Prefill engines the queue calls for now, or ``None``.
 
@@ -79,16 +82,16 @@ def queue_check(
         return QueueCheck(None, "no prompt waiting for its first token")
     if isl is None or not math.isfinite(isl) or isl <= 0:
         return QueueCheck(None, "no mean prompt length to weigh the queue with: no check")
-    curves = profile.prefill.curves
-    full_pass = float(config.max_num_batched_tokens)
-    pass_s = curves.ttft_ms(full_pass) / 1000.0
-    service_s = isl * pass_s / full_pass  # engine seconds per prompt on a busy engine
-    budget_s = config.ttft_ms / 1000.0 - pass_s
+    feasible = feasible_load(isl_histogram, isl, max_feasible_isl(profile, config.ttft_ms))
+    mix = prefill_mix(profile.prefill.curves, isl, feasible, config)
+    service_s = mix.mean_service_s  # engine seconds per prompt on a busy engine
+    budget_s = config.ttft_ms / 1000.0 - mix.own_pass_s
     wait_s = queued_requests * service_s / max(ready_prefill, 1)
     details: dict[str, Any] = {
         "queue_queued_requests": queued_requests,
         "queue_isl": isl,
         "queue_service_ms": service_s * 1000.0,
+        "queue_infeasible_share": feasible.infeasible_share,
         "queue_wait_ms": wait_s * 1000.0,
         "queue_wait_budget_ms": budget_s * 1000.0,
         "queue_ready_prefill": ready_prefill,
@@ -115,7 +118,9 @@ def queue_check(
     # Until the new engines are ready the queue grows by what the engines asked for cannot serve.
     growth = max(0.0, rate - target_prefill / service_s) * horizon_s
     backlog = queued_requests + growth
-    keep_up = servers_for_wait_tail(rate, service_s, max(budget_s, 1e-3), 1.0 - config.sla_attainment).servers
+    keep_up = servers_for_wait_tail(
+        rate, service_s, max(budget_s, 1e-3), 1.0 - config.sla_attainment, service_scv=mix.service_scv
+    ).servers
     drain = math.ceil(backlog * service_s / horizon_s)
     needed = keep_up + drain
     budget_left = (config.max_gpu_budget - (target_decode or 0) * config.decode_engine_num_gpu) // (

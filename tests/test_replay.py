@@ -497,3 +497,31 @@ def test_replay_cli_speed_up_and_copy_jitter(capsys):
         counts[jitter] = json.loads(captured.out)["requests"]
         assert f"copies within {jitter or '60'} s" in captured.err
     assert counts["1"] == counts[None]
+
+
+def test_the_replay_starts_sized_for_the_long_prompts_it_opens_with():
+    # A planner that had been running before the trace began would have read the frontend's ISL
+    # histogram: 30 % of these prompts are far too long for the TTFT SLA and each holds a prefill
+    # engine for its whole unloaded prefill time. The replay's start is sized as that planner's
+    # forecast would be, histogram included (closer to the oracle's 8 than the mean length alone).
+    from planner_core.feasibility import isl_histogram
+    from planner_core.metrics import promql
+    from planner_core.metrics.exporter import BUCKETS
+    from planner_core.sim.replay import Workload, first_interval_replicas
+
+    config = make_config(adjustment_interval_s=60)
+    profile = load_profile(config.profile_dir())
+    rng = np.random.default_rng(0)
+    n = 2400  # 20 req/s
+    arrival = np.sort(rng.uniform(0, 120, n))
+    isl = np.where(rng.uniform(size=n) < 0.3, 20000.0, 1500.0)
+    workload = Workload(arrival, isl, np.full(n, 100.0), "long-prompts")
+    start = first_interval_replicas(workload, profile, config)
+    first = arrival < 60
+    count, mean_isl = float(first.sum()), float(isl[first].mean())
+    at_the_mean = size(LoadForecast(count, mean_isl, 100.0), profile, config).targets
+    histogram = isl_histogram(isl[first].tolist(), BUCKETS[promql.ISL])
+    with_histogram = LoadForecast(count, mean_isl, 100.0, isl_histogram=histogram)
+    assert start.prefill == size(with_histogram, profile, config).targets.prefill
+    assert start.prefill is not None and at_the_mean.prefill is not None
+    assert start.prefill > at_the_mean.prefill

@@ -10,6 +10,8 @@ from hypothesis import strategies as st
 from scipy.interpolate import griddata, interp1d
 
 from planner_core.config import BUNDLED_PROFILE_DIR, make_config
+from planner_core.feasibility import FeasibleLoad
+from planner_core.policies import prefill_mix
 from planner_core.profiles import load_profile
 from planner_core.records import NO_CORRECTION, Corrections, LoadForecast, Observation, Replicas
 from planner_core.sizing import compute_corrections, size
@@ -477,6 +479,34 @@ def test_prompts_too_long_for_the_ttft_sla_set_no_target_but_count_in_the_busy_t
     decode_config = make_config(adjustment_interval_s=60, max_gpu_budget=256, mode="decode")
     decode_only = size(LoadForecast(6000, mean_isl, 150, isl_histogram=hist), PROFILE, decode_config)
     assert decode_only.prefill_infeasible_num_req is None
+
+
+@pytest.mark.parametrize(
+    ("feasible", "correction", "long_share"),
+    [
+        # no prompt too long: every prompt at the batched rate, no spread
+        (FeasibleLoad(20000.0, 10.0, 0.0, 2000.0), 1.0, 0.0),
+        # 4 of 10 prompts at 40,000 tokens, each prefilled alone; a correction scales every time
+        (FeasibleLoad(20000.0, 10.0, 4.0, 2000.0, ((4.0, 40000.0),)), 1.0, 0.4),
+        (FeasibleLoad(20000.0, 10.0, 4.0, 2000.0, ((4.0, 40000.0),)), 1.5, 0.4),
+    ],
+)
+def test_prefill_mix_by_hand(feasible, correction, long_share):
+    config = make_config()
+    curves = PROFILE.prefill.curves
+    full_pass = float(config.max_num_batched_tokens)
+    # a 2,000-token prompt is done with the full pass that holds it, at that pass's throughput
+    short_s = 2000 * curves.ttft_ms(full_pass) / 1000 / full_pass * correction
+    long_s = curves.ttft_ms(40000.0) / 1000 * correction  # alone, its whole unloaded prefill
+    mean_s = (1 - long_share) * short_s + long_share * long_s
+    second = (1 - long_share) * short_s**2 + long_share * long_s**2
+    mix = prefill_mix(curves, 2000.0 if long_share == 0 else 17200.0, feasible, config, correction)
+    assert mix.feasible_isl == 2000.0
+    assert mix.service_s == pytest.approx(short_s)
+    assert mix.own_pass_s == pytest.approx(curves.ttft_ms(full_pass) / 1000 * correction)
+    assert mix.mean_service_s == pytest.approx(mean_s)
+    assert mix.service_scv == pytest.approx(second / mean_s**2 - 1)
+    assert mix.infeasible_service_s == pytest.approx(long_s if long_share else 0.0)
 
 
 @pytest.mark.parametrize(

@@ -11,6 +11,10 @@ from sqlalchemy import text
 
 from planner_core.config import make_config
 from planner_core.cycle import PlanningCycle
+from planner_core.feasibility import feasible_load, isl_histogram, max_feasible_isl
+from planner_core.metrics import promql
+from planner_core.metrics.exporter import BUCKETS
+from planner_core.policies import prefill_mix
 from planner_core.ports import SimulatedClock
 from planner_core.profiles import load_profile
 from planner_core.records import Observation, Replicas, ScalingOutcome
@@ -239,3 +243,26 @@ def test_a_check_that_scales_is_audited_and_remembered(sqlite_url):
         assert decision.prefill_replicas == decision.prefill_replicas_after_cap == targets.prefill
         # the stabiliser holds the check's target for the scale-down window
         assert cycle.stabilizer is not None and cycle.stabilizer.recent[-1][1] == targets.prefill
+
+
+def test_the_check_weighs_long_prompts_as_the_cycle_does():
+    # The window's prompts: 60 % of 2,000 tokens and 40 % of 40,000, far beyond what meets a 500 ms
+    # TTFT, so they are prefilled alone for their whole unloaded prefill time. Weighed at the
+    # mean ISL at full-pass throughput, as the check did before, the arrivals would look like
+    # a light load on 8 ready engines (15 req/s x 0.36 s = 5.4 busy); weighed as the sizing weighs
+    # them (x 0.53 s = 8.0 busy), they keep the pool busy.
+    histogram = isl_histogram([2000.0] * 6 + [40000.0] * 4, BUCKETS[promql.ISL])  # the frontend's buckets
+    mean_isl = (6 * 2000 + 4 * 40000) / 10
+    over = dict(queued_requests=30.0, num_req=150.0, isl=mean_isl, ready_prefill=8, target_prefill=8)
+    at_the_mean = check(**over)
+    weighed = check(**over, isl_histogram=histogram)
+    feasible = feasible_load(histogram, mean_isl, max_feasible_isl(PROFILE, CONFIG.ttft_ms))
+    mix = prefill_mix(PROFILE.prefill.curves, mean_isl, feasible, CONFIG)
+    assert weighed.details["queue_service_ms"] == pytest.approx(mix.mean_service_s * 1000)
+    assert weighed.details["queue_infeasible_share"] == pytest.approx(feasible.infeasible_share)
+    assert feasible.infeasible_share > 0.3  # the 40,000-token prompts (their bucket is split at the limit)
+    # the long prompts' unloaded prefill (prefill time grows faster than the prompt) makes each
+    # prompt's mean engine time half as long again as the mean length at full-pass throughput
+    assert mix.mean_service_s > 1.4 * mean_isl * PASS_S / 8192
+    assert at_the_mean.prefill_replicas is None and "not a prefill queue" in at_the_mean.reason
+    assert weighed.prefill_replicas is not None and weighed.prefill_replicas > 8
