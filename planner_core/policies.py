@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import math
 import statistics
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -598,11 +599,28 @@ def _servers_for_burst_patterns(
         return None
     late = 1.0 - config.sla_attainment
     return max(
-        servers_for_bursts(
-            [n * planned_num_req / sum(p) for n in p], forecast.burst_window_s, service_s, budget_s, late
-        )
+        servers_for_bursts(pattern_at_count(p, planned_num_req), forecast.burst_window_s, service_s, budget_s, late)
         for p in patterns
     )
+
+
+def pattern_at_count(pattern: Sequence[float], count: float) -> list[float]:
+    """A recent interval's arrival counts per sub-window, rescaled to ``count`` requests.
+
+    Fewer requests than the pattern held: every sub-window shrinks in proportion (a quieter
+    interval has smaller bursts). More: the pattern's own bursts stay as they were and the extra
+    requests are spread evenly over the interval. The excess of a planned count over what came
+    is the forecast's uncertainty about how many requests come (more users, each arriving
+    independently), not evidence that the bursts will be taller; scaling the whole pattern up
+    compounded the two margins (Azure code x10: 6-11 prefill engines held where a fixed 5
+    met 99.97 %, 7.46 GPU-h; spread evenly 6.06 at the same attainment; conv unchanged)."""
+    total = float(sum(pattern))
+    if total <= 0:
+        return [count / len(pattern)] * len(pattern) if pattern else []
+    if count <= total:
+        return [n * count / total for n in pattern]
+    extra = (count - total) / len(pattern)
+    return [n + extra for n in pattern]
 
 
 def _peak_rate(forecast: LoadForecast, planned_num_req: float, span_s: float) -> float | None:

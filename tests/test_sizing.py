@@ -9,9 +9,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.interpolate import griddata, interp1d
 
+from planner_core.burst import servers_for_bursts
 from planner_core.config import BUNDLED_PROFILE_DIR, make_config
 from planner_core.feasibility import FeasibleLoad
-from planner_core.policies import prefill_mix
+from planner_core.policies import pattern_at_count, prefill_mix
 from planner_core.profiles import load_profile
 from planner_core.records import NO_CORRECTION, Corrections, LoadForecast, Observation, Replicas
 from planner_core.sizing import compute_corrections, size
@@ -507,6 +508,44 @@ def test_prefill_mix_by_hand(feasible, correction, long_share):
     assert mix.mean_service_s == pytest.approx(mean_s)
     assert mix.service_scv == pytest.approx(second / mean_s**2 - 1)
     assert mix.infeasible_service_s == pytest.approx(long_s if long_share else 0.0)
+
+
+@pytest.mark.parametrize(
+    ("pattern", "count", "expected"),
+    [
+        # fewer requests than came: every sub-window shrinks in proportion
+        ((10, 0, 30), 20, [5.0, 0.0, 15.0]),
+        # as many: unchanged
+        ((10, 0, 30), 40, [10.0, 0.0, 30.0]),
+        # more: the burst stays as it was, the 20 extra requests spread evenly
+        ((10, 0, 30), 60, [10 + 20 / 3, 20 / 3, 30 + 20 / 3]),
+        # an empty pattern says nothing about the shape: evenly
+        ((0, 0), 10, [5.0, 5.0]),
+        ((), 10, []),
+    ],
+)
+def test_pattern_at_count(pattern, count, expected):
+    got = pattern_at_count(pattern, count)
+    assert got == pytest.approx(expected)
+    if pattern:
+        assert sum(got) == pytest.approx(count)
+
+
+def test_the_count_margin_adds_requests_evenly_not_to_the_burst():
+    # 6,000 requests came in the last ten seconds of a minute; the forecast's upper quantile says
+    # 9,000 may come. The 3,000 more are spread over the minute (50 req/s), so the engines planned
+    # are those of the burst (600 req/s) plus 50 req/s, far fewer than for a burst 1.5 times taller.
+    config = make_config(adjustment_interval_s=60, max_gpu_budget=256)
+    bursty = (0,) * 50 + (600,) * 10
+    forecast = LoadForecast(6000, 3000, 150, num_req_upper=9000, burst_patterns=(bursty,))
+    planned = size(forecast, PROFILE, config).details
+    assert planned["prefill_planned_num_req"] == pytest.approx(9000)
+    service_s = planned["prefill_service_ms"] / 1000
+    budget_s = planned["prefill_wait_budget_ms"] / 1000
+    late = 1 - config.sla_attainment
+    even = servers_for_bursts([50.0] * 50 + [650.0] * 10, 1.0, service_s, budget_s, late)
+    taller = servers_for_bursts([0.0] * 50 + [900.0] * 10, 1.0, service_s, budget_s, late)
+    assert planned["prefill_replicas_bursts"] == even < taller
 
 
 @pytest.mark.parametrize(
