@@ -27,6 +27,7 @@ from planner_core.sim.mocker import (
     poisson_workload,
     replay_fixed,
     run_mocker_policy,
+    waiting_for_first_token,
     worker_seconds,
     write_mooncake_trace,
     write_perf_npz,
@@ -263,8 +264,11 @@ def test_production_cycle_runs_in_the_mocker_loop(profile, conv, tmp_path: Path)
     with store.engine.connect() as conn:
         from sqlalchemy import text
 
-        cycles = conn.execute(text("select count(*) from planner_runs")).scalar_one()
+        cycles = conn.execute(text("select count(*) from planner_runs where trigger = 'replay'")).scalar_one()
+        checks = conn.execute(text("select count(*) from planner_runs where trigger = 'queue'")).scalar_one()
     assert cycles == result.intervals, "every interval's cycle was persisted"
+    # the step's queue is seen between cycles, as on our engine, and the check that scaled is recorded
+    assert checks >= 1
 
 
 def test_both_engines_plan_the_same_replicas_for_the_same_requests(profile) -> None:  # type: ignore[no-untyped-def]
@@ -338,3 +342,24 @@ def test_hindsight_baselines_run_on_the_mocker(profile, conv) -> None:  # type: 
     assert all(r.policy == "dynamo-tuned" and r.predictor == "constant" and r.unfinished == 0 for r in grid)
     assert grid[0].prefill_gpu_hours >= grid[1].prefill_gpu_hours  # half the throughput assumed: more engines
     assert pick_in_hindsight(grid, 0.99).setting in {r.setting for r in grid}
+
+
+def test_frontend_reports_the_prompts_waiting_for_a_first_token() -> None:
+    """The queue the check between cycles reads: prompts queued or in a pass on the prefill
+    workers, and those prefilled and waiting for a decode worker, at the newest tick."""
+    frontend = MockerFrontend(EPOCH, np.array([0.5]), np.array([100.0]))
+    tick = _snapshot(1, 0, 0, 0, 0, 0)
+    tick["prefill_fpm_snapshots"] = [
+        {"num_queued_prefill": 7, "num_prefill_requests": 2},
+        {"num_queued_prefill": 0, "num_prefill_requests": 1},
+    ]
+    tick["decode_fpm_snapshots"] = [{"num_queued_decode": 4, "num_decode_requests": 256}]
+    assert waiting_for_first_token(tick) == 14
+    frontend.record(_snapshot(0.5, 0, 0, 0, 0, 0))  # an older tick with nothing in the snapshots
+    frontend.record(tick)
+    obs = frontend.observe(EPOCH, EPOCH + timedelta(seconds=1))
+    assert obs.queued_requests == 14.0
+    connector = MockerConnector(Replicas(5, 3))
+    assert connector.ready_replicas() == Replicas(5, 3), "before any tick: the targets"
+    connector.ready = obs.current
+    assert connector.ready_replicas() == Replicas(2, 3) and connector.current_replicas() == Replicas(5, 3)

@@ -49,6 +49,7 @@ from planner_core.feasibility import infeasible_mask, isl_histogram
 from planner_core.metrics import promql
 from planner_core.metrics.exporter import BUCKETS
 from planner_core.metrics.simulated import arrival_counts
+from planner_core.policies import policy_for
 from planner_core.ports import DeploymentInfo, SimulatedClock
 from planner_core.profiles import Profile, load_profile
 from planner_core.records import Observation, Replicas, ScalingOutcome
@@ -272,6 +273,19 @@ class _Tick:
     itl_sum: float
     itl_count: int
     active: Replicas
+    queued: int  # requests waiting for their first token at the tick (waiting_for_first_token)
+
+
+def waiting_for_first_token(snapshot: dict[str, Any]) -> int:
+    """What the frontend's ``dynamo_frontend_queued_requests`` gauge would read at a tick: the
+    prompts queued or being prefilled on the prefill workers, and those prefilled and waiting for
+    a decode worker to admit them (the first token comes with that admission, as on our engine)."""
+    prefill = sum(
+        int(w.get("num_queued_prefill") or 0) + int(w.get("num_prefill_requests") or 0)
+        for w in snapshot.get("prefill_fpm_snapshots") or ()
+    )
+    decode = sum(int(w.get("num_queued_decode") or 0) for w in snapshot.get("decode_fpm_snapshots") or ())
+    return prefill + decode
 
 
 class MockerFrontend:
@@ -293,6 +307,9 @@ class MockerFrontend:
       ``avg_isl``/``avg_osl`` weighted by ``shape_count``), TTFT and ITL likewise by their counts.
       The request duration is not in the snapshot; it is estimated as
       ``TTFT + ITL * (OSL - 1)``, what a frontend's ``request_duration_seconds`` would read.
+    * The requests waiting for a first token (``queued_requests``, what the queue check between
+      cycles reads) at the newest tick: :func:`waiting_for_first_token` over the per-worker
+      forward-pass snapshots.
     * A window no tick has reached is no data; one the ticks cover only in part is partial."""
 
     def __init__(
@@ -328,6 +345,7 @@ class MockerFrontend:
                 active=Replicas(
                     int(snapshot.get("active_prefill_count", 0)), int(snapshot.get("active_decode_count", 0))
                 ),
+                queued=waiting_for_first_token(snapshot),
             )
         )
 
@@ -367,6 +385,7 @@ class MockerFrontend:
             arrival_window_s=self.resolution_s,
             sample_time=self.epoch + timedelta(seconds=seen_s),
             isl_histogram=isl_histogram(self.isl[lo:hi].tolist(), ISL_BUCKETS),
+            queued_requests=float(ticks[-1].queued),
         )
 
 
@@ -377,12 +396,13 @@ class MockerConnector:
 
     def __init__(self, initial: Replicas) -> None:
         self.targets = initial
+        self.ready: Replicas | None = None  # the mocker's active workers at the newest tick
 
     def current_replicas(self) -> Replicas:
         return self.targets
 
     def ready_replicas(self) -> Replicas:
-        return self.targets
+        return self.ready if self.ready is not None else self.targets
 
     def rolling_out(self) -> str | None:
         # The mocker starts and drains workers itself; its starting counts are not wired here,
@@ -436,6 +456,8 @@ class _TickingPolicy:
                 self.intervals_done = k + 1
                 if self.progress:
                     self.progress(k + 1, self.n_intervals)
+        else:
+            self.between(now_s)
         return {
             "target_prefill": int(self.targets.prefill or 0),
             "target_decode": int(self.targets.decode or 0),
@@ -444,6 +466,9 @@ class _TickingPolicy:
 
     def decide(self, k: int, now_s: float) -> None:  # pragma: no cover - overridden
         raise NotImplementedError
+
+    def between(self, now_s: float) -> None:
+        """A tick between adjustment intervals: nothing by default."""
 
     def _observed(self, k: int, end_s: float) -> None:
         obs = self.frontend.observe(
@@ -488,7 +513,23 @@ class CycleScalingPolicy(_TickingPolicy):
     ) -> None:
         super().__init__(frontend, connector.targets, interval_s, n_intervals)
         self.cycle, self.clock, self.connector = cycle, clock, connector
+        # the queue checks between cycles, at their own period (planner_core.surge), as on our engine
+        self.check_s = policy_for(cycle.config.policy).queue_check_interval_s(cycle.config)
         _record(self.timeline, 0, prefill_target=self.targets.prefill, decode_target=self.targets.decode)
+
+    def between(self, now_s: float) -> None:
+        if self.check_s <= 0 or not self.frontend.ticks:
+            return
+        steps = now_s / self.check_s
+        if abs(steps - round(steps)) > 1e-6 or now_s >= self.n_intervals * self.interval_s:
+            return
+        self.connector.ready = self.frontend.ticks[-1].active
+        when = self.frontend.epoch + timedelta(seconds=now_s)
+        self.clock.set(when)
+        checked = self.cycle.check_queue(when)
+        if checked is not None and checked.outcome is not None and checked.outcome.outcome == "applied":
+            self.actions += 1
+        self.targets = self.connector.targets
 
     def decide(self, k: int, now_s: float) -> None:
         end = self.frontend.epoch + timedelta(seconds=now_s)
