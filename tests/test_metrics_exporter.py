@@ -118,9 +118,10 @@ def test_sim_frontend_server_serves_metrics_and_takes_targets_from_another_threa
 
 def _workload(seconds: float = 900.0, seed: int = 3) -> Workload:
     rng = np.random.default_rng(seed)
-    # bursty traffic: a rate that swings between 2 and 14 requests per second
-    t = np.sort(rng.uniform(0, seconds, int(seconds * 8)))
-    keep = rng.uniform(size=t.size) < (0.25 + 0.75 * (np.sin(t / 40.0) > 0))
+    # traffic that swings between 4 and 16 requests per second, in steps about six minutes apart:
+    # enough for the planner to move both ways within the 15 minutes
+    t = np.sort(rng.uniform(0, seconds, int(seconds * 16)))
+    keep = rng.uniform(size=t.size) < (0.25 + 0.75 * (np.sin(t / 120.0) > 0))
     arrival = t[keep]
     isl = rng.integers(500, 6000, arrival.size).astype(float)
     osl = rng.integers(20, 400, arrival.size).astype(float)
