@@ -185,7 +185,9 @@ def predict(
     if observation.isl_histogram:
         forecast = replace(forecast, isl_histogram=observation.isl_histogram)
     if observation.inflight_requests is not None:
-        forecast = replace(forecast, inflight_requests=observation.inflight_requests)
+        forecast = replace(
+            forecast, inflight_requests=observation.inflight_requests, queued_requests=observation.queued_requests
+        )
     return forecast
 
 

@@ -120,6 +120,9 @@ class LoadForecast:
     # Requests in flight at the last observed window's end (``Observation.inflight_requests``):
     # the default policy keeps enough decode engines for them. None = unknown.
     inflight_requests: float | None = None
+    # Of them, those still waiting for a first token (``Observation.queued_requests``): queued
+    # for a prefill engine or for a decode engine's admission. None = unknown.
+    queued_requests: float | None = None
 
     def is_usable(self) -> bool:
         return not any(is_missing(v) for v in (self.num_req, self.isl, self.osl))

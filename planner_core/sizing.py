@@ -141,6 +141,7 @@ def size_pools(
         prefill_correction=prefill_corr,
         decode_correction=decode_corr,
         feasible=feasible,
+        current_decode=current.decode if current is not None else None,
     )
     reasons: list[str] = []
     values: dict[str, Any] = {}

@@ -595,3 +595,54 @@ def test_decode_keeps_engines_for_the_requests_in_flight(inflight, decode, for_i
     # Dynamo's arithmetic ignores it
     dyn = size(LoadForecast(30, 200, 200, inflight_requests=inflight), PROFILE, make_config(policy="dynamo"))
     assert "decode_replicas_for_inflight" not in dyn.details
+
+
+@pytest.mark.parametrize(
+    ("inflight", "queued", "decode", "planned", "queue_counted"),
+    [
+        # a prefill backlog: 2 decode engines hold 300 sequences, room for 435 at 217.6 each,
+        # so the 500 waiting for a first token wait for prefill: decode plans for the 300
+        (800.0, 500.0, 2, 300.0, False),
+        # the decode engines are full (450 running on 2): the queue is (also) decode's
+        (950.0, 500.0, 2, 950.0, True),
+        # exactly at the planned share of the cap counts as full
+        (935.2, 500.0, 2, 935.2, True),
+        # no queue: everything in flight is decoding
+        (300.0, 0.0, 2, 300.0, False),
+        # unknown queue or replicas: every request in flight counts (the earlier rule)
+        (800.0, None, 2, 800.0, True),
+        (800.0, 500.0, None, 800.0, True),
+        (None, 500.0, 2, None, True),
+    ],
+)
+def test_decode_inflight_requests_leaves_a_prefill_backlog_out(inflight, queued, decode, planned, queue_counted):
+    from planner_core.policies import decode_inflight_requests
+
+    seqs = 0.85 * 256  # 217.6 sequences per engine
+    got, counted = decode_inflight_requests(inflight, queued, decode, seqs)
+    assert (got, counted) == (pytest.approx(planned) if planned is not None else None, queue_counted)
+
+
+def test_decode_sizing_reads_the_running_decode_replicas():
+    config = make_config(adjustment_interval_s=60, max_gpu_budget=256)
+    backlog = LoadForecast(30, 200, 200, inflight_requests=800.0, queued_requests=500.0)
+    # 2 decode engines running: the 500 waiting are prefill's, 300 decoding need 2 engines
+    roomy = size(backlog, PROFILE, config, current=Replicas(4, 2))
+    assert roomy.details["decode_inflight_requests"] == 300.0
+    assert roomy.details["decode_inflight_queue_counted"] is False
+    assert roomy.details["decode_inflight_observed"] == 800.0 and roomy.details["decode_inflight_queued"] == 500.0
+    # 1 decode engine running with 300 decoding: it is full, the whole 800 counts
+    full = size(backlog, PROFILE, config, current=Replicas(4, 1))
+    assert full.details["decode_inflight_requests"] == 800.0 and full.details["decode_inflight_queue_counted"]
+    assert full.details["decode_replicas_for_inflight"] > roomy.details["decode_replicas_for_inflight"]
+
+
+def test_requests_in_flight_with_long_outputs_are_held_by_the_kv_cache():
+    # 1,300 + 3,700 tokens a request: 85 % of the cache holds about 160 of them, fewer than the
+    # 217.6 of max_num_seqs' share, so 400 in flight need 3 engines, not 2
+    config = make_config(adjustment_interval_s=60, max_gpu_budget=256)
+    d = size(LoadForecast(30, 1300, 3700, inflight_requests=400.0), PROFILE, config).details
+    held = 0.85 * PROFILE.decode.surface.max_kv_tokens / 5000
+    assert d["decode_seqs_per_engine_held"] == pytest.approx(held) and held < 0.85 * 256
+    planned = 400 + 2.326348 * math.sqrt(400)
+    assert d["decode_replicas_for_inflight"] == math.ceil(planned / held) == 3
