@@ -11,9 +11,10 @@ that arrives before extra engines are ready waits behind a growing queue.
 This replays ``default`` on the trace, and again once per ``--at-s`` time with one intervention
 no planner can make: at that second (from the trace start) an operator who knows what is coming
 asks for ``--prefill`` engines through the queue check's audited path (so the stabiliser holds
-them like any target). The attainment each run reaches is the most *any* planner reacting at that
-moment could reach with that many engines; ``clairvoyant`` (which knows each next interval's
-load) sets issue 15's target (1 point below it).
+them like any target). It does so by standing in for the check's rule (``queue_check``) for that
+one call: a measuring instrument, not a policy anyone could run. The attainment each run reaches
+is the most *any* planner reacting at that moment could reach with that many engines;
+``clairvoyant`` (which knows each next interval's load) sets issue 15's target (1 point below it).
 
 It also prints what the frontend showed at every queue check (every 5 s, the last 10 s of
 arrivals and the requests waiting for a first token) between the burst's first arrival and the
