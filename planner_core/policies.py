@@ -506,8 +506,8 @@ def decode_inflight_requests(
     for a decode engine to admit them. The decode engines can: while those running hold fewer
     sequences than ``seqs_per_engine`` each (``decode_target_utilization`` x ``max_num_seqs``,
     or fewer where the requests' KV fills the cache first), a decode engine would admit a new
-    request at once, so the queue is prefill's and decode plans
-    for the requests decoding only. Counting a prefill backlog sized decode for it (ServeGen m-mid
+    request at once, so the queue is prefill's and decode plans for the requests decoding only.
+    Counting a prefill backlog sized decode for it (ServeGen m-mid
     x0.25, hour 9: 36 % more decode GPU-hours for 0.3 points); once the running engines are that
     full, every request in flight counts (the deepseek-r1 day: 98.57 % of feasible requests
     without the queue, 99.26 % with it). Unknown queue or replicas: every request in flight counts."""
@@ -528,9 +528,9 @@ def inflight_upper_quantile(inflight_requests: float | None, attainment: float) 
     Requests arriving at random and staying a random time are in flight in a Poisson number
     (an M/G/inf system), whose spread is its square root: ``n + z sqrt(n)``, ``z`` the normal
     quantile of ``attainment``. On the deepseek-r1 day, planning the count itself met 98.91 % of
-    feasible requests, its 99 % quantile 99.18 % (for 0.5 % more GPU-hours). Those still waiting
-    for a first token count too: one waiting for a decode engine is a decode sequence, and a
-    prompt waiting for prefill is one a TTFT later."""
+    feasible requests, its 99 % quantile 99.18 % (for 0.5 % more GPU-hours). Which requests
+    count (those still waiting for a first token only while the decode engines are full) is
+    :func:`decode_inflight_requests`'s to say."""
     if inflight_requests is None or not math.isfinite(inflight_requests) or inflight_requests < 0:
         return None
     z = statistics.NormalDist().inv_cdf(attainment)
@@ -589,15 +589,15 @@ def prefill_mix(
         if feasible.observed > 0
         else []
     )
-    short_share = 1.0 - feasible.infeasible_share
-    mean_s = short_share * service_s + sum(f * t for f, t in long_prompts)
-    second_moment = short_share * service_s**2 + sum(f * t * t for f, t in long_prompts)
     long_share = feasible.infeasible_share
+    long_s = sum(f * t for f, t in long_prompts)  # engine seconds of long prompts, per prompt of all
+    mean_s = (1.0 - long_share) * service_s + long_s
+    second_moment = (1.0 - long_share) * service_s**2 + sum(f * t * t for f, t in long_prompts)
     return PrefillMix(
         feasible_isl=feasible_isl,
         service_s=service_s,
         own_pass_s=own_pass_s * correction,
-        infeasible_service_s=sum(f * t for f, t in long_prompts) / long_share if long_share > 0 else 0.0,
+        infeasible_service_s=long_s / long_share if long_share > 0 else 0.0,
         mean_service_s=mean_s,
         service_scv=second_moment / mean_s**2 - 1.0 if mean_s > 0 else 1.0,
     )

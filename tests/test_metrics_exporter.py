@@ -178,25 +178,11 @@ def test_sim_frontend_command_prints_its_url_and_serves_metrics(tmp_path):
 def test_isl_histogram_through_the_exporter_equals_the_direct_frontends():
     """Long prompts (beyond the TTFT SLA's limit) reach the planner the same way on both paths:
     the input_sequence_tokens buckets' increases over each window."""
-    from datetime import UTC, datetime, timedelta
-
-    from planner_core.metrics.exporter import ExporterFrontend
-    from planner_core.metrics.simulated import SimulatedFrontend
-
     rng = np.random.default_rng(3)
     arrival = np.sort(rng.uniform(0, 180, 400))
     isl = np.where(rng.uniform(size=400) < 0.2, rng.uniform(31_000, 100_000, 400), rng.uniform(100, 3000, 400))
     osl = np.full(400, 50.0)
-    epoch = datetime(2026, 1, 1, tzinfo=UTC)
-
-    def sim():
-        return ClusterSimulator(PROFILE, arrival, isl, osl, initial=Replicas(8, 2), startup_s=0.0)
-
-    direct = SimulatedFrontend(sim(), epoch, arrival, 5.0)
-    through = ExporterFrontend(sim(), epoch, 5.0)
-    for k in range(3):
-        start, end = epoch + timedelta(seconds=60 * k), epoch + timedelta(seconds=60 * (k + 1))
-        a, b = direct.observe(start, end), through.observe(start, end)
+    for a, b in _observed_on_both_paths(arrival, isl, osl, Replicas(8, 2)):
         assert a.isl_histogram is not None and a.isl_histogram == b.isl_histogram
         bounds = [le for le, _ in a.isl_histogram]
         assert bounds == [*BUCKETS[promql.ISL], float("inf")]
@@ -226,22 +212,27 @@ def test_inflight_through_the_exporter_equals_the_direct_frontends():
     """The in-flight gauge reaches the planner the same on both paths: the simulated frontend
     reads the event log, the exporter path scrapes dynamo_frontend_inflight_requests through the
     Prometheus source's instant query."""
+    arrival = np.arange(0, 180, 0.1)
+    isl, osl = np.full(arrival.size, 1000.0), np.full(arrival.size, 2000.0)
+    for a, b in _observed_on_both_paths(arrival, isl, osl, Replicas(2, 2)):
+        assert a.inflight_requests is not None and a.inflight_requests == b.inflight_requests
+        assert a.inflight_requests > 0  # 10 req/s of 2,000 output tokens stay for many seconds
+
+
+def _observed_on_both_paths(arrival, isl, osl, initial):
+    """Three 60 s windows of the same requests, observed by the simulated frontend directly and
+    through the exporter, a scrape and the Prometheus source's queries: (direct, through) each."""
     from datetime import UTC, datetime, timedelta
 
     from planner_core.metrics.exporter import ExporterFrontend
     from planner_core.metrics.simulated import SimulatedFrontend
 
-    arrival = np.arange(0, 180, 0.1)
-    isl, osl = np.full(arrival.size, 1000.0), np.full(arrival.size, 2000.0)
     epoch = datetime(2026, 1, 1, tzinfo=UTC)
 
     def sim():
-        return ClusterSimulator(PROFILE, arrival, isl, osl, initial=Replicas(2, 2), startup_s=0.0)
+        return ClusterSimulator(PROFILE, arrival, isl, osl, initial=initial, startup_s=0.0)
 
     direct = SimulatedFrontend(sim(), epoch, arrival, 5.0)
     through = ExporterFrontend(sim(), epoch, 5.0)
-    for k in range(3):
-        start, end = epoch + timedelta(seconds=60 * k), epoch + timedelta(seconds=60 * (k + 1))
-        a, b = direct.observe(start, end), through.observe(start, end)
-        assert a.inflight_requests is not None and a.inflight_requests == b.inflight_requests
-        assert a.inflight_requests > 0  # 10 req/s of 2,000 output tokens stay for many seconds
+    windows = [(epoch + timedelta(seconds=60 * k), epoch + timedelta(seconds=60 * (k + 1))) for k in range(3)]
+    return [(direct.observe(start, end), through.observe(start, end)) for start, end in windows]
