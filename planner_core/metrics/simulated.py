@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_left
+from collections.abc import Sequence
 from datetime import datetime
 
 import numpy as np
@@ -86,11 +87,17 @@ def in_flight(log: EventLog, at_s: float) -> int:
     return bisect_left(log.arrival_s, at_s) - bisect_left(log.finish_s, at_s)
 
 
+def frontend_isl_histogram(isl: Sequence[float]) -> tuple[tuple[float, float], ...]:
+    """The frontend's ISL histogram of these prompts, in its own bucket bounds
+    (``dynamo_frontend_input_sequence_tokens``): what every simulated frontend reports."""
+    return isl_histogram(isl, BUCKETS[promql.ISL])
+
+
 def window_isl_histogram(log: EventLog, start_s: float, end_s: float) -> tuple[tuple[float, float], ...]:
-    """The frontend's ISL histogram over the window (its own bucket bounds; ISL observed with
-    the first token), as the bucket counters' increases would give it."""
+    """The frontend's ISL histogram over the window (ISL observed with the first token), as the
+    bucket counters' increases would give it."""
     f0, f1 = _span(log.first_token_s, start_s, end_s)
-    return isl_histogram(log.first_token_isl[f0:f1], BUCKETS[promql.ISL])
+    return frontend_isl_histogram(log.first_token_isl[f0:f1])
 
 
 class SimulatedFrontend:

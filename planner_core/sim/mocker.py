@@ -45,10 +45,8 @@ import numpy as np
 
 from planner_core.config import PlannerConfig, Policy
 from planner_core.cycle import PlanningCycle
-from planner_core.feasibility import infeasible_mask, isl_histogram
-from planner_core.metrics import promql
-from planner_core.metrics.exporter import BUCKETS
-from planner_core.metrics.simulated import arrival_counts
+from planner_core.feasibility import infeasible_mask
+from planner_core.metrics.simulated import arrival_counts, frontend_isl_histogram
 from planner_core.policies import policy_for
 from planner_core.ports import DeploymentInfo, SimulatedClock
 from planner_core.profiles import Profile, load_profile
@@ -76,7 +74,6 @@ MOCKER_POLICIES = (*POLICIES, *DYNAMO16_POLICIES)
 INSTALL_HINT = "install the optional extra: pip install -e '.[mocker]' (Dynamo 1.6.1's ai-dynamo-runtime)"
 DYNAMO16_INSTALL_HINT = "run scripts/install-dynamo-planner.sh (ai-dynamo 1.6.1 without its serving dependencies)"
 TICK_MS = ARRIVAL_COUNT_WINDOW_S * 1000.0
-ISL_BUCKETS = BUCKETS[promql.ISL]  # the frontend's own bucket bounds
 
 
 class MockerUnavailable(RuntimeError):
@@ -384,7 +381,7 @@ class MockerFrontend:
             arrival_counts=arrival_counts(self.arrival_s, start_s, seen_s, self.resolution_s),
             arrival_window_s=self.resolution_s,
             sample_time=self.epoch + timedelta(seconds=seen_s),
-            isl_histogram=isl_histogram(self.isl[lo:hi].tolist(), ISL_BUCKETS),
+            isl_histogram=frontend_isl_histogram(self.isl[lo:hi].tolist()),
             queued_requests=float(ticks[-1].queued),
         )
 

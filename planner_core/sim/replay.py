@@ -42,13 +42,11 @@ import numpy as np
 from planner_core.config import PlannerConfig, Policy
 from planner_core.connectors.simulated import SimulatedClusterConnector
 from planner_core.cycle import CycleResult, PlanningCycle
-from planner_core.feasibility import infeasible_mask, isl_histogram
-from planner_core.metrics import promql
-from planner_core.metrics.exporter import BUCKETS
+from planner_core.feasibility import infeasible_mask
 from planner_core.metrics.simulated import (
     ARRIVAL_COUNT_WINDOW_S as ARRIVAL_COUNT_WINDOW_S,  # the mocker engine ticks at it
 )
-from planner_core.metrics.simulated import SimulatedFrontend, arrival_counts
+from planner_core.metrics.simulated import SimulatedFrontend, arrival_counts, frontend_isl_histogram
 from planner_core.policies import policy_for
 from planner_core.ports import MetricsSource, SimulatedClock
 from planner_core.profiles import Profile, load_profile
@@ -368,7 +366,7 @@ def first_interval_replicas(
         osl,
         burst_patterns=tuple(patterns),
         burst_window_s=config.arrival_resolution_s,
-        isl_histogram=isl_histogram(workload.isl[span].tolist(), BUCKETS[promql.ISL]),
+        isl_histogram=frontend_isl_histogram(workload.isl[span].tolist()),
     )
     return size(observed, profile, config).targets
 
